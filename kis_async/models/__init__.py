@@ -1,0 +1,37 @@
+"""Public models. REST models are frozen pydantic v2 models with KIS field names as aliases;
+the high-rate streaming models are slotted frozen dataclasses."""
+
+from kis_async.models.common import KST, is_on_tick, is_valid_symbol, tick_size
+from kis_async.models.market import OrderBook, PriceLevel, PriceSnapshot
+from kis_async.models.orders import (
+    AuthenticationToken,
+    BuyingPower,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+)
+from kis_async.models.stream import Execution, ExecutionKind, Quote
+
+__all__ = [
+    "KST",
+    "AuthenticationToken",
+    "BuyingPower",
+    "Execution",
+    "ExecutionKind",
+    "Order",
+    "OrderBook",
+    "OrderRequest",
+    "OrderStatus",
+    "OrderType",
+    "Position",
+    "PriceLevel",
+    "PriceSnapshot",
+    "Quote",
+    "Side",
+    "is_on_tick",
+    "is_valid_symbol",
+    "tick_size",
+]

@@ -1,0 +1,89 @@
+"""Market-data models: price snapshots and order books."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from pydantic import Field
+
+from kis_async.models.common import KISModel
+
+__all__ = ["OrderBook", "PriceLevel", "PriceSnapshot"]
+
+
+class PriceSnapshot(KISModel):
+    """Current price of a symbol (inquire-price ``output``)."""
+
+    symbol: str = Field(alias="stck_shrn_iscd")
+    price: Decimal = Field(alias="stck_prpr")
+    change: Decimal | None = Field(default=None, alias="prdy_vrss")
+    change_sign: str | None = Field(default=None, alias="prdy_vrss_sign")
+    change_rate: Decimal | None = Field(default=None, alias="prdy_ctrt")
+    open: Decimal | None = Field(default=None, alias="stck_oprc")
+    high: Decimal | None = Field(default=None, alias="stck_hgpr")
+    low: Decimal | None = Field(default=None, alias="stck_lwpr")
+    upper_limit: Decimal | None = Field(default=None, alias="stck_mxpr")
+    lower_limit: Decimal | None = Field(default=None, alias="stck_llam")
+    base_price: Decimal | None = Field(default=None, alias="stck_sdpr")
+    volume: int | None = Field(default=None, alias="acml_vol")
+    turnover: Decimal | None = Field(default=None, alias="acml_tr_pbmn")
+    vwap: Decimal | None = Field(default=None, alias="wghn_avrg_stck_prc")
+    tick_size: int | None = Field(default=None, alias="aspr_unit")
+    status_code: str | None = Field(default=None, alias="iscd_stat_cls_code")
+    market_name: str | None = Field(default=None, alias="rprs_mrkt_kor_name")
+
+
+class PriceLevel(NamedTuple):
+    """One level of an order book."""
+
+    price: Decimal
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBook:
+    """Ten ask and ten bid levels, best first.
+
+    Built by the REST layer (inquire-asking-price-exp-ccn) and by the stream decoder
+    (H0STASP0). A level KIS reports as price 0 (no quote) is left out, so a thin book has
+    fewer than ten levels per side.
+
+    Attributes:
+        symbol: the KRX code.
+        time: the book's time as an aware Asia/Seoul datetime, when KIS gave one.
+        asks: 매도호가 levels, lowest price first.
+        bids: 매수호가 levels, highest price first.
+        total_ask_qty: total resting ask quantity.
+        total_bid_qty: total resting bid quantity.
+        expected_price: the expected auction price (예상체결가), when there is one.
+        expected_qty: the expected auction quantity.
+    """
+
+    symbol: str
+    time: datetime | None
+    asks: tuple[PriceLevel, ...]
+    bids: tuple[PriceLevel, ...]
+    total_ask_qty: int | None = None
+    total_bid_qty: int | None = None
+    expected_price: Decimal | None = None
+    expected_qty: int | None = None
+
+    @property
+    def best_ask(self) -> PriceLevel | None:
+        """The lowest ask, if any."""
+        return self.asks[0] if self.asks else None
+
+    @property
+    def best_bid(self) -> PriceLevel | None:
+        """The highest bid, if any."""
+        return self.bids[0] if self.bids else None
+
+    @property
+    def spread(self) -> Decimal | None:
+        """Best ask minus best bid, when both sides are quoted."""
+        if not self.asks or not self.bids:
+            return None
+        return self.asks[0].price - self.bids[0].price

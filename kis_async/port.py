@@ -1,0 +1,182 @@
+"""BrokerPort: the abstract async contract that service code (OrderService, strategies) uses.
+
+:class:`~kis_async.KISBroker` implements it against KIS; :class:`~kis_async.MockBroker`
+implements it in memory for tests. Code written against the port runs on either.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import date
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+
+from kis_async.models import (
+    AuthenticationToken,
+    BuyingPower,
+    Execution,
+    Order,
+    OrderBook,
+    OrderRequest,
+    OrderType,
+    Position,
+    PriceSnapshot,
+    Quote,
+)
+
+__all__ = ["BrokerPort", "Callback", "Stream", "Subscription"]
+
+T_co = TypeVar("T_co", covariant=True)
+T = TypeVar("T")
+
+#: A callback for the callback form of subscriptions: sync or async.
+Callback = Callable[[T], Awaitable[Any] | Any]
+
+
+@runtime_checkable
+class Stream(Protocol[T_co]):
+    """A live stream handle: an async iterator, an async context manager, and ``aclose()``.
+
+    Leaving the ``async with`` block or calling ``aclose()`` unsubscribes at once.
+    """
+
+    def __aiter__(self) -> AsyncIterator[T_co]: ...
+
+    async def __anext__(self) -> T_co: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Subscription(Protocol):
+    """The handle of a callback subscription."""
+
+    async def aclose(self) -> None: ...
+
+
+class BrokerPort(abc.ABC):
+    """The async contract of a broker connection.
+
+    Use it as an async context manager (``async with broker:``); ``aclose()`` is idempotent and
+    any call after it raises ``RuntimeError``.
+    """
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Prepare the connection (idempotent). ``async with`` calls it."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close everything the broker owns: streams, sockets, HTTP client. Idempotent."""
+
+    @property
+    @abc.abstractmethod
+    def account(self) -> str:
+        """The account in a masked, log-safe form."""
+
+    # -- REST -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def authenticate(self) -> AuthenticationToken:
+        """Return a valid access token, issuing one only when no cached token is usable."""
+
+    @abc.abstractmethod
+    async def get_price(self, symbol: str) -> PriceSnapshot:
+        """Current price of ``symbol``."""
+
+    @abc.abstractmethod
+    async def get_orderbook(self, symbol: str) -> OrderBook:
+        """Ten-level order book of ``symbol``."""
+
+    @abc.abstractmethod
+    async def place_order(self, request: OrderRequest) -> str:
+        """Send an order and return KIS's order number (ODNO).
+
+        With ``request.idempotency_key`` set, the order is sent at most once for that key.
+        """
+
+    @abc.abstractmethod
+    async def cancel_order(self, broker_order_id: str) -> bool:
+        """Cancel all remaining quantity. True when accepted, False when nothing was left."""
+
+    @abc.abstractmethod
+    async def modify_order(
+        self,
+        broker_order_id: str,
+        *,
+        qty: int | None = None,
+        price: Decimal | int | str | None = None,
+        order_type: OrderType | None = None,
+    ) -> str:
+        """Modify the remaining quantity and/or price; return the new order number."""
+
+    @abc.abstractmethod
+    async def get_orders(
+        self, *, start: date | None = None, end: date | None = None
+    ) -> list[Order]:
+        """Orders and fills between ``start`` and ``end`` (default: today), all pages."""
+
+    @abc.abstractmethod
+    async def get_open_orders(self) -> list[Order]:
+        """Orders with quantity still open."""
+
+    @abc.abstractmethod
+    async def get_cash(self) -> Decimal:
+        """Deposit (예수금 총액, ``dnca_tot_amt``)."""
+
+    @abc.abstractmethod
+    async def get_buying_power(
+        self, symbol: str, price: Decimal | int | str | None = None
+    ) -> BuyingPower:
+        """Orderable cash and the maximum buy quantity for ``symbol`` at ``price``."""
+
+    @abc.abstractmethod
+    async def get_stock_balance(self) -> list[Position]:
+        """Holdings, all pages."""
+
+    # -- streaming --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def quotes(self, symbols: Iterable[str]) -> Stream[Quote]:
+        """Real-time trades of ``symbols``; conflates to the newest per symbol when lagging."""
+
+    @abc.abstractmethod
+    def orderbooks(self, symbols: Iterable[str]) -> Stream[OrderBook]:
+        """Real-time order books of ``symbols``; conflates like :meth:`quotes`."""
+
+    @abc.abstractmethod
+    def executions(self) -> Stream[Execution]:
+        """This account's execution notices; lossless."""
+
+    @abc.abstractmethod
+    async def subscribe_quotes(
+        self, symbols: Iterable[str], callback: Callback[Quote]
+    ) -> Subscription:
+        """Call ``callback`` (sync or async) for every quote of ``symbols``."""
+
+    @abc.abstractmethod
+    async def subscribe_executions(self, callback: Callback[Execution]) -> Subscription:
+        """Call ``callback`` (sync or async) for every execution notice."""
