@@ -125,8 +125,8 @@ class KISConfig:
         match = _ACCOUNT_RE.match(self.account_id)
         if match is None:
             raise ValueError(
-                "KISConfig.account_id is malformed: expected 10 digits as "
-                "'12345678-01' or '1234567801'"
+                "KISConfig.account_id is malformed: expected 10 digits, written as "
+                "8 digits, a dash and 2 digits, or as 10 digits"
             )
         set_(self, "account_id", match.group(1) + match.group(2))
         try:

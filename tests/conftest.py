@@ -23,20 +23,24 @@ def no_retry_waits() -> Iterator[None]:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[KISSimulator]:
-    """A paper-mode simulator served on 127.0.0.1, port 0."""
-    async with KISSimulator(seed=1234, mode=Mode.PAPER).serve(port=0) as running:
+    """A paper-mode simulator served on 127.0.0.1, port 0.
+
+    Its REST rate limit is off so integration tests run fast; the rate-limit tests build their
+    own simulator with ``rate_limit=True``.
+    """
+    async with KISSimulator(seed=1234, mode=Mode.PAPER, rate_limit=False).serve(port=0) as running:
         yield running
 
 
 @pytest.fixture
 async def sim_live() -> AsyncIterator[KISSimulator]:
-    """A live-mode simulator served on 127.0.0.1, port 0."""
-    async with KISSimulator(seed=1234, mode=Mode.LIVE).serve(port=0) as running:
+    """A live-mode simulator served on 127.0.0.1, port 0 (REST rate limit off)."""
+    async with KISSimulator(seed=1234, mode=Mode.LIVE, rate_limit=False).serve(port=0) as running:
         yield running
 
 
 @pytest.fixture
 async def broker(sim: KISSimulator) -> AsyncIterator[KISBroker]:
-    """A KISBroker opened against the paper simulator."""
-    async with KISBroker(sim.config()) as opened:
+    """A KISBroker opened against the paper simulator, client-side rate limiting off."""
+    async with KISBroker(sim.config(requests_per_second=None)) as opened:
         yield opened

@@ -1,24 +1,232 @@
 """Real-time models: trades (Quote) and execution notices (Execution).
 
-These are built at tens of thousands per second, so they are slotted frozen dataclasses, not
-pydantic models; the decoders in :mod:`kis_async.stream.protocol` create them.
+These are built at tens of thousands per second, so they are small slotted classes, not
+pydantic models. A value decoded from a frame by :mod:`kis_async.stream.protocol` keeps the
+split record and converts a field only when it is read (the decoder has already checked the
+record's shape and the fields that can fail: symbol, price, order id). Reading an attribute
+never raises: a blank or unparsable optional field reads as ``None``. Values built with the
+keyword constructor (tests, :class:`~kis_async.MockBroker`, reconciliation) store what they
+are given. Either way the public attributes are read-only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Final, Literal
 
+from kis_async.models.common import KST
 from kis_async.models.orders import OrderType, Side
 
-__all__ = ["Execution", "ExecutionKind", "Quote"]
+__all__ = ["Execution", "ExecutionKind", "Quote", "RawFields"]
+
+_UNSET: Final[Any] = object()
+_ORDER_TYPES: Final = {t.value: t for t in OrderType}
+_SIDES: Final = {"01": Side.SELL, "02": Side.BUY}
 
 
-@dataclass(frozen=True, slots=True)
+def _dec(text: str) -> Decimal | None:
+    if not text:
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return None
+
+
+def _int(text: str) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        value = _dec(text)
+        return None if value is None or not value.is_finite() else int(value)
+
+
+#: Bounded caches of conversions that repeat across records (prices on the tick grid, the
+#: trade time within a second). Cleared when full; values are immutable, so sharing is safe.
+_CACHE_MAX: Final = 65_536
+_DEC_CACHE: dict[str, Decimal | None] = {}
+_TIME_CACHE: dict[str, datetime | None] = {}
+
+
+def _dec_miss(text: str) -> Decimal | None:
+    value = _dec(text)
+    if len(_DEC_CACHE) >= _CACHE_MAX:
+        _DEC_CACHE.clear()
+    _DEC_CACHE[text] = value
+    return value
+
+
+def cached_decimal(text: str) -> Decimal | None:
+    """``Decimal(text)`` through the shared cache; None for blank or unparsable text."""
+    value = _DEC_CACHE.get(text, _UNSET)
+    return _dec_miss(text) if value is _UNSET else value
+
+
+def _time_miss(key: str, day_text: str, hhmmss: str) -> datetime | None:
+    value = _clock(_yyyymmdd(day_text), hhmmss)
+    if len(_TIME_CACHE) >= _CACHE_MAX:
+        _TIME_CACHE.clear()
+    # Without a date the value depends on today, so only dated times are cached.
+    if day_text:
+        _TIME_CACHE[key] = value
+    return value
+
+
+def _clock(day: date | None, hhmmss: str) -> datetime | None:
+    if len(hhmmss) < 6 or not hhmmss[:6].isdigit():
+        return None
+    if day is None:
+        day = datetime.now(KST).date()
+    try:
+        return datetime(
+            day.year,
+            day.month,
+            day.day,
+            int(hhmmss[0:2]),
+            int(hhmmss[2:4]),
+            int(hhmmss[4:6]),
+            tzinfo=KST,
+        )
+    except ValueError:
+        return None
+
+
+def _yyyymmdd(text: str) -> date | None:
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return date(int(text[0:4]), int(text[4:6]), int(text[6:8]))
+    except ValueError:
+        return None
+
+
+class RawFields(Mapping[str, str]):
+    """A read-only view of one record's fields by KIS name, over the split frame.
+
+    Fields past the known layout (KIS appends fields from time to time) are named
+    ``FIELD<n>`` with ``n`` counted from 1.
+    """
+
+    __slots__ = ("_fields", "_index", "_length", "_names", "_start")
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        index: Mapping[str, int],
+        fields: list[str],
+        start: int,
+        length: int,
+    ) -> None:
+        self._names = names
+        self._index = index
+        self._fields = fields
+        self._start = start
+        self._length = length
+
+    def _name(self, i: int) -> str:
+        return self._names[i] if i < len(self._names) else f"FIELD{i + 1}"
+
+    def __getitem__(self, name: str) -> str:
+        i = self._index.get(name)
+        if i is None and name.startswith("FIELD") and name[5:].isdigit():
+            i = int(name[5:]) - 1
+            if i < len(self._names):
+                i = None
+        if i is None or i < 0 or i >= self._length:
+            raise KeyError(name)
+        return self._fields[self._start + i]
+
+    def __iter__(self) -> Iterator[str]:
+        return (self._name(i) for i in range(self._length))
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __repr__(self) -> str:
+        return f"RawFields({dict(self)!r})"
+
+
+# -- Quote (H0STCNT0) ----------------------------------------------------------------------
+
+#: H0STCNT0 field names in order (protocol doc §7.1); the 47th was added 2026-09-14.
+QUOTE_FIELD_NAMES: Final = (
+    "MKSC_SHRN_ISCD",
+    "STCK_CNTG_HOUR",
+    "STCK_PRPR",
+    "PRDY_VRSS_SIGN",
+    "PRDY_VRSS",
+    "PRDY_CTRT",
+    "WGHN_AVRG_STCK_PRC",
+    "STCK_OPRC",
+    "STCK_HGPR",
+    "STCK_LWPR",
+    "ASKP1",
+    "BIDP1",
+    "CNTG_VOL",
+    "ACML_VOL",
+    "ACML_TR_PBMN",
+    "SELN_CNTG_CSNU",
+    "SHNU_CNTG_CSNU",
+    "NTBY_CNTG_CSNU",
+    "CTTR",
+    "SELN_CNTG_SMTN",
+    "SHNU_CNTG_SMTN",
+    "CCLD_DVSN",
+    "SHNU_RATE",
+    "PRDY_VOL_VRSS_ACML_VOL_RATE",
+    "OPRC_HOUR",
+    "OPRC_VRSS_PRPR_SIGN",
+    "OPRC_VRSS_PRPR",
+    "HGPR_HOUR",
+    "HGPR_VRSS_PRPR_SIGN",
+    "HGPR_VRSS_PRPR",
+    "LWPR_HOUR",
+    "LWPR_VRSS_PRPR_SIGN",
+    "LWPR_VRSS_PRPR",
+    "BSOP_DATE",
+    "NEW_MKOP_CLS_CODE",
+    "TRHT_YN",
+    "ASKP_RSQN1",
+    "BIDP_RSQN1",
+    "TOTAL_ASKP_RSQN",
+    "TOTAL_BIDP_RSQN",
+    "VOL_TNRT",
+    "PRDY_SMNS_HOUR_ACML_VOL",
+    "PRDY_SMNS_HOUR_ACML_VOL_RATE",
+    "HOUR_CLS_CODE",
+    "MRKT_TRTM_CLS_CODE",
+    "VI_STND_PRC",
+    "MARKET_CLS_CODE",
+)
+_QUOTE_INDEX: Final = {name: i for i, name in enumerate(QUOTE_FIELD_NAMES)}
+# CCLD_DVSN: 1 buy-initiated, 5 sell-initiated, 3 pre-market (no initiating side).
+_QUOTE_SIDES: Final = {"1": Side.BUY, "5": Side.SELL}
+
+
+_QUOTE_ATTRS: Final = (
+    "symbol",
+    "time",
+    "price",
+    "change",
+    "change_rate",
+    "volume",
+    "cum_volume",
+    "cum_turnover",
+    "open",
+    "high",
+    "low",
+    "ask",
+    "bid",
+    "vwap",
+    "side",
+)
+
+
 class Quote:
     """A real-time trade print (H0STCNT0).
 
@@ -38,26 +246,280 @@ class Quote:
         raw: every field by its KIS name (``raw["CTTR"]``), including fields we do not type.
     """
 
-    symbol: str
-    time: datetime | None
-    price: Decimal
-    change: Decimal | None
-    change_rate: Decimal | None
-    volume: int | None
-    cum_volume: int | None
-    cum_turnover: Decimal | None
-    open: Decimal | None
-    high: Decimal | None
-    low: Decimal | None
-    ask: Decimal | None
-    bid: Decimal | None
-    vwap: Decimal | None
-    side: Side | None
-    raw: Mapping[str, str] = field(repr=False, compare=False)
+    __slots__ = ("_f", "_n", "_o", "_price", "_raw", "_symbol", "_time", "_v")
+
+    _f: list[str] | None
+    _o: int
+    _n: int
+    _v: tuple[Any, ...]
+    _raw: Mapping[str, str]
+    _symbol: str
+    _price: Decimal
+    _time: Any
+
+    def __init__(
+        self,
+        *,
+        symbol: str,
+        time: datetime | None,
+        price: Decimal,
+        change: Decimal | None,
+        change_rate: Decimal | None,
+        volume: int | None,
+        cum_volume: int | None,
+        cum_turnover: Decimal | None,
+        open: Decimal | None,
+        high: Decimal | None,
+        low: Decimal | None,
+        ask: Decimal | None,
+        bid: Decimal | None,
+        vwap: Decimal | None,
+        side: Side | None,
+        raw: Mapping[str, str] | None = None,
+    ) -> None:
+        self._f = None
+        self._o = 0
+        self._n = 0
+        self._symbol = symbol
+        self._price = price
+        self._time = time
+        self._v = (
+            change,
+            change_rate,
+            volume,
+            cum_volume,
+            cum_turnover,
+            open,
+            high,
+            low,
+            ask,
+            bid,
+            vwap,
+            side,
+        )
+        self._raw = dict(raw) if raw else {}
+
+    @classmethod
+    def _decoded(cls, fields: list[str], offset: int, length: int) -> Quote:
+        """Wrap a record already checked by the decoder (symbol and price parse)."""
+        quote = cls.__new__(cls)
+        quote._f = fields
+        quote._o = offset
+        quote._n = length
+        quote._symbol = fields[offset]
+        text = fields[offset + 2]
+        price = _DEC_CACHE.get(text, _UNSET)
+        if price is _UNSET:
+            price = _dec_miss(text)
+        if price is None:
+            raise ArithmeticError("unparsable trade price")
+        quote._price = price
+        quote._time = _UNSET
+        return quote
+
+    # Each typed read is one cached conversion of the record's string: prices repeat a lot
+    # (tick grid), so a bounded str -> Decimal cache makes reading every attribute cheap.
+
+    @property
+    def symbol(self) -> str:
+        """The KRX code."""
+        return self._symbol
+
+    @property
+    def price(self) -> Decimal:
+        """Trade price."""
+        return self._price
+
+    @property
+    def time(self) -> datetime | None:
+        """Trade time, aware Asia/Seoul."""
+        value = self._time
+        if value is _UNSET:
+            f = self._f
+            assert f is not None
+            o = self._o
+            day = f[o + 33] if self._n > 33 else ""
+            key = day + f[o + 1]
+            value = _TIME_CACHE.get(key, _UNSET)
+            if value is _UNSET:
+                value = _time_miss(key, day, f[o + 1])
+            self._time = value
+        return value  # type: ignore[no-any-return]
+
+    @property
+    def change(self) -> Decimal | None:
+        """Change against the previous close."""
+        f = self._f
+        if f is None:
+            return self._v[0]  # type: ignore[no-any-return]
+        text = f[self._o + 4]
+        value = _DEC_CACHE.get(text, _UNSET)
+        return _dec_miss(text) if value is _UNSET else value
+
+    @property
+    def change_rate(self) -> Decimal | None:
+        """Change in percent."""
+        f = self._f
+        if f is None:
+            return self._v[1]  # type: ignore[no-any-return]
+        text = f[self._o + 5]
+        value = _DEC_CACHE.get(text, _UNSET)
+        return _dec_miss(text) if value is _UNSET else value
+
+    @property
+    def volume(self) -> int | None:
+        """This trade's volume."""
+        f = self._f
+        if f is None:
+            return self._v[2]  # type: ignore[no-any-return]
+        try:
+            return int(f[self._o + 12])
+        except ValueError:
+            return _int(f[self._o + 12])
+
+    @property
+    def cum_volume(self) -> int | None:
+        """Cumulative volume today."""
+        f = self._f
+        if f is None:
+            return self._v[3]  # type: ignore[no-any-return]
+        try:
+            return int(f[self._o + 13])
+        except ValueError:
+            return _int(f[self._o + 13])
+
+    @property
+    def cum_turnover(self) -> Decimal | None:
+        """Cumulative turnover today (won)."""
+        f = self._f
+        if f is None:
+            return self._v[4]  # type: ignore[no-any-return]
+        return _dec(f[self._o + 14])
+
+    @property
+    def open(self) -> Decimal | None:
+        """Today's open."""
+        f = self._f
+        if f is None:
+            return self._v[5]  # type: ignore[no-any-return]
+        text = f[self._o + 7]
+        value = _DEC_CACHE.get(text, _UNSET)
+        return _dec_miss(text) if value is _UNSET else value
+
+    @property
+    def high(self) -> Decimal | None:
+        """Today's high."""
+        f = self._f
+        if f is None:
+            return self._v[6]  # type: ignore[no-any-return]
+        text = f[self._o + 8]
+        value = _DEC_CACHE.get(text, _UNSET)
+        return _dec_miss(text) if value is _UNSET else value
+
+    @property
+    def low(self) -> Decimal | None:
+        """Today's low."""
+        f = self._f
+        if f is None:
+            return self._v[7]  # type: ignore[no-any-return]
+        text = f[self._o + 9]
+        value = _DEC_CACHE.get(text, _UNSET)
+        return _dec_miss(text) if value is _UNSET else value
+
+    @property
+    def ask(self) -> Decimal | None:
+        """Best ask at the trade."""
+        f = self._f
+        if f is None:
+            return self._v[8]  # type: ignore[no-any-return]
+        text = f[self._o + 10]
+        value = _DEC_CACHE.get(text, _UNSET)
+        return _dec_miss(text) if value is _UNSET else value
+
+    @property
+    def bid(self) -> Decimal | None:
+        """Best bid at the trade."""
+        f = self._f
+        if f is None:
+            return self._v[9]  # type: ignore[no-any-return]
+        text = f[self._o + 11]
+        value = _DEC_CACHE.get(text, _UNSET)
+        return _dec_miss(text) if value is _UNSET else value
+
+    @property
+    def vwap(self) -> Decimal | None:
+        """Volume-weighted average price."""
+        f = self._f
+        if f is None:
+            return self._v[10]  # type: ignore[no-any-return]
+        text = f[self._o + 6]
+        value = _DEC_CACHE.get(text, _UNSET)
+        return _dec_miss(text) if value is _UNSET else value
+
+    @property
+    def side(self) -> Side | None:
+        """The side that initiated the trade, None in auctions."""
+        f = self._f
+        if f is None:
+            return self._v[11]  # type: ignore[no-any-return]
+        return _QUOTE_SIDES.get(f[self._o + 21])
+
+    @property
+    def raw(self) -> Mapping[str, str]:
+        """Every field by its KIS name."""
+        f = self._f
+        if f is None:
+            return self._raw
+        return RawFields(QUOTE_FIELD_NAMES, _QUOTE_INDEX, f, self._o, self._n)
 
     def __getitem__(self, kis_name: str) -> str:
         """The raw string of a field by its KIS name."""
         return self.raw[kis_name]
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.symbol,
+            self.time,
+            self.price,
+            self.change,
+            self.change_rate,
+            self.volume,
+            self.cum_volume,
+            self.cum_turnover,
+            self.open,
+            self.high,
+            self.low,
+            self.ask,
+            self.bid,
+            self.vwap,
+            self.side,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Quote):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_quote, (self._key(), dict(self.raw)))
+
+    def __repr__(self) -> str:
+        return (
+            f"Quote(symbol={self.symbol!r}, time={self.time!r}, price={self.price!r}, "
+            f"change={self.change!r}, change_rate={self.change_rate!r}, volume={self.volume!r}, "
+            f"cum_volume={self.cum_volume!r}, side={self.side!r})"
+        )
+
+
+def _rebuild_quote(key: tuple[Any, ...], raw: dict[str, str]) -> Quote:
+    values = dict(zip(_QUOTE_ATTRS, key, strict=True))
+    return Quote(raw=raw, **values)
+
+
+# -- Execution (H0STCNI0 / H0STCNI9) --------------------------------------------------------
 
 
 class ExecutionKind(StrEnum):
@@ -70,7 +532,61 @@ class ExecutionKind(StrEnum):
     REJECTED = "rejected"
 
 
-@dataclass(frozen=True, slots=True)
+#: The current 26-field notice layout (protocol doc §7.3).
+NOTICE_FIELD_NAMES_26: Final = (
+    "CUST_ID",
+    "ACNT_NO",
+    "ODER_NO",
+    "OODER_NO",
+    "SELN_BYOV_CLS",
+    "RCTF_CLS",
+    "ODER_KIND",
+    "ODER_COND",
+    "STCK_SHRN_ISCD",
+    "CNTG_QTY",
+    "CNTG_UNPR",
+    "STCK_CNTG_HOUR",
+    "RFUS_YN",
+    "CNTG_YN",
+    "ACPT_YN",
+    "BRNC_NO",
+    "ODER_QTY",
+    "ACNT_NAME",
+    "ORD_COND_PRC",
+    "ORD_EXG_GB",
+    "POPUP_YN",
+    "FILLER",
+    "CRDT_CLS",
+    "CRDT_LOAN_DATE",
+    "CNTG_ISNM40",
+    "ODER_PRC",
+)
+#: The older 23-field layout: fields 1-18 as above, then these.
+NOTICE_FIELD_NAMES_23: Final = (
+    *NOTICE_FIELD_NAMES_26[:18],
+    "CNTG_ISNM",
+    "CRDT_CLS",
+    "CRDT_LOAN_DATE",
+    "CNTG_ISNM40",
+    "ODER_PRC",
+)
+_NOTICE_INDEX_26: Final = {name: i for i, name in enumerate(NOTICE_FIELD_NAMES_26)}
+_NOTICE_INDEX_23: Final = {name: i for i, name in enumerate(NOTICE_FIELD_NAMES_23)}
+
+_EXEC_ATTRS: Final = (
+    "original_order_id",
+    "branch_no",
+    "symbol",
+    "side",
+    "order_type",
+    "qty",
+    "price",
+    "order_qty",
+    "time",
+    "name",
+)
+
+
 class Execution:
     """An execution notice (H0STCNI0 live / H0STCNI9 paper), or a fill found by reconciliation.
 
@@ -91,17 +607,231 @@ class Execution:
         raw: every field by its KIS name (empty for reconcile events).
     """
 
-    kind: ExecutionKind
-    broker_order_id: str
-    original_order_id: str | None
-    branch_no: str | None
-    symbol: str
-    side: Side | None
-    order_type: OrderType | None
-    qty: int
-    price: Decimal | None
-    order_qty: int | None
-    time: datetime | None
-    source: Literal["websocket", "reconcile"] = "websocket"
-    name: str | None = None
-    raw: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    __slots__ = ("_day", "_f", "_kind", "_n", "_o", "_oid", "_qty", "_raw", "_source", "_v")
+
+    _f: list[str] | None
+    _o: int
+    _n: int
+    _v: tuple[Any, ...]
+    _raw: Mapping[str, str]
+    _kind: ExecutionKind
+    _oid: str
+    _source: Literal["websocket", "reconcile"]
+    _day: date | None
+    _qty: Any
+
+    def __init__(
+        self,
+        *,
+        kind: ExecutionKind,
+        broker_order_id: str,
+        original_order_id: str | None,
+        branch_no: str | None,
+        symbol: str,
+        side: Side | None,
+        order_type: OrderType | None,
+        qty: int,
+        price: Decimal | None,
+        order_qty: int | None,
+        time: datetime | None,
+        source: Literal["websocket", "reconcile"] = "websocket",
+        name: str | None = None,
+        raw: Mapping[str, str] | None = None,
+    ) -> None:
+        self._f = None
+        self._o = 0
+        self._n = 0
+        self._kind = kind
+        self._oid = broker_order_id
+        self._source = source
+        self._day = None
+        self._qty = qty
+        self._v = (
+            original_order_id,
+            branch_no,
+            symbol,
+            side,
+            order_type,
+            qty,
+            price,
+            order_qty,
+            time,
+            name,
+        )
+        self._raw = dict(raw) if raw else {}
+
+    @classmethod
+    def _decoded(
+        cls,
+        kind: ExecutionKind,
+        fields: list[str],
+        offset: int,
+        length: int,
+        day: date | None,
+    ) -> Execution:
+        """Wrap a notice record already checked by the decoder."""
+        ex = cls.__new__(cls)
+        ex._f = fields
+        ex._o = offset
+        ex._n = length
+        ex._kind = kind
+        ex._oid = fields[offset + 2]
+        ex._source = "websocket"
+        ex._day = day
+        ex._qty = _UNSET
+        return ex
+
+    def _at(self, i: int) -> str:
+        f = self._f
+        assert f is not None
+        return f[self._o + i]
+
+    @property
+    def kind(self) -> ExecutionKind:
+        """Acceptance, fill, modification, cancellation or rejection."""
+        return self._kind
+
+    @property
+    def broker_order_id(self) -> str:
+        """KIS order number (ODNO)."""
+        return self._oid
+
+    @property
+    def source(self) -> Literal["websocket", "reconcile"]:
+        """``"websocket"`` for notices, ``"reconcile"`` for gap-fill events."""
+        return self._source
+
+    @property
+    def original_order_id(self) -> str | None:
+        """For modifications and cancellations, the order they act on."""
+        if self._f is None:
+            return self._v[0]  # type: ignore[no-any-return]
+        return self._at(3).strip() or None
+
+    @property
+    def branch_no(self) -> str | None:
+        """KRX forwarding order org number."""
+        if self._f is None:
+            return self._v[1]  # type: ignore[no-any-return]
+        return self._at(15).strip() or None
+
+    @property
+    def symbol(self) -> str:
+        """The KRX code."""
+        if self._f is None:
+            return self._v[2]  # type: ignore[no-any-return]
+        return self._at(8).strip()
+
+    @property
+    def side(self) -> Side | None:
+        """BUY or SELL."""
+        if self._f is None:
+            return self._v[3]  # type: ignore[no-any-return]
+        return _SIDES.get(self._at(4).strip())
+
+    @property
+    def order_type(self) -> OrderType | None:
+        """The order division, when known."""
+        if self._f is None:
+            return self._v[4]  # type: ignore[no-any-return]
+        return _ORDER_TYPES.get(self._at(6).strip())
+
+    @property
+    def qty(self) -> int:
+        """For FILLED the quantity of this fill; otherwise the order quantity."""
+        value = self._qty
+        if value is _UNSET:
+            value = _int(self._at(9)) or 0
+            self._qty = value
+        return value  # type: ignore[no-any-return]
+
+    @property
+    def price(self) -> Decimal | None:
+        """For FILLED the fill price; otherwise the order price (None when 0: market)."""
+        if self._f is None:
+            return self._v[6]  # type: ignore[no-any-return]
+        value = _dec(self._at(10))
+        if not value and self._kind is not ExecutionKind.FILLED:
+            # Acceptance notices of market orders carry 0; ODER_PRC may hold the price.
+            value = _dec(self._at(25 if self._n >= 26 else 22))
+        return value or None
+
+    @property
+    def order_qty(self) -> int | None:
+        """The order's total quantity."""
+        if self._f is None:
+            return self._v[7]  # type: ignore[no-any-return]
+        return _int(self._at(16))
+
+    @property
+    def time(self) -> datetime | None:
+        """Event time, aware Asia/Seoul (the notice has no date: the day it was decoded)."""
+        if self._f is None:
+            return self._v[8]  # type: ignore[no-any-return]
+        return _clock(self._day, self._at(11))
+
+    @property
+    def name(self) -> str | None:
+        """The stock name, when KIS sent it."""
+        if self._f is None:
+            return self._v[9]  # type: ignore[no-any-return]
+        text = self._at(24 if self._n >= 26 else 21).strip()
+        if not text and self._n < 26:
+            text = self._at(18).strip()
+        return text or None
+
+    @property
+    def raw(self) -> Mapping[str, str]:
+        """Every field by its KIS name (empty for reconcile events)."""
+        f = self._f
+        if f is None:
+            return self._raw
+        if self._n >= 26:
+            return RawFields(NOTICE_FIELD_NAMES_26, _NOTICE_INDEX_26, f, self._o, self._n)
+        return RawFields(NOTICE_FIELD_NAMES_23, _NOTICE_INDEX_23, f, self._o, self._n)
+
+    def replace(self, **changes: Any) -> Execution:
+        """Return a copy with ``changes`` applied (like ``dataclasses.replace``)."""
+        values: dict[str, Any] = {
+            "kind": self.kind,
+            "broker_order_id": self.broker_order_id,
+            "source": self.source,
+            "raw": dict(self.raw),
+        }
+        values.update({attr: getattr(self, attr) for attr in _EXEC_ATTRS})
+        values.update(changes)
+        return Execution(**values)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.kind,
+            self.broker_order_id,
+            self.source,
+            *(getattr(self, attr) for attr in _EXEC_ATTRS),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Execution):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_execution, (self._key(), dict(self.raw)))
+
+    def __repr__(self) -> str:
+        return (
+            f"Execution(kind={self.kind!r}, broker_order_id={self.broker_order_id!r}, "
+            f"original_order_id={self.original_order_id!r}, symbol={self.symbol!r}, "
+            f"side={self.side!r}, order_type={self.order_type!r}, qty={self.qty!r}, "
+            f"price={self.price!r}, order_qty={self.order_qty!r}, time={self.time!r}, "
+            f"source={self.source!r})"
+        )
+
+
+def _rebuild_execution(key: tuple[Any, ...], raw: dict[str, str]) -> Execution:
+    kind, oid, source, *rest = key
+    values = dict(zip(_EXEC_ATTRS, rest, strict=True))
+    return Execution(kind=kind, broker_order_id=oid, source=source, raw=raw, **values)

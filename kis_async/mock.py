@@ -1,0 +1,1074 @@
+"""MockBroker: an in-memory :class:`~kis_async.port.BrokerPort` for testing strategies.
+
+The test drives the market: :meth:`MockBroker.push_quote` prints a trade (and fills resting
+orders it crosses), :meth:`MockBroker.push_orderbook` replaces a book. Orders are validated
+exactly like :class:`~kis_async.KISBroker` validates them (an :class:`InvalidOrderError`
+before anything happens), business rules (cash, holdings, remaining quantity) raise
+:class:`OrderRejectedError`, and every acceptance, fill, modification and cancellation is
+delivered to the open :meth:`MockBroker.executions` streams.
+
+Example::
+
+    broker = MockBroker(cash=10_000_000, prices={"005930": 70_000})
+    async with broker:
+        order_id = await broker.place_order(OrderRequest("005930", "buy", 10, price=69_900))
+        broker.push_quote("005930", 69_900)          # crosses the resting buy: filled
+        assert (await broker.get_stock_balance())[0].qty == 10
+
+Fill model (deliberately simple and deterministic):
+
+* An order is *marketable* on arrival when its limit reaches the reference price (best ask of
+  the last pushed book, else the last quote's ``ask``, else the last trade price for a buy;
+  the bid side for a sell). Marketable and market-type orders fill at once, in full, at the
+  reference price. IOC/FOK orders that are not marketable are cancelled at once.
+* A resting limit order fills at its limit price when a later :meth:`~MockBroker.push_quote`
+  trades at or through it; with ``volume=`` the fills of one print are capped at that volume
+  (oldest order first), which gives partial fills.
+* Cash moves by price x quantity (no fees or taxes). Buying power is the deposit minus what
+  resting buy orders reserve at their limit price; a market buy needs cash for its quantity at
+  the reference price.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from types import TracebackType
+from typing import Any, Final, Generic, Self, TypeVar
+
+from pydantic import SecretStr
+
+from kis_async.config import mask_account
+from kis_async.errors import BrokerAPIError, BrokerError, InvalidOrderError, OrderRejectedError
+from kis_async.models import (
+    KST,
+    AuthenticationToken,
+    BuyingPower,
+    Execution,
+    ExecutionKind,
+    Order,
+    OrderBook,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    PriceLevel,
+    PriceSnapshot,
+    Quote,
+    Side,
+    is_valid_symbol,
+    tick_size,
+)
+from kis_async.port import BrokerPort, Callback, Subscription
+
+__all__ = ["MOCK_MSG_CODES", "MockBroker", "MockStream", "MockSubscription"]
+
+logger = logging.getLogger("kis_async.mock")
+
+T = TypeVar("T")
+
+#: The msg_cd values MockBroker puts on the errors it raises. They are MockBroker's own codes
+#: (``MOCK…``) so a test can never mistake them for a code KIS documented.
+MOCK_MSG_CODES: Final[Mapping[str, str]] = {
+    "unknown_symbol": "MOCK0001",
+    "insufficient_cash": "MOCK0002",
+    "insufficient_holdings": "MOCK0003",
+    "nothing_to_modify": "MOCK0004",
+    "qty_over_remaining": "MOCK0005",
+    "no_price": "MOCK0006",
+}
+
+_MOCK_BRANCH: Final = "00950"
+_PRICE_LIMIT_RATE: Final = Decimal("0.30")
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+# -- streams --------------------------------------------------------------------------------
+
+
+class MockStream(Generic[T]):
+    """A MockBroker stream handle: async iterator, async context manager and ``aclose()``.
+
+    It is registered when created, so anything pushed after ``broker.quotes(...)`` returns is
+    delivered, in order, without loss. It ends (``StopAsyncIteration``) after :meth:`aclose`
+    or when the broker closes.
+    """
+
+    def __init__(self, owner: MockBroker, kind: str, symbols: frozenset[str] | None) -> None:
+        self._owner = owner
+        self._kind = kind
+        self._symbols = symbols
+        self._items: collections.deque[T] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self._started = False
+
+    @property
+    def symbols(self) -> frozenset[str] | None:
+        """The symbols this stream receives (None for executions)."""
+        return self._symbols
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream has ended."""
+        return self._closed
+
+    def _wants(self, kind: str, symbol: str | None) -> bool:
+        if self._closed or kind != self._kind:
+            return False
+        return self._symbols is None or symbol in self._symbols
+
+    def _put(self, item: T) -> None:
+        self._items.append(item)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _end(self) -> None:
+        self._closed = True
+        self._items.clear()
+        self._wake()
+
+    @property
+    def _idle(self) -> bool:
+        return self._closed or (not self._items and self._waiter is not None)
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        self._started = True
+        while True:
+            if self._closed:
+                raise StopAsyncIteration
+            if self._items:
+                return self._items.popleft()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Unsubscribe at once; a pending ``__anext__`` ends. Idempotent."""
+        if not self._closed:
+            self._end()
+            self._owner._forget(self)
+
+    def __repr__(self) -> str:
+        target = "account" if self._symbols is None else ",".join(sorted(self._symbols))
+        return f"MockStream({self._kind}, {target}, closed={self._closed})"
+
+
+class MockSubscription:
+    """The handle of a MockBroker callback subscription; ``aclose()`` stops it."""
+
+    def __init__(self, stream: MockStream[Any], callback: Callback[Any]) -> None:
+        self._stream = stream
+        self._callback = callback
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        async for item in self._stream:
+            try:
+                result = self._callback(item)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                # As with KISBroker: a failing callback is logged and the subscription goes on.
+                logger.exception("MockBroker subscription callback raised")
+
+    async def aclose(self) -> None:
+        """Stop delivering and wait for the delivery task to end. Idempotent."""
+        await self._stream.aclose()
+        if not self._task.done():
+            self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+
+
+# -- orders and market state ----------------------------------------------------------------
+
+
+@dataclass
+class _MockOrder:
+    order_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    qty: int
+    price: Decimal | None
+    ordered_at: datetime
+    original_order_id: str | None = None
+    filled_qty: int = 0
+    fill_amount: Decimal = Decimal(0)
+    cancelled_qty: int = 0
+    status: OrderStatus = OrderStatus.OPEN
+
+    @property
+    def remaining(self) -> int:
+        return self.qty - self.filled_qty - self.cancelled_qty
+
+    def to_model(self) -> Order:
+        avg = None
+        if self.filled_qty:
+            avg = (self.fill_amount / self.filled_qty).quantize(Decimal(1), ROUND_HALF_UP)
+        return Order.model_validate(
+            {
+                "broker_order_id": self.order_id,
+                "branch_no": _MOCK_BRANCH,
+                "original_order_id": self.original_order_id,
+                "symbol": self.symbol,
+                "side": self.side,
+                "order_type": self.order_type,
+                "qty": self.qty,
+                "price": self.price if self.price is not None else Decimal(0),
+                "filled_qty": self.filled_qty,
+                "avg_fill_price": avg,
+                "remaining_qty": self.remaining,
+                "cancelled_qty": self.cancelled_qty,
+                "rejected_qty": 0,
+                "status": self.status,
+                "ordered_at": self.ordered_at,
+            }
+        )
+
+
+@dataclass
+class _Market:
+    base: Decimal
+    price: Decimal
+    open: Decimal | None = None
+    high: Decimal | None = None
+    low: Decimal | None = None
+    cum_volume: int = 0
+    cum_turnover: Decimal = Decimal(0)
+    ask: Decimal | None = None
+    bid: Decimal | None = None
+    book: OrderBook | None = None
+
+
+@dataclass
+class _Holding:
+    qty: int
+    avg_price: Decimal
+
+
+def _to_price(value: Decimal | int | str, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise InvalidOrderError(f"{what} must be a Decimal, int or numeric string")
+    try:
+        dec = Decimal(str(value).strip())
+    except ArithmeticError:
+        raise InvalidOrderError(f"{what} must be numeric") from None
+    if not dec.is_finite() or dec <= 0:
+        raise InvalidOrderError(f"{what} must be a positive number")
+    return dec
+
+
+def _check_symbol(symbol: object) -> str:
+    if not is_valid_symbol(symbol):
+        raise InvalidOrderError(
+            "symbol must be a 6-character KRX code such as '005930' "
+            "(ETN: 7 characters starting with 'Q')"
+        )
+    assert isinstance(symbol, str)
+    return symbol
+
+
+def _check_order_id(order_id: object) -> str:
+    if (
+        not isinstance(order_id, str)
+        or not order_id.strip().isdigit()
+        or len(order_id.strip()) > 10
+    ):
+        raise InvalidOrderError("broker_order_id must be KIS's numeric order number (ODNO)")
+    return order_id.strip()
+
+
+def _symbols_arg(symbols: Iterable[str]) -> frozenset[str]:
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    chosen = frozenset(_check_symbol(s) for s in symbols)
+    if not chosen:
+        raise ValueError("at least one symbol is needed")
+    return chosen
+
+
+def _rejected(reason: str, message: str) -> OrderRejectedError:
+    return OrderRejectedError(rt_cd="1", msg_cd=MOCK_MSG_CODES[reason], msg=message)
+
+
+class MockBroker(BrokerPort):
+    """An in-memory broker with the whole :class:`~kis_async.port.BrokerPort` contract.
+
+    Args:
+        cash: the starting deposit in won.
+        prices: starting prices (treated as the previous close) by symbol. Symbols can also be
+            introduced later with :meth:`push_quote`; a symbol with no price is unknown.
+        positions: starting holdings, ``{symbol: qty}`` or ``{symbol: (qty, avg_price)}``
+            (the average price defaults to the symbol's starting price).
+        account_id: the account shown (masked) by :attr:`account`.
+        clock: returns the current time (aware); defaults to ``datetime.now(KST)``.
+
+    Everything is synchronous underneath, so a test needs no sleeps: after pushing data, await
+    :meth:`settle` to let every consumer task process it.
+    """
+
+    def __init__(
+        self,
+        *,
+        cash: Decimal | int | str = 10_000_000,
+        prices: Mapping[str, Decimal | int | str] | None = None,
+        positions: Mapping[str, int | tuple[int, Decimal | int | str]] | None = None,
+        account_id: str = "5000000001",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        cash_dec = Decimal(str(cash))
+        if not cash_dec.is_finite() or cash_dec < 0:
+            raise ValueError("cash must be a number >= 0")
+        self._cash = cash_dec
+        self._clock = clock or (lambda: datetime.now(KST))
+        self._account = mask_account(account_id)
+        self._state = _State.UNOPENED
+        self._markets: dict[str, _Market] = {}
+        for symbol, price in (prices or {}).items():
+            value = _to_price(price, "price")
+            self._markets[_check_symbol(symbol)] = _Market(base=value, price=value)
+        self._holdings: dict[str, _Holding] = {}
+        for symbol, spec in (positions or {}).items():
+            qty, avg = (spec, None) if isinstance(spec, int) else spec
+            if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
+                raise ValueError("position quantities must be ints > 0")
+            market = self._markets.get(_check_symbol(symbol))
+            if avg is None:
+                avg_price = market.price if market is not None else Decimal(0)
+            else:
+                avg_price = _to_price(avg, "avg_price")
+            self._holdings[symbol] = _Holding(qty=qty, avg_price=avg_price)
+        self._orders: dict[str, _MockOrder] = {}
+        self._next_order_no = 1
+        self._keys: dict[str, tuple[str, str]] = {}
+        self._requests: list[OrderRequest] = []
+        self._streams: list[MockStream[Any]] = []
+        self._subscriptions: list[MockSubscription] = []
+        self._fail_next: list[BrokerError] = []
+        self._changed = asyncio.Event()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the broker (idempotent).
+
+        Raises:
+            RuntimeError: the broker was closed.
+        """
+        if self._state is _State.CLOSED:
+            raise RuntimeError("this MockBroker is closed; create a new one")
+        self._state = _State.OPEN
+
+    async def aclose(self) -> None:
+        """End every stream and callback subscription. Idempotent."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        for sub in list(self._subscriptions):
+            await sub.aclose()
+        for stream in list(self._streams):
+            stream._end()
+        self._streams.clear()
+        self._subscriptions.clear()
+
+    def _check_open(self) -> None:
+        if self._state is _State.CLOSED:
+            raise RuntimeError("this MockBroker is closed")
+        if self._state is _State.UNOPENED:
+            self._state = _State.OPEN
+
+    @property
+    def account(self) -> str:
+        """The account number, masked."""
+        return self._account
+
+    def __repr__(self) -> str:
+        return f"MockBroker(account={self._account!r}, state={self._state.value!r})"
+
+    # -- test controls ----------------------------------------------------------------------
+
+    def push_quote(
+        self,
+        symbol: str,
+        price: Decimal | int | str,
+        *,
+        volume: int | None = None,
+        ask: Decimal | int | str | None = None,
+        bid: Decimal | int | str | None = None,
+        time: datetime | None = None,
+    ) -> Quote:
+        """Print a trade: update the market, deliver the :class:`Quote`, fill crossed orders.
+
+        Args:
+            symbol: the KRX code (a new symbol becomes known, its first price the base price).
+            price: the trade price.
+            volume: the trade's volume; caps the resting-order fills of this print. ``None``
+                means unlimited (resting orders crossed by the price fill in full).
+            ask: best ask after the trade (used as the buy reference price).
+            bid: best bid after the trade (used as the sell reference price).
+            time: the trade time; defaults to the broker clock.
+
+        Returns:
+            The quote as delivered to :meth:`quotes` streams.
+        """
+        self._check_open()
+        symbol = _check_symbol(symbol)
+        px = _to_price(price, "price")
+        if volume is not None and (isinstance(volume, bool) or volume < 0):
+            raise ValueError("volume must be an int >= 0")
+        market = self._markets.setdefault(symbol, _Market(base=px, price=px))
+        market.price = px
+        market.open = market.open if market.open is not None else px
+        market.high = px if market.high is None else max(market.high, px)
+        market.low = px if market.low is None else min(market.low, px)
+        market.ask = _to_price(ask, "ask") if ask is not None else None
+        market.bid = _to_price(bid, "bid") if bid is not None else None
+        traded = volume or 0
+        market.cum_volume += traded
+        market.cum_turnover += px * traded
+        change = px - market.base
+        rate = (change / market.base * 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        vwap = (
+            (market.cum_turnover / market.cum_volume).quantize(Decimal("0.01"), ROUND_HALF_UP)
+            if market.cum_volume
+            else None
+        )
+        when = time or self._clock()
+        raw = {
+            "MKSC_SHRN_ISCD": symbol,
+            "STCK_CNTG_HOUR": when.strftime("%H%M%S"),
+            "STCK_PRPR": str(px),
+            "PRDY_VRSS": str(change),
+            "PRDY_CTRT": str(rate),
+            "CNTG_VOL": str(traded),
+            "ACML_VOL": str(market.cum_volume),
+        }
+        quote = Quote(
+            symbol=symbol,
+            time=when,
+            price=px,
+            change=change,
+            change_rate=rate,
+            volume=volume,
+            cum_volume=market.cum_volume,
+            cum_turnover=market.cum_turnover,
+            open=market.open,
+            high=market.high,
+            low=market.low,
+            ask=market.ask,
+            bid=market.bid,
+            vwap=vwap,
+            side=None,
+            raw=raw,
+        )
+        self._deliver("quotes", symbol, quote)
+        self._fill_resting(symbol, px, volume)
+        return quote
+
+    def push_orderbook(
+        self,
+        symbol: str,
+        *,
+        asks: Sequence[tuple[Decimal | int | str, int]],
+        bids: Sequence[tuple[Decimal | int | str, int]],
+        time: datetime | None = None,
+    ) -> OrderBook:
+        """Replace the book of ``symbol`` and deliver it to :meth:`orderbooks` streams.
+
+        The best ask / best bid become the reference prices for marketable orders.
+
+        Args:
+            symbol: the KRX code.
+            asks: ``(price, qty)`` levels, lowest price first.
+            bids: ``(price, qty)`` levels, highest price first.
+            time: the book time; defaults to the broker clock.
+        """
+        self._check_open()
+        symbol = _check_symbol(symbol)
+        ask_levels = tuple(PriceLevel(_to_price(p, "ask price"), int(q)) for p, q in asks)
+        bid_levels = tuple(PriceLevel(_to_price(p, "bid price"), int(q)) for p, q in bids)
+        book = OrderBook(
+            symbol=symbol,
+            time=time or self._clock(),
+            asks=ask_levels,
+            bids=bid_levels,
+            total_ask_qty=sum(level.qty for level in ask_levels),
+            total_bid_qty=sum(level.qty for level in bid_levels),
+        )
+        if symbol not in self._markets:
+            first = ask_levels[0].price if ask_levels else bid_levels[0].price
+            self._markets[symbol] = _Market(base=first, price=first)
+        self._markets[symbol].book = book
+        self._deliver("orderbooks", symbol, book)
+        return book
+
+    def fail_next_order(self, error: BrokerError) -> None:
+        """Make the next :meth:`place_order` raise ``error`` without booking anything."""
+        self._fail_next.append(error)
+
+    @property
+    def requests(self) -> list[OrderRequest]:
+        """Every order request that was booked, oldest first (idempotent repeats excluded)."""
+        return list(self._requests)
+
+    async def settle(self, max_wait: float = 5.0) -> None:
+        """Wait until every consumer that is iterating a stream has taken all it was sent.
+
+        Streams nobody has started iterating are ignored.
+
+        Raises:
+            TimeoutError: consumers were still busy after ``max_wait`` seconds.
+        """
+        async with asyncio.timeout(max_wait):
+            stable = 0
+            while stable < 3:
+                await asyncio.sleep(0)
+                busy = any(s._started and not s._idle for s in self._streams)
+                stable = 0 if busy else stable + 1
+
+    async def wait_subscribed(
+        self, symbols: Iterable[str] = (), *, executions: bool = False, max_wait: float = 5.0
+    ) -> None:
+        """Wait until a quote stream covers each of ``symbols`` (and an execution stream
+        is open when ``executions`` is true). Use it before pushing data a consumer task
+        must see.
+
+        Raises:
+            TimeoutError: not subscribed within ``max_wait`` seconds.
+        """
+        wanted = set(symbols) if not isinstance(symbols, str) else {symbols}
+        async with asyncio.timeout(max_wait):
+            while True:
+                covered: set[str] = set()
+                has_exec = False
+                for stream in self._streams:
+                    if stream._kind == "quotes" and stream.symbols is not None:
+                        covered |= stream.symbols
+                    has_exec = has_exec or stream._kind == "executions"
+                if wanted <= covered and (has_exec or not executions):
+                    return
+                self._changed.clear()
+                await self._changed.wait()
+
+    # -- streams ----------------------------------------------------------------------------
+
+    def _register(self, stream: MockStream[Any]) -> None:
+        self._streams.append(stream)
+        self._changed.set()
+
+    def _forget(self, stream: MockStream[Any]) -> None:
+        if stream in self._streams:
+            self._streams.remove(stream)
+            self._changed.set()
+
+    def _deliver(self, kind: str, symbol: str | None, item: Any) -> None:
+        for stream in list(self._streams):
+            if stream._wants(kind, symbol):
+                stream._put(item)
+
+    def quotes(self, symbols: Iterable[str]) -> MockStream[Quote]:
+        """Quotes pushed with :meth:`push_quote` for ``symbols``, lossless and in order."""
+        self._check_open()
+        stream: MockStream[Quote] = MockStream(self, "quotes", _symbols_arg(symbols))
+        self._register(stream)
+        return stream
+
+    def orderbooks(self, symbols: Iterable[str]) -> MockStream[OrderBook]:
+        """Books pushed with :meth:`push_orderbook` for ``symbols``."""
+        self._check_open()
+        stream: MockStream[OrderBook] = MockStream(self, "orderbooks", _symbols_arg(symbols))
+        self._register(stream)
+        return stream
+
+    def executions(self) -> MockStream[Execution]:
+        """Acceptance, fill, modification and cancellation events of this account."""
+        self._check_open()
+        stream: MockStream[Execution] = MockStream(self, "executions", None)
+        self._register(stream)
+        return stream
+
+    async def subscribe_quotes(
+        self, symbols: Iterable[str], callback: Callback[Quote]
+    ) -> Subscription:
+        """Call ``callback`` (sync or async) for each quote of ``symbols``."""
+        sub = MockSubscription(self.quotes(symbols), callback)
+        self._subscriptions.append(sub)
+        return sub
+
+    async def subscribe_executions(self, callback: Callback[Execution]) -> Subscription:
+        """Call ``callback`` (sync or async) for each execution event."""
+        sub = MockSubscription(self.executions(), callback)
+        self._subscriptions.append(sub)
+        return sub
+
+    # -- REST-like reads --------------------------------------------------------------------
+
+    async def authenticate(self) -> AuthenticationToken:
+        """Return a dummy token valid for 24 hours."""
+        self._check_open()
+        return AuthenticationToken.model_validate(
+            {
+                "value": SecretStr("mock-access-token"),
+                "token_type": "Bearer",
+                "expires_at": self._clock() + timedelta(hours=24),
+            }
+        )
+
+    def _market(self, symbol: str) -> _Market:
+        market = self._markets.get(symbol)
+        if market is None:
+            raise BrokerAPIError(
+                status_code=200,
+                rt_cd="1",
+                msg_cd=MOCK_MSG_CODES["unknown_symbol"],
+                msg=f"unknown symbol {symbol} (no price pushed)",
+            )
+        return market
+
+    async def get_price(self, symbol: str) -> PriceSnapshot:
+        """The last pushed price of ``symbol`` with today's statistics.
+
+        Raises:
+            InvalidOrderError: ``symbol`` is not a KRX code.
+            BrokerAPIError: the symbol has no price.
+        """
+        self._check_open()
+        market = self._market(_check_symbol(symbol))
+        change = market.price - market.base
+        tick = tick_size(market.base, symbol=symbol)
+        upper = market.base * (1 + _PRICE_LIMIT_RATE)
+        lower = market.base * (1 - _PRICE_LIMIT_RATE)
+        sign = "2" if change > 0 else "5" if change < 0 else "3"
+        return PriceSnapshot.model_validate(
+            {
+                "symbol": symbol,
+                "price": market.price,
+                "change": change,
+                "change_sign": sign,
+                "change_rate": (change / market.base * 100).quantize(
+                    Decimal("0.01"), ROUND_HALF_UP
+                ),
+                "open": market.open,
+                "high": market.high,
+                "low": market.low,
+                "upper_limit": Decimal(int(upper) // tick * tick),
+                "lower_limit": Decimal(-(-int(lower) // tick) * tick),
+                "base_price": market.base,
+                "volume": market.cum_volume,
+                "turnover": market.cum_turnover,
+                "tick_size": tick_size(market.price, symbol=symbol),
+            }
+        )
+
+    async def get_orderbook(self, symbol: str) -> OrderBook:
+        """The last pushed book, or ten levels one tick apart around the last price."""
+        self._check_open()
+        market = self._market(_check_symbol(symbol))
+        if market.book is not None:
+            return market.book
+        ask = market.ask or market.price + tick_size(market.price, symbol=symbol)
+        bid = market.bid or market.price
+        asks: list[PriceLevel] = []
+        bids: list[PriceLevel] = []
+        for _ in range(10):
+            asks.append(PriceLevel(ask, 100))
+            ask += tick_size(ask, symbol=symbol)
+            bids.append(PriceLevel(bid, 100))
+            bid -= tick_size(bid - 1, symbol=symbol)
+            if bid <= 0:
+                break
+        return OrderBook(
+            symbol=symbol,
+            time=self._clock(),
+            asks=tuple(asks),
+            bids=tuple(bids),
+            total_ask_qty=100 * len(asks),
+            total_bid_qty=100 * len(bids),
+        )
+
+    async def get_orders(
+        self, *, start: date | None = None, end: date | None = None
+    ) -> list[Order]:
+        """Orders placed from ``start`` to ``end`` (default: today), oldest first."""
+        self._check_open()
+        today = self._clock().astimezone(KST).date()
+        first = start or today
+        last = end or today
+        if first > last:
+            raise ValueError("start must not be after end")
+        return [
+            o.to_model()
+            for o in self._orders.values()
+            if first <= o.ordered_at.astimezone(KST).date() <= last
+        ]
+
+    async def get_open_orders(self) -> list[Order]:
+        """Orders with quantity still open, oldest first."""
+        self._check_open()
+        return [o.to_model() for o in self._orders.values() if o.remaining > 0]
+
+    async def get_cash(self) -> Decimal:
+        """The deposit: starting cash minus buys plus sells."""
+        self._check_open()
+        return self._cash
+
+    def _reserved_cash(self) -> Decimal:
+        return sum(
+            (
+                o.remaining * (o.price or Decimal(0))
+                for o in self._orders.values()
+                if o.side is Side.BUY and o.remaining > 0
+            ),
+            Decimal(0),
+        )
+
+    def _reserved_qty(self, symbol: str) -> int:
+        return sum(
+            o.remaining
+            for o in self._orders.values()
+            if o.side is Side.SELL and o.symbol == symbol and o.remaining > 0
+        )
+
+    async def get_buying_power(
+        self, symbol: str, price: Decimal | int | str | None = None
+    ) -> BuyingPower:
+        """Deposit not reserved by resting buys, and how many shares it buys at ``price``
+        (default: the reference buy price)."""
+        self._check_open()
+        market = self._market(_check_symbol(symbol))
+        calc = _to_price(price, "price") if price is not None else self._reference(market, Side.BUY)
+        orderable = self._cash - self._reserved_cash()
+        qty = int(orderable // calc) if calc > 0 else 0
+        return BuyingPower.model_validate(
+            {
+                "symbol": symbol,
+                "orderable_cash": orderable,
+                "max_buy_amount": calc * qty,
+                "max_buy_qty": qty,
+                "no_margin_buy_amount": calc * qty,
+                "no_margin_buy_qty": qty,
+                "calc_price": calc,
+            }
+        )
+
+    async def get_stock_balance(self) -> list[Position]:
+        """Holdings valued at the last price."""
+        self._check_open()
+        out: list[Position] = []
+        for symbol, holding in self._holdings.items():
+            market = self._markets.get(symbol)
+            current = market.price if market is not None else holding.avg_price
+            purchase = holding.avg_price * holding.qty
+            value = current * holding.qty
+            pnl = value - purchase
+            rate = (
+                (pnl / purchase * 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
+                if purchase
+                else Decimal(0)
+            )
+            out.append(
+                Position.model_validate(
+                    {
+                        "symbol": symbol,
+                        "qty": holding.qty,
+                        "orderable_qty": holding.qty - self._reserved_qty(symbol),
+                        "avg_price": holding.avg_price.quantize(Decimal("0.0001")),
+                        "current_price": current,
+                        "purchase_amount": purchase.quantize(Decimal(1), ROUND_HALF_UP),
+                        "eval_amount": value,
+                        "pnl": pnl.quantize(Decimal(1), ROUND_HALF_UP),
+                        "pnl_rate": rate,
+                    }
+                )
+            )
+        return out
+
+    # -- orders -----------------------------------------------------------------------------
+
+    def _reference(self, market: _Market, side: Side) -> Decimal:
+        book = market.book
+        if side is Side.BUY:
+            if book is not None and book.asks:
+                return book.asks[0].price
+            return market.ask or market.price
+        if book is not None and book.bids:
+            return book.bids[0].price
+        return market.bid or market.price
+
+    def _new_order_id(self) -> str:
+        order_id = f"{self._next_order_no:010d}"
+        self._next_order_no += 1
+        return order_id
+
+    def _event(
+        self, kind: ExecutionKind, order: _MockOrder, qty: int, price: Decimal | None
+    ) -> None:
+        self._deliver(
+            "executions",
+            None,
+            Execution(
+                kind=kind,
+                broker_order_id=order.order_id,
+                original_order_id=order.original_order_id,
+                branch_no=_MOCK_BRANCH,
+                symbol=order.symbol,
+                side=order.side,
+                order_type=order.order_type,
+                qty=qty,
+                price=price,
+                order_qty=order.qty,
+                time=self._clock(),
+            ),
+        )
+
+    def _fill(self, order: _MockOrder, qty: int, price: Decimal) -> None:
+        order.filled_qty += qty
+        order.fill_amount += price * qty
+        amount = price * qty
+        holding = self._holdings.get(order.symbol)
+        if order.side is Side.BUY:
+            self._cash -= amount
+            if holding is None:
+                self._holdings[order.symbol] = _Holding(qty=qty, avg_price=price)
+            else:
+                total = holding.avg_price * holding.qty + amount
+                holding.qty += qty
+                holding.avg_price = total / holding.qty
+        else:
+            assert holding is not None
+            self._cash += amount
+            holding.qty -= qty
+            if holding.qty == 0:
+                del self._holdings[order.symbol]
+        if order.remaining == 0:
+            order.status = OrderStatus.FILLED
+        else:
+            order.status = OrderStatus.PARTIALLY_FILLED
+        self._event(ExecutionKind.FILLED, order, qty, price)
+
+    def _cancel_rest(self, order: _MockOrder) -> None:
+        left = order.remaining
+        order.cancelled_qty += left
+        # A part-filled order whose rest is cancelled is done: reported as cancelled.
+        order.status = OrderStatus.CANCELLED
+        self._event(ExecutionKind.CANCELLED, order, left, order.price)
+
+    def _check_affordable(self, market: _Market, request: OrderRequest) -> None:
+        if request.side is Side.BUY:
+            unit = request.price or self._reference(market, Side.BUY)
+            need = unit * request.qty
+            available = self._cash - self._reserved_cash()
+            if need > available:
+                raise _rejected(
+                    "insufficient_cash",
+                    f"insufficient buying power: need {need}, available {available}",
+                )
+        else:
+            holding = self._holdings.get(request.symbol)
+            held = holding.qty if holding is not None else 0
+            available_qty = held - self._reserved_qty(request.symbol)
+            if request.qty > available_qty:
+                raise _rejected(
+                    "insufficient_holdings",
+                    f"insufficient holdings: {request.qty} requested, {available_qty} available",
+                )
+
+    def _book(
+        self, request: OrderRequest, market: _Market, original_order_id: str | None = None
+    ) -> _MockOrder:
+        order = _MockOrder(
+            order_id=self._new_order_id(),
+            symbol=request.symbol,
+            side=request.side,
+            order_type=request.order_type,
+            qty=request.qty,
+            price=request.price,
+            ordered_at=self._clock(),
+            original_order_id=original_order_id,
+        )
+        self._orders[order.order_id] = order
+        kind = ExecutionKind.ACCEPTED if original_order_id is None else ExecutionKind.MODIFIED
+        self._event(kind, order, order.qty, order.price)
+        self._match_on_arrival(order, market)
+        return order
+
+    def _match_on_arrival(self, order: _MockOrder, market: _Market) -> None:
+        reference = self._reference(market, order.side)
+        if order.price is None:
+            marketable = True
+        elif order.side is Side.BUY:
+            marketable = order.price >= reference
+        else:
+            marketable = order.price <= reference
+        if marketable:
+            self._fill(order, order.remaining, reference)
+        elif order.order_type.is_ioc or order.order_type.is_fok:
+            self._cancel_rest(order)
+
+    def _fill_resting(self, symbol: str, price: Decimal, volume: int | None) -> None:
+        budget = volume
+        for order in list(self._orders.values()):
+            if order.symbol != symbol or order.remaining == 0 or order.price is None:
+                continue
+            crossed = price <= order.price if order.side is Side.BUY else price >= order.price
+            if not crossed:
+                continue
+            qty = order.remaining if budget is None else min(order.remaining, budget)
+            if qty <= 0:
+                break
+            self._fill(order, qty, order.price)
+            if budget is not None:
+                budget -= qty
+
+    async def place_order(self, request: OrderRequest) -> str:
+        """Book an order; return its order number (10 digits).
+
+        With ``request.idempotency_key`` the order is booked at most once for that key: a
+        repeat with the same order returns the first order number, a repeat with a different
+        order raises :class:`InvalidOrderError`.
+
+        Raises:
+            InvalidOrderError: not an :class:`OrderRequest`, or an idempotency-key conflict.
+            OrderRejectedError: unknown symbol, not enough cash or holdings.
+        """
+        self._check_open()
+        if not isinstance(request, OrderRequest):
+            raise InvalidOrderError("place_order needs an OrderRequest")
+        key = request.idempotency_key
+        if key is not None and key in self._keys:
+            fingerprint, order_id = self._keys[key]
+            if fingerprint != request.fingerprint:
+                raise InvalidOrderError("idempotency_key was already used for a different order")
+            return order_id
+        if self._fail_next:
+            raise self._fail_next.pop(0)
+        market = self._markets.get(request.symbol)
+        if market is None:
+            raise _rejected("unknown_symbol", f"unknown symbol {request.symbol}")
+        self._check_affordable(market, request)
+        order = self._book(request, market)
+        self._requests.append(request)
+        if key is not None:
+            self._keys[key] = (request.fingerprint, order.order_id)
+        return order.order_id
+
+    def _known_order(self, broker_order_id: str) -> _MockOrder:
+        order = self._orders.get(_check_order_id(broker_order_id).zfill(10))
+        if order is None:
+            raise InvalidOrderError("broker_order_id is not among today's orders")
+        return order
+
+    async def cancel_order(self, broker_order_id: str) -> bool:
+        """Cancel all remaining quantity.
+
+        Returns:
+            True when something was cancelled, False when nothing was left.
+
+        Raises:
+            InvalidOrderError: malformed or unknown order number.
+        """
+        self._check_open()
+        order = self._known_order(broker_order_id)
+        if order.remaining == 0:
+            return False
+        self._cancel_rest(order)
+        return True
+
+    async def modify_order(
+        self,
+        broker_order_id: str,
+        *,
+        qty: int | None = None,
+        price: Decimal | int | str | None = None,
+        order_type: OrderType | None = None,
+    ) -> str:
+        """Move ``qty`` (default: all) of the remaining quantity to a new order with the new
+        price and/or type; return the new order number.
+
+        The moved quantity is recorded as cancelled on the original order, which is done when
+        nothing remains on it; the new order (``original_order_id`` set) may fill at once.
+
+        Raises:
+            InvalidOrderError: malformed or unknown order number, or bad arguments.
+            OrderRejectedError: nothing remains, or ``qty`` exceeds what remains.
+        """
+        self._check_open()
+        order = self._known_order(broker_order_id)
+        if qty is None and price is None and order_type is None:
+            raise InvalidOrderError("modify_order needs qty, price or order_type")
+        if qty is not None and (isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0):
+            raise InvalidOrderError("qty must be an int greater than 0")
+        try:
+            new_type = order.order_type if order_type is None else OrderType(order_type)
+        except ValueError:
+            raise InvalidOrderError(f"unknown order_type {order_type!r}") from None
+        if price is not None:
+            new_price: Decimal | int | str | None = price
+        elif new_type.requires_price:
+            new_price = order.price
+        else:
+            new_price = None
+        request = OrderRequest(
+            order.symbol,
+            order.side,
+            qty if qty is not None else max(order.remaining, 1),
+            order_type=new_type,
+            price=new_price,
+        )
+        if order.remaining == 0:
+            raise _rejected("nothing_to_modify", "nothing remains to modify on this order")
+        move = request.qty
+        if move > order.remaining:
+            raise _rejected(
+                "qty_over_remaining",
+                f"qty {move} exceeds the remaining quantity {order.remaining}",
+            )
+        market = self._market(order.symbol)
+        # The moved quantity stops being reserved by the original before the check.
+        order.cancelled_qty += move
+        try:
+            self._check_affordable(market, request)
+        except OrderRejectedError:
+            order.cancelled_qty -= move
+            raise
+        if order.remaining == 0:
+            order.status = OrderStatus.CANCELLED
+        new = self._book(request, market, original_order_id=order.order_id)
+        return new.order_id

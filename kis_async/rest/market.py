@@ -1,0 +1,63 @@
+"""Quotations: inquire-price and inquire-asking-price-exp-ccn (protocol doc §4.9, §4.10)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from kis_async.models import OrderBook, PriceLevel, PriceSnapshot
+from kis_async.models.common import kis_datetime, parse_decimal, parse_int
+from kis_async.rest.http import first_object, get_ci
+
+__all__ = ["parse_orderbook", "parse_price", "quote_params"]
+
+_LEVELS = 10
+
+
+def quote_params(symbol: str) -> dict[str, str]:
+    """Query parameters of both quotation APIs (``J`` = KRX)."""
+    return {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol}
+
+
+def parse_price(body: Mapping[str, Any], symbol: str) -> PriceSnapshot:
+    """Build a :class:`PriceSnapshot` from an inquire-price answer."""
+    output = dict(first_object(get_ci(body, "output")))
+    if not str(output.get("stck_shrn_iscd") or "").strip():
+        output["stck_shrn_iscd"] = symbol
+    return PriceSnapshot.model_validate(output)
+
+
+def _levels(output: Mapping[str, Any], price_key: str, qty_key: str) -> tuple[PriceLevel, ...]:
+    levels: list[PriceLevel] = []
+    for i in range(1, _LEVELS + 1):
+        price = parse_decimal(get_ci(output, f"{price_key}{i}"))
+        if price is None or price <= 0:
+            continue
+        levels.append(PriceLevel(price, parse_int(get_ci(output, f"{qty_key}{i}")) or 0))
+    return tuple(levels)
+
+
+def _positive(value: Decimal | None) -> Decimal | None:
+    return value if value is not None and value > 0 else None
+
+
+def parse_orderbook(body: Mapping[str, Any], symbol: str) -> OrderBook:
+    """Build an :class:`OrderBook` from an inquire-asking-price-exp-ccn answer.
+
+    Levels quoted at price 0 (no quote) are left out; asks come lowest first and bids
+    highest first, as KIS numbers them.
+    """
+    book = first_object(get_ci(body, "output1"))
+    expected = first_object(get_ci(body, "output2"))
+    hour = get_ci(book, "aspr_acpt_hour")
+    return OrderBook(
+        symbol=str(get_ci(expected, "stck_shrn_iscd") or "").strip() or symbol,
+        time=kis_datetime(None, str(hour)) if hour else None,
+        asks=_levels(book, "askp", "askp_rsqn"),
+        bids=_levels(book, "bidp", "bidp_rsqn"),
+        total_ask_qty=parse_int(get_ci(book, "total_askp_rsqn")),
+        total_bid_qty=parse_int(get_ci(book, "total_bidp_rsqn")),
+        expected_price=_positive(parse_decimal(get_ci(expected, "antc_cnpr"))),
+        expected_qty=parse_int(get_ci(expected, "antc_vol")),
+    )

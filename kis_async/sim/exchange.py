@@ -1,0 +1,885 @@
+"""The simulated KRX market and the simulated account.
+
+Everything here is synchronous and deterministic for a given seed: the market moves only when
+:meth:`SimExchange.step` runs (the served simulator calls it from its ticker task), and user
+orders match against the book at once. The REST and WebSocket layers call into this module;
+tests may call it directly.
+
+Prices and money are whole won (``int``), as on the KRX; the wire layers turn them into strings.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final
+
+from kis_async.models.common import KST, tick_size
+
+__all__ = [
+    "DEFAULT_SYMBOLS",
+    "BookLevel",
+    "Fill",
+    "Holding",
+    "Instrument",
+    "NoticeEvent",
+    "SimClock",
+    "SimExchange",
+    "SimInvariantError",
+    "SimOrder",
+    "SimRejectionError",
+    "Tick",
+]
+
+#: (code, name, reference price in won). Prices are rough late-2026 levels; they only need to be
+#: plausible and spread across several tick bands.
+DEFAULT_SYMBOLS: Final[tuple[tuple[str, str, int], ...]] = (
+    ("005930", "삼성전자", 71_900),
+    ("000660", "SK하이닉스", 182_300),
+    ("035420", "NAVER", 214_500),
+    ("005380", "현대차", 246_000),
+    ("035720", "카카오", 41_250),
+    ("051910", "LG화학", 318_500),
+    ("006400", "삼성SDI", 389_000),
+    ("068270", "셀트리온", 178_600),
+    ("105560", "KB금융", 82_400),
+    ("055550", "신한지주", 51_700),
+    ("000270", "기아", 98_700),
+    ("003490", "대한항공", 22_150),
+    ("034220", "LG디스플레이", 10_980),
+    ("010140", "삼성중공업", 13_570),
+    ("001440", "대한전선", 1_587),
+)
+
+BOOK_DEPTH: Final = 10
+#: KRX daily price band: ±30% of the previous close.
+PRICE_BAND: Final = 0.30
+#: Order divisions the simulated exchange trades (protocol doc §4.1). The after-hours (05/06/07),
+#: mid-price, stop and after-market divisions are refused because the simulated market is always
+#: in its regular session.
+PRICED_TYPES: Final = frozenset({"00", "02", "11", "12"})
+UNPRICED_TYPES: Final = frozenset({"01", "03", "04", "13", "14", "15", "16"})
+IOC_TYPES: Final = frozenset({"11", "13", "15"})
+FOK_TYPES: Final = frozenset({"12", "14", "16"})
+ORDER_TYPE_NAMES: Final[Mapping[str, str]] = {
+    "00": "지정가",
+    "01": "시장가",
+    "02": "조건부지정가",
+    "03": "최유리지정가",
+    "04": "최우선지정가",
+    "11": "IOC지정가",
+    "12": "FOK지정가",
+    "13": "IOC시장가",
+    "14": "FOK시장가",
+    "15": "IOC최유리",
+    "16": "FOK최유리",
+}
+
+
+class SimInvariantError(AssertionError):
+    """The simulated account or market broke one of its own invariants (a simulator bug)."""
+
+
+class SimClock:
+    """Wall-clock time plus a manual offset, in Asia/Seoul.
+
+    The simulator follows real time by default (so token expiry strings make sense to a client
+    comparing them with its own clock); :meth:`advance` jumps forward for tests, and
+    ``start`` pins the starting instant.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._origin = start.astimezone(KST) if start is not None else datetime.now(KST)
+        self._mono0 = time.monotonic()
+        self._offset = 0.0
+        self._frozen: float | None = None
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._mono0
+
+    def monotonic(self) -> float:
+        """Seconds on a monotonic scale that includes every :meth:`advance`."""
+        base = self._frozen if self._frozen is not None else self._elapsed()
+        return base + self._offset
+
+    def now(self) -> datetime:
+        """The simulated current time (aware, KST)."""
+        return self._origin + timedelta(seconds=self.monotonic())
+
+    def advance(self, seconds: float) -> None:
+        """Jump the clock forward by ``seconds`` (token lifetimes, rate windows, timestamps)."""
+        if seconds < 0:
+            raise ValueError("the simulated clock only moves forward")
+        self._offset += seconds
+
+    def freeze(self) -> None:
+        """Stop the clock: only :meth:`advance` moves it until :meth:`unfreeze` (rate-limit
+        windows and expiries become exact in tests)."""
+        if self._frozen is None:
+            self._frozen = self._elapsed()
+
+    def unfreeze(self) -> None:
+        """Follow wall time again from the frozen instant (the clock never goes back)."""
+        if self._frozen is not None:
+            self._offset -= self._elapsed() - self._frozen
+            self._frozen = None
+
+    @property
+    def frozen(self) -> bool:
+        """True while frozen."""
+        return self._frozen is not None
+
+
+@dataclass(frozen=True, slots=True)
+class BookLevel:
+    """One price level of the order book."""
+
+    price: int
+    qty: int
+
+
+@dataclass
+class Instrument:
+    """A listed stock and its running session statistics."""
+
+    symbol: str
+    name: str
+    prev_close: int
+    price: int
+    open: int
+    high: int
+    low: int
+    volume: int = 0
+    turnover: int = 0
+    sell_count: int = 0
+    buy_count: int = 0
+    sell_volume: int = 0
+    buy_volume: int = 0
+    open_time: str = "090000"
+    high_time: str = "090000"
+    low_time: str = "090000"
+    asks: list[BookLevel] = field(default_factory=list)
+    bids: list[BookLevel] = field(default_factory=list)
+
+    @property
+    def upper_limit(self) -> int:
+        """상한가: the previous close + 30%, rounded down to the tick grid."""
+        raw = int(self.prev_close * (1 + PRICE_BAND))
+        return raw - raw % tick_size(raw)
+
+    @property
+    def lower_limit(self) -> int:
+        """하한가: the previous close - 30%, rounded up to the tick grid."""
+        raw = int(self.prev_close * (1 - PRICE_BAND)) + 1
+        tick = tick_size(raw)
+        return raw + (-raw) % tick
+
+    @property
+    def change(self) -> int:
+        """Change against the previous close."""
+        return self.price - self.prev_close
+
+    @property
+    def sign(self) -> str:
+        """KIS ``prdy_vrss_sign``: 1 상한, 2 상승, 3 보합, 4 하한, 5 하락."""
+        if self.price >= self.upper_limit:
+            return "1"
+        if self.price <= self.lower_limit:
+            return "4"
+        if self.price > self.prev_close:
+            return "2"
+        if self.price < self.prev_close:
+            return "5"
+        return "3"
+
+    @property
+    def change_rate(self) -> float:
+        """Change against the previous close in percent."""
+        return self.change / self.prev_close * 100
+
+    @property
+    def vwap(self) -> float:
+        """Volume-weighted average price today (the last price before any volume)."""
+        return self.turnover / self.volume if self.volume else float(self.price)
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One market step of one symbol: the trade print and the book after it."""
+
+    symbol: str
+    time: datetime
+    price: int
+    qty: int
+    buyer_initiated: bool
+    instrument: Instrument
+    asks: tuple[BookLevel, ...]
+    bids: tuple[BookLevel, ...]
+    # Running statistics captured at the time of the trade (the Instrument keeps moving).
+    volume: int
+    turnover: int
+    open: int
+    high: int
+    low: int
+    sell_count: int
+    buy_count: int
+    sell_volume: int
+    buy_volume: int
+
+
+@dataclass
+class SimOrder:
+    """One entry of today's order ledger (an order, or a modify/cancel order acting on one)."""
+
+    order_id: str
+    branch_no: str
+    symbol: str
+    side: str  # "01" sell, "02" buy (SLL_BUY_DVSN_CD)
+    order_type: str  # ORD_DVSN
+    qty: int
+    price: int  # 0 for market-type orders
+    created_at: datetime
+    original_order_id: str = ""
+    kind: str = "new"  # "new", "modify" or "cancel"
+    filled_qty: int = 0
+    filled_amount: int = 0
+    remaining_qty: int = 0
+    cancelled_qty: int = 0
+    rejected_qty: int = 0
+    reserve_price: int = 0  # price cash is reserved at for an open buy
+    limit: int | None = None  # the effective matching limit; None = market
+
+    @property
+    def is_open(self) -> bool:
+        """True while part of the order can still fill."""
+        return self.remaining_qty > 0
+
+    @property
+    def avg_price(self) -> float:
+        """Average fill price (0 when nothing filled)."""
+        return self.filled_amount / self.filled_qty if self.filled_qty else 0.0
+
+    @property
+    def is_buy(self) -> bool:
+        """True for a buy."""
+        return self.side == "02"
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution of a user order."""
+
+    order_id: str
+    symbol: str
+    side: str
+    qty: int
+    price: int
+    time: datetime
+
+
+@dataclass
+class Holding:
+    """A position: quantity and purchase cost (average price = cost / qty)."""
+
+    symbol: str
+    qty: int = 0
+    cost: int = 0
+    bought_today: int = 0
+    sold_today: int = 0
+
+    @property
+    def avg_price(self) -> float:
+        """Average purchase price."""
+        return self.cost / self.qty if self.qty else 0.0
+
+
+class NoticeKind(StrEnum):
+    """What an execution notice reports."""
+
+    ACCEPTED = "accepted"
+    FILLED = "filled"
+    MODIFIED = "modified"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeEvent:
+    """An order event that becomes an execution notice (H0STCNI0 / H0STCNI9).
+
+    ``qty``/``price`` are the fill for FILLED, the cancelled quantity for CANCELLED and the
+    order quantity/price otherwise.
+    """
+
+    kind: NoticeKind
+    order: SimOrder
+    qty: int
+    price: int
+    time: datetime
+    auto_cancel: bool = False
+
+
+class SimRejectionError(Exception):
+    """A business rejection of an order, modify or cancel (mapped to msg_cd by the REST layer).
+
+    Attributes:
+        reason: a key of the REST layer's rejection table (``"unknown_symbol"``...).
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
+class SimExchange:
+    """The simulated market (prices, books) and the simulated account (cash, holdings, orders).
+
+    Args:
+        seed: seeds the price process and the book depth.
+        clock: the simulated clock.
+        account_id: the 10-digit account the ledger belongs to.
+        branch_no: KRX_FWDG_ORD_ORGNO given to every order.
+        starting_cash: the deposit at start, in won.
+        starting_holdings: symbol -> quantity held at start (bought at the reference price).
+        symbols: (code, name, price) triples; defaults to :data:`DEFAULT_SYMBOLS`.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        clock: SimClock,
+        account_id: str = "5012345601",
+        branch_no: str = "00950",
+        starting_cash: int = 100_000_000,
+        starting_holdings: Mapping[str, int] | None = None,
+        symbols: Iterable[tuple[str, str, int]] = DEFAULT_SYMBOLS,
+    ) -> None:
+        self.clock = clock
+        self.account_id = account_id
+        self.branch_no = branch_no
+        self._rng = random.Random(seed)
+        self._instruments: dict[str, Instrument] = {}
+        for code, name, reference in symbols:
+            price = reference - reference % tick_size(reference)
+            self._instruments[code] = Instrument(
+                symbol=code, name=name, prev_close=price, price=price, open=price,
+                high=price, low=price,
+            )  # fmt: skip
+        for inst in self._instruments.values():
+            self._rebuild_book(inst)
+        self.starting_cash = starting_cash
+        self.cash = starting_cash
+        self.starting_holdings: dict[str, int] = dict(starting_holdings or {})
+        self._holdings: dict[str, Holding] = {}
+        for code, qty in self.starting_holdings.items():
+            inst = self._instrument(code)
+            self._holdings[code] = Holding(code, qty=qty, cost=qty * inst.prev_close)
+        self._orders: dict[str, SimOrder] = {}
+        self._fills: list[Fill] = []
+        self._next_order_no = 10_000 + random.Random(seed ^ 0x5EED).randrange(90_000) * 10
+        self._steps = 0
+        self._notice_listeners: list[Callable[[NoticeEvent], None]] = []
+        self._tick_listeners: list[Callable[[list[Tick]], None]] = []
+
+    # -- inspection --------------------------------------------------------------------------
+
+    @property
+    def symbols(self) -> list[str]:
+        """The listed codes, in listing order."""
+        return list(self._instruments)
+
+    @property
+    def steps(self) -> int:
+        """How many market steps have run."""
+        return self._steps
+
+    def instrument(self, symbol: str) -> Instrument:
+        """The instrument for ``symbol`` (KeyError when not listed)."""
+        return self._instrument(symbol)
+
+    def has_symbol(self, symbol: str) -> bool:
+        """True when ``symbol`` is listed."""
+        return symbol in self._instruments
+
+    def price(self, symbol: str) -> int:
+        """The last trade price of ``symbol``."""
+        return self._instrument(symbol).price
+
+    def book(self, symbol: str) -> tuple[list[BookLevel], list[BookLevel]]:
+        """(asks ascending, bids descending), 10 levels each."""
+        inst = self._instrument(symbol)
+        return list(inst.asks), list(inst.bids)
+
+    @property
+    def orders(self) -> list[SimOrder]:
+        """Today's order ledger, oldest first (modify/cancel orders included)."""
+        return list(self._orders.values())
+
+    def order(self, order_id: str) -> SimOrder:
+        """One ledger entry by ODNO (KeyError when unknown)."""
+        return self._orders[order_id]
+
+    @property
+    def open_orders(self) -> list[SimOrder]:
+        """Ledger entries with quantity that can still fill."""
+        return [o for o in self._orders.values() if o.is_open]
+
+    @property
+    def fills(self) -> list[Fill]:
+        """Every execution, oldest first."""
+        return list(self._fills)
+
+    @property
+    def holdings(self) -> dict[str, Holding]:
+        """Positions by symbol (rows traded today stay with qty 0, as KIS shows them)."""
+        return dict(self._holdings)
+
+    def holding_qty(self, symbol: str) -> int:
+        """Shares held of ``symbol``."""
+        held = self._holdings.get(symbol)
+        return held.qty if held else 0
+
+    @property
+    def reserved_cash(self) -> int:
+        """Cash held back for open buy orders."""
+        return sum(o.remaining_qty * o.reserve_price for o in self._orders.values() if o.is_buy)
+
+    @property
+    def orderable_cash(self) -> int:
+        """Cash not reserved by open buys."""
+        return self.cash - self.reserved_cash
+
+    def orderable_qty(self, symbol: str) -> int:
+        """Shares of ``symbol`` not committed to open sells."""
+        committed = sum(
+            o.remaining_qty for o in self._orders.values() if not o.is_buy and o.symbol == symbol
+        )
+        return self.holding_qty(symbol) - committed
+
+    # -- listeners ---------------------------------------------------------------------------
+
+    def add_notice_listener(self, fn: Callable[[NoticeEvent], None]) -> Callable[[], None]:
+        """Call ``fn`` for every order event; returns a function that removes it."""
+        self._notice_listeners.append(fn)
+        return lambda: self._notice_listeners.remove(fn)
+
+    def add_tick_listener(self, fn: Callable[[list[Tick]], None]) -> Callable[[], None]:
+        """Call ``fn`` with the ticks of every :meth:`step` call; returns a remover."""
+        self._tick_listeners.append(fn)
+        return lambda: self._tick_listeners.remove(fn)
+
+    # -- market ------------------------------------------------------------------------------
+
+    def step(self, count: int = 1, *, symbols: Iterable[str] | None = None) -> list[Tick]:
+        """Move every symbol (or only ``symbols``) ``count`` steps, one trade each, and match
+        resting orders.
+
+        Listeners receive all ticks of the call at once, so ``count > 1`` becomes multi-record
+        real-time frames.
+        """
+        chosen = (
+            list(self._instruments.values())
+            if symbols is None
+            else [self._instrument(s) for s in symbols]
+        )
+        ticks: list[Tick] = []
+        for _ in range(count):
+            self._steps += 1
+            for inst in chosen:
+                ticks.append(self._step_one(inst))
+        for fn in list(self._tick_listeners):
+            fn(ticks)
+        return ticks
+
+    def set_price(self, symbol: str, price: int, *, qty: int = 1) -> Tick:
+        """Force a trade at ``price``: the book re-centres there and resting orders it crosses
+        fill. ``price`` must be on the tick grid and inside the daily band."""
+        inst = self._instrument(symbol)
+        if price % tick_size(price) or not inst.lower_limit <= price <= inst.upper_limit:
+            raise ValueError("price must be on the tick grid and inside the daily price band")
+        buyer = price >= inst.price
+        tick = self._trade(inst, price, qty, buyer_initiated=buyer)
+        for fn in list(self._tick_listeners):
+            fn([tick])
+        return tick
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulated clock forward (the market itself moves only on :meth:`step`)."""
+        self.clock.advance(seconds)
+
+    def _instrument(self, symbol: str) -> Instrument:
+        try:
+            return self._instruments[symbol]
+        except KeyError:
+            raise KeyError(f"symbol {symbol!r} is not listed on the simulator") from None
+
+    def _step_one(self, inst: Instrument) -> Tick:
+        rng = self._rng
+        # A one-tick random walk pulled back towards the previous close, so prices stay
+        # realistic over long runs and resting orders far from the market do not fill by chance.
+        drift = (inst.price - inst.prev_close) / inst.prev_close
+        up = min(0.45, max(0.05, 0.3 - drift * 4))
+        down = min(0.45, max(0.05, 0.3 + drift * 4))
+        r = rng.random()
+        price = inst.price
+        if r < up:
+            price = _tick_up(price)
+        elif r < up + down:
+            price = _tick_down(price)
+        price = min(max(price, inst.lower_limit), inst.upper_limit)
+        qty = rng.randint(1, 50) * (10 if price < 50_000 else 1)
+        return self._trade(inst, price, qty, buyer_initiated=price >= inst.price)
+
+    def _trade(self, inst: Instrument, price: int, qty: int, *, buyer_initiated: bool) -> Tick:
+        now = self.clock.now()
+        hhmmss = now.strftime("%H%M%S")
+        if inst.volume == 0:
+            inst.open = inst.high = inst.low = price
+            inst.open_time = inst.high_time = inst.low_time = hhmmss
+        inst.price = price
+        if price > inst.high:
+            inst.high, inst.high_time = price, hhmmss
+        if price < inst.low:
+            inst.low, inst.low_time = price, hhmmss
+        inst.volume += qty
+        inst.turnover += qty * price
+        if buyer_initiated:
+            inst.buy_count += 1
+            inst.buy_volume += qty
+        else:
+            inst.sell_count += 1
+            inst.sell_volume += qty
+        self._rebuild_book(inst)
+        self._match_resting(inst)
+        return Tick(
+            symbol=inst.symbol, time=now, price=price, qty=qty, buyer_initiated=buyer_initiated,
+            instrument=inst, asks=tuple(inst.asks), bids=tuple(inst.bids), volume=inst.volume,
+            turnover=inst.turnover, open=inst.open, high=inst.high, low=inst.low,
+            sell_count=inst.sell_count, buy_count=inst.buy_count,
+            sell_volume=inst.sell_volume, buy_volume=inst.buy_volume,
+        )  # fmt: skip
+
+    def _rebuild_book(self, inst: Instrument) -> None:
+        rng = self._rng
+        scale = 20 if inst.price < 50_000 else 4
+        asks: list[BookLevel] = []
+        price = _tick_up(inst.price)
+        for _ in range(BOOK_DEPTH):
+            if price > inst.upper_limit:
+                break
+            asks.append(BookLevel(price, rng.randint(5, 400) * scale))
+            price = _tick_up(price)
+        bids: list[BookLevel] = []
+        price = inst.price
+        for _ in range(BOOK_DEPTH):
+            if price < inst.lower_limit:
+                break
+            bids.append(BookLevel(price, rng.randint(5, 400) * scale))
+            price = _tick_down(price)
+        inst.asks, inst.bids = asks, bids
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def place_order(
+        self, *, symbol: str, side: str, qty: int, order_type: str, price: int
+    ) -> SimOrder:
+        """Validate and book a new order, then match it (raises :class:`SimRejectionError`).
+
+        Args:
+            symbol: listed code.
+            side: ``"01"`` sell or ``"02"`` buy.
+            qty: shares, > 0.
+            order_type: ORD_DVSN code.
+            price: limit price for priced types; 0 for market-type orders.
+        """
+        inst = self._validate_new(symbol, side, qty, order_type, price)
+        order = self._new_order(symbol, side, order_type, qty, price, kind="new")
+        self._book_and_match(inst, order)
+        return order
+
+    def cancel_order(self, original_id: str, *, qty: int | None = None) -> SimOrder:
+        """Cancel ``qty`` (None: all) of an order's remaining quantity; returns the cancel order
+        (a new ledger entry with its own ODNO)."""
+        original = self._cancellable(original_id, qty)
+        amount = original.remaining_qty if qty is None else qty
+        cancel = self._new_order(
+            original.symbol, original.side, original.order_type, amount, 0, kind="cancel",
+            original_id=original.order_id,
+        )  # fmt: skip
+        original.remaining_qty -= amount
+        original.cancelled_qty += amount
+        cancel.cancelled_qty = amount
+        self._emit(
+            NoticeEvent(NoticeKind.CANCELLED, cancel, amount, original.price, cancel.created_at)
+        )
+        return cancel
+
+    def modify_order(
+        self, original_id: str, *, qty: int | None, order_type: str, price: int
+    ) -> SimOrder:
+        """Move ``qty`` (None: all) of an order's remaining quantity to a new price/type.
+
+        The moved shares leave the original (counted in its cancelled quantity) and become a
+        new order with its own ODNO that references the original, as KIS numbers revisions.
+        """
+        original = self._cancellable(original_id, qty)
+        amount = original.remaining_qty if qty is None else qty
+        inst = self._validate_terms(original.symbol, order_type, price)
+        if original.is_buy:
+            reserve = price if order_type in PRICED_TYPES else inst.upper_limit
+            freed = amount * original.reserve_price
+            if amount * reserve > self.orderable_cash + freed:
+                raise SimRejectionError("insufficient_cash")
+        original.remaining_qty -= amount
+        original.cancelled_qty += amount
+        revised = self._new_order(
+            original.symbol, original.side, order_type, amount, price, kind="modify",
+            original_id=original.order_id,
+        )  # fmt: skip
+        self._book_and_match(inst, revised)
+        return revised
+
+    def _cancellable(self, original_id: str, qty: int | None) -> SimOrder:
+        original = self._orders.get(original_id.strip().lstrip("0").zfill(10))
+        if original is None or original.kind == "cancel" or original.remaining_qty <= 0:
+            raise SimRejectionError("nothing_to_cancel")
+        if qty is not None and not 0 < qty <= original.remaining_qty:
+            raise SimRejectionError("nothing_to_cancel" if qty > 0 else "bad_qty")
+        return original
+
+    def _validate_terms(self, symbol: str, order_type: str, price: int) -> Instrument:
+        if symbol not in self._instruments:
+            raise SimRejectionError("unknown_symbol")
+        inst = self._instruments[symbol]
+        if order_type in UNPRICED_TYPES:
+            if price != 0:
+                raise SimRejectionError("market_with_price")
+        elif order_type in PRICED_TYPES:
+            if price <= 0 or price % tick_size(price):
+                raise SimRejectionError("off_tick")
+        else:
+            raise SimRejectionError("bad_order_type")
+        return inst
+
+    def _validate_new(
+        self, symbol: str, side: str, qty: int, order_type: str, price: int
+    ) -> Instrument:
+        if side not in ("01", "02"):
+            raise SimRejectionError("bad_side")
+        if qty <= 0:
+            raise SimRejectionError("bad_qty")
+        inst = self._validate_terms(symbol, order_type, price)
+        if side == "02":
+            reserve = price if order_type in PRICED_TYPES else inst.upper_limit
+            if qty * reserve > self.orderable_cash:
+                raise SimRejectionError("insufficient_cash")
+        elif qty > self.orderable_qty(symbol):
+            raise SimRejectionError("insufficient_holdings")
+        return inst
+
+    def _new_order(
+        self, symbol: str, side: str, order_type: str, qty: int, price: int, *, kind: str,
+        original_id: str = "",
+    ) -> SimOrder:  # fmt: skip
+        self._next_order_no += 1
+        order_id = f"{self._next_order_no:010d}"
+        order = SimOrder(
+            order_id=order_id, branch_no=self.branch_no, symbol=symbol, side=side,
+            order_type=order_type, qty=qty, price=price, created_at=self.clock.now(),
+            original_order_id=original_id, kind=kind,
+        )  # fmt: skip
+        self._orders[order_id] = order
+        return order
+
+    def _book_and_match(self, inst: Instrument, order: SimOrder) -> None:
+        now = order.created_at
+        kind = NoticeKind.MODIFIED if order.kind == "modify" else NoticeKind.ACCEPTED
+        if order.order_type in PRICED_TYPES and not (
+            inst.lower_limit <= order.price <= inst.upper_limit
+        ):
+            # Accepted by the gateway, refused by the exchange: a rejection notice follows and
+            # the ledger shows the quantity as rejected (the simulator's choice of where the
+            # price-band check happens).
+            order.rejected_qty = order.qty
+            self._emit(NoticeEvent(kind, order, order.qty, order.price, now))
+            self._emit(NoticeEvent(NoticeKind.REJECTED, order, order.qty, order.price, now))
+            return
+        order.remaining_qty = order.qty
+        best_ask = inst.asks[0].price if inst.asks else inst.upper_limit
+        best_bid = inst.bids[0].price if inst.bids else inst.lower_limit
+        code = order.order_type
+        if code in PRICED_TYPES:
+            order.limit = order.price
+        elif code in ("03", "15", "16"):  # 최유리: the best opposite quote
+            order.limit = best_ask if order.is_buy else best_bid
+        elif code == "04":  # 최우선: the best same-side quote
+            order.limit = best_bid if order.is_buy else best_ask
+        else:
+            order.limit = None
+        order.reserve_price = (
+            order.price if code in PRICED_TYPES else inst.upper_limit
+        ) if order.is_buy else 0  # fmt: skip
+        self._emit(NoticeEvent(kind, order, order.qty, order.price, now))
+        if code in FOK_TYPES and self._available(inst, order) < order.qty:
+            self._auto_cancel(order)
+            return
+        self._match(inst, order, resting=False)
+        if code in IOC_TYPES or code in FOK_TYPES:
+            self._auto_cancel(order)
+
+    def _auto_cancel(self, order: SimOrder) -> None:
+        if order.remaining_qty <= 0:
+            return
+        amount = order.remaining_qty
+        order.cancelled_qty += amount
+        order.remaining_qty = 0
+        self._emit(
+            NoticeEvent(NoticeKind.CANCELLED, order, amount, order.price, self.clock.now(), True)
+        )
+
+    def _opposite(self, inst: Instrument, order: SimOrder) -> list[BookLevel]:
+        return inst.asks if order.is_buy else inst.bids
+
+    def _crosses(self, order: SimOrder, price: int) -> bool:
+        if order.limit is None:
+            return True
+        return price <= order.limit if order.is_buy else price >= order.limit
+
+    def _available(self, inst: Instrument, order: SimOrder) -> int:
+        return sum(lv.qty for lv in self._opposite(inst, order) if self._crosses(order, lv.price))
+
+    def _match(self, inst: Instrument, order: SimOrder, *, resting: bool) -> None:
+        """Fill ``order`` against the opposite side of the book, consuming depth.
+
+        An arriving order takes each level at the level's price; a resting limit order that
+        the market moved through fills at its own limit price, as it would on the exchange.
+        """
+        levels = self._opposite(inst, order)
+        index = 0
+        while order.remaining_qty > 0 and index < len(levels):
+            level = levels[index]
+            if not self._crosses(order, level.price):
+                break
+            take = min(order.remaining_qty, level.qty)
+            fill_price = order.limit if resting and order.limit is not None else level.price
+            self._fill(inst, order, take, fill_price)
+            if take == level.qty:
+                levels.pop(index)
+            else:
+                levels[index] = BookLevel(level.price, level.qty - take)
+                index += 1
+
+    def _match_resting(self, inst: Instrument) -> None:
+        for order in list(self._orders.values()):
+            if order.is_open and order.symbol == inst.symbol:
+                self._match(inst, order, resting=True)
+
+    def _fill(self, inst: Instrument, order: SimOrder, qty: int, price: int) -> None:
+        now = self.clock.now()
+        amount = qty * price
+        order.filled_qty += qty
+        order.filled_amount += amount
+        order.remaining_qty -= qty
+        held = self._holdings.setdefault(inst.symbol, Holding(inst.symbol))
+        if order.is_buy:
+            self.cash -= amount
+            held.qty += qty
+            held.cost += amount
+            held.bought_today += qty
+        else:
+            self.cash += amount
+            if qty == held.qty:
+                held.cost = 0
+            else:
+                held.cost -= held.cost * qty // held.qty
+            held.qty -= qty
+            held.sold_today += qty
+        self._fills.append(Fill(order.order_id, inst.symbol, order.side, qty, price, now))
+        self._emit(NoticeEvent(NoticeKind.FILLED, order, qty, price, now))
+
+    def _emit(self, event: NoticeEvent) -> None:
+        for fn in list(self._notice_listeners):
+            fn(event)
+
+    # -- invariants --------------------------------------------------------------------------
+
+    def check_invariants(self) -> None:
+        """Raise :class:`SimInvariantError` when cash, holdings, orders or books disagree.
+
+        Checked: cash equals the deposit plus sells minus buys; every holding equals its start
+        plus buys minus sells; nothing is negative; open buys never reserve more cash than
+        there is and open sells never commit more shares than are held; every order's quantity
+        splits exactly into filled, remaining, cancelled and rejected; fills are on the tick
+        grid inside the daily band; books are sorted and uncrossed.
+        """
+        problems: list[str] = []
+        bought: dict[str, int] = {}
+        sold: dict[str, int] = {}
+        cash = self.starting_cash
+        per_order: dict[str, tuple[int, int]] = {}
+        for f in self._fills:
+            inst = self._instruments[f.symbol]
+            if f.price % tick_size(f.price) or not inst.lower_limit <= f.price <= inst.upper_limit:
+                problems.append(f"fill {f.order_id} at {f.price} off the grid or band")
+            if f.side == "02":
+                cash -= f.qty * f.price
+                bought[f.symbol] = bought.get(f.symbol, 0) + f.qty
+            else:
+                cash += f.qty * f.price
+                sold[f.symbol] = sold.get(f.symbol, 0) + f.qty
+            q, a = per_order.get(f.order_id, (0, 0))
+            per_order[f.order_id] = (q + f.qty, a + f.qty * f.price)
+        if cash != self.cash:
+            problems.append(f"cash {self.cash} != deposit + sells - buys = {cash}")
+        if self.cash < 0:
+            problems.append("cash is negative")
+        if self.orderable_cash < 0:
+            problems.append(f"open buys reserve {self.reserved_cash} > cash {self.cash}")
+        for code in set(bought) | set(sold) | set(self._holdings) | set(self.starting_holdings):
+            expected = self.starting_holdings.get(code, 0) + bought.get(code, 0)
+            expected -= sold.get(code, 0)
+            held = self._holdings.get(code)
+            qty = held.qty if held else 0
+            if qty != expected:
+                problems.append(f"{code}: holding {qty} != start + buys - sells = {expected}")
+            if held is not None and (
+                held.qty < 0 or held.cost < 0 or (held.qty == 0) != (held.cost == 0)
+            ):
+                problems.append(f"{code}: holding qty {held.qty} / cost {held.cost} inconsistent")
+            if self.orderable_qty(code) < 0:
+                problems.append(f"{code}: open sells exceed the holding")
+        for order in self._orders.values():
+            total = order.filled_qty + order.remaining_qty + order.cancelled_qty
+            total += order.rejected_qty
+            if order.kind == "cancel":
+                total = order.cancelled_qty
+            if total != order.qty or min(order.filled_qty, order.remaining_qty) < 0:
+                problems.append(f"order {order.order_id}: quantities do not add up to {order.qty}")
+            fq, fa = per_order.get(order.order_id, (0, 0))
+            if (fq, fa) != (order.filled_qty, order.filled_amount):
+                problems.append(f"order {order.order_id}: fills disagree with the ledger")
+        for inst in self._instruments.values():
+            asks = [lv.price for lv in inst.asks]
+            bids = [lv.price for lv in inst.bids]
+            if asks != sorted(asks) or bids != sorted(bids, reverse=True):
+                problems.append(f"{inst.symbol}: book levels out of order")
+            if asks and bids and asks[0] <= bids[0]:
+                problems.append(f"{inst.symbol}: book crossed")
+            if not inst.lower_limit <= inst.price <= inst.upper_limit:
+                problems.append(f"{inst.symbol}: price outside the daily band")
+        if problems:
+            raise SimInvariantError("; ".join(problems))
+
+
+def _tick_up(price: int) -> int:
+    return price + tick_size(price)
+
+
+def _tick_down(price: int) -> int:
+    down = price - tick_size(price - 1)
+    return down - down % tick_size(down)

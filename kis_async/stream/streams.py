@@ -1,0 +1,423 @@
+"""Stream handles and their queues: backpressure and overflow policy.
+
+Every stream (and every callback subscription) has its own buffer, so one slow consumer never
+stalls the socket or another consumer:
+
+* quotes and order books conflate: when a buffer reaches its size, it keeps only the newest
+  value per symbol (drops are counted);
+* execution notices are never dropped: past the high-water mark the stream raises
+  :class:`~kis_async.errors.StreamOverflowError` once (the events stay queued and the
+  stream goes on delivering them once the consumer catches up).
+
+A handle is an async iterator, an async context manager and has ``aclose()``. It subscribes
+on ``async with`` or on the first iteration, and leaving it unsubscribes at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import deque
+from collections.abc import Callable, Hashable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
+
+from kis_async.errors import StreamOverflowError
+from kis_async.models import Execution, OrderBook, Quote
+
+if TYPE_CHECKING:
+    from kis_async.port import Callback
+
+__all__ = [
+    "CallbackSubscription",
+    "ExecutionStream",
+    "OrderBookStream",
+    "QuoteStream",
+]
+
+logger = logging.getLogger("kis_async.stream")
+
+T = TypeVar("T")
+RegKey = tuple[str, str]
+
+
+class Sink(Protocol):
+    """What the manager pushes into: a stream's or a callback's buffer."""
+
+    def put(self, item: Any) -> None: ...
+
+    def fail(self, exc: BaseException) -> None: ...
+
+    def close(self, *, drain: bool = True) -> None: ...
+
+
+class Attacher(Protocol):
+    """The manager side of a handle (see :class:`~kis_async.stream.manager.StreamManager`)."""
+
+    async def _attach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None: ...
+
+    async def _detach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None: ...
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]: ...
+
+
+class _Buffer(Generic[T]):
+    """A single-consumer queue with close and fail; ``put`` never blocks."""
+
+    __slots__ = ("_closed", "_error", "_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[T] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self._error: BaseException | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def put(self, item: T) -> None:
+        if self._closed:
+            return
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def fail(self, exc: BaseException) -> None:
+        """Raise ``exc`` on the next ``get`` (before anything still queued), then end."""
+        if self._closed:
+            return
+        self._error = exc
+        self._closed = True
+        self._wake()
+
+    def close(self, *, drain: bool = True) -> None:
+        """End the buffer: ``get`` returns what is queued (if ``drain``), then stops."""
+        self._closed = True
+        if not drain:
+            self._items.clear()
+        self._wake()
+
+    def _check(self) -> None:
+        """Hook for subclasses: raise before the next item."""
+
+    async def get(self) -> T:
+        """The next item; ``StopAsyncIteration`` when closed and empty."""
+        while True:
+            error = self._error
+            if error is not None:
+                self._error = None
+                self._items.clear()
+                raise error
+            self._check()
+            if self._items:
+                return self._items.popleft()
+            if self._closed:
+                raise StopAsyncIteration
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+
+class ConflatingBuffer(_Buffer[T]):
+    """Keeps the newest value per key once ``maxsize`` values are waiting."""
+
+    __slots__ = ("_key", "_maxsize", "_on_drop", "dropped")
+
+    def __init__(
+        self, maxsize: int, key: Callable[[T], Hashable], on_drop: Callable[[int], None]
+    ) -> None:
+        super().__init__()
+        self._maxsize = max(1, maxsize)
+        self._key = key
+        self._on_drop = on_drop
+        self.dropped = 0
+
+    def put(self, item: T) -> None:
+        if self._closed:
+            return
+        items = self._items
+        if len(items) >= self._maxsize:
+            self._conflate(item)
+        else:
+            items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _conflate(self, item: T) -> None:
+        # Once per overflow, not per item: afterwards at most one value per symbol waits, so
+        # with a few dozen symbols and a large maxsize this is amortised O(1).
+        key = self._key
+        newest: dict[Hashable, T] = {}
+        for queued in self._items:
+            newest.pop(key(queued), None)
+            newest[key(queued)] = queued
+        newest.pop(key(item), None)
+        newest[key(item)] = item
+        dropped = len(self._items) + 1 - len(newest)
+        self._items = deque(newest.values())
+        if dropped:
+            self.dropped += dropped
+            self._on_drop(dropped)
+
+
+class LosslessBuffer(_Buffer[T]):
+    """Never drops; signals once when the backlog passes ``high_water``."""
+
+    __slots__ = ("_armed", "_high_water", "_overflow", "_raise")
+
+    def __init__(self, high_water: int, *, raise_on_overflow: bool = True) -> None:
+        super().__init__()
+        self._high_water = max(1, high_water)
+        self._armed = True
+        self._overflow = False
+        self._raise = raise_on_overflow
+
+    def put(self, item: T) -> None:
+        if self._closed:
+            return
+        items = self._items
+        items.append(item)
+        if len(items) > self._high_water and self._armed:
+            self._armed = False
+            if self._raise:
+                self._overflow = True
+            else:
+                logger.warning(
+                    "execution callback backlog passed %d events; nothing is dropped",
+                    self._high_water,
+                )
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _check(self) -> None:
+        if self._overflow:
+            self._overflow = False
+            raise StreamOverflowError(
+                f"execution stream backlog passed {self._high_water} events; nothing was "
+                "dropped, the events are still queued"
+            )
+        if not self._armed and len(self._items) <= self._high_water // 2:
+            self._armed = True
+
+
+class _Handle(Generic[T]):
+    """Shared lifecycle of the stream handles."""
+
+    def __init__(self, owner: Attacher, keys: tuple[RegKey, ...], buffer: _Buffer[T]) -> None:
+        self._owner = owner
+        self._keys = keys
+        self._buffer = buffer
+        self._state = "new"  # new -> opening -> open -> closed
+        self._opening: asyncio.Future[None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        """True once the handle has ended or been closed."""
+        return self._state == "closed"
+
+    async def _open(self) -> None:
+        if self._state == "open":
+            return
+        if self._state == "closed":
+            raise RuntimeError("this stream is closed")
+        if self._opening is not None:
+            await asyncio.shield(self._opening)
+            return
+        self._state = "opening"
+        self._opening = asyncio.get_running_loop().create_future()
+        try:
+            await self._owner._attach(self._buffer, self._keys)
+        except BaseException as exc:
+            self._state = "closed"
+            self._buffer.close(drain=False)
+            self._opening.set_exception(exc)
+            self._opening.exception()  # retrieved: the caller gets exc directly
+            raise
+        if self._state == "closed":  # closed while opening
+            await self._owner._detach(self._buffer, self._keys)
+            self._opening.set_result(None)
+            return
+        self._state = "open"
+        self._opening.set_result(None)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._state != "open":
+            if self._state == "closed":
+                raise StopAsyncIteration
+            await self._open()
+        try:
+            return await self._buffer.get()
+        except StreamOverflowError:
+            raise
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def __aenter__(self) -> Self:
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Unsubscribe now (shared registrations stay for their other consumers). Idempotent."""
+        if self._state == "closed":
+            return
+        was_open = self._state == "open"
+        self._state = "closed"
+        self._buffer.close(drain=False)
+        if was_open:
+            await self._owner._detach(self._buffer, self._keys)
+
+
+class QuoteStream(_Handle[Quote]):
+    """Real-time trades (H0STCNT0) of some symbols; conflates per symbol when lagging."""
+
+    def __init__(
+        self, owner: Attacher, keys: tuple[RegKey, ...], buffer: ConflatingBuffer[Quote]
+    ) -> None:
+        super().__init__(owner, keys, buffer)
+        self._conflating = buffer
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The symbols of this stream."""
+        return tuple(key for _, key in self._keys)
+
+    @property
+    def dropped(self) -> int:
+        """Quotes this stream dropped by conflation."""
+        return self._conflating.dropped
+
+
+class OrderBookStream(_Handle[OrderBook]):
+    """Real-time order books (H0STASP0) of some symbols; conflates per symbol when lagging."""
+
+    def __init__(
+        self, owner: Attacher, keys: tuple[RegKey, ...], buffer: ConflatingBuffer[OrderBook]
+    ) -> None:
+        super().__init__(owner, keys, buffer)
+        self._conflating = buffer
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The symbols of this stream."""
+        return tuple(key for _, key in self._keys)
+
+    @property
+    def dropped(self) -> int:
+        """Order books this stream dropped by conflation."""
+        return self._conflating.dropped
+
+
+class ExecutionStream(_Handle[Execution]):
+    """This account's execution notices; lossless (see :class:`StreamOverflowError`)."""
+
+    def __repr__(self) -> str:
+        return f"ExecutionStream(state={self._state!r})"
+
+
+class CallbackSubscription(Generic[T]):
+    """A callback subscription: its own buffer and task, so a slow callback stalls nothing.
+
+    A callback that raises is logged and the subscription goes on. When the session is given
+    up, ``on_error`` (if given) is called with the :class:`BrokerConnectionError`, otherwise
+    it is logged; :attr:`error` keeps it.
+    """
+
+    def __init__(
+        self,
+        owner: Attacher,
+        keys: tuple[RegKey, ...],
+        buffer: _Buffer[T],
+        callback: Callback[T],
+        on_error: Callable[[BaseException], Any] | None,
+    ) -> None:
+        self._owner = owner
+        self._keys = keys
+        self._buffer = buffer
+        self._callback = callback
+        self._on_error = on_error
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.error: BaseException | None = None
+        self.calls = 0
+        self.failures = 0
+
+    async def _start(self) -> None:
+        await self._owner._attach(self._buffer, self._keys)
+        self._task = self._owner._spawn(self._run(), name="kis_async-callback")
+
+    @property
+    def closed(self) -> bool:
+        """True once closed or ended by an error."""
+        return self._closed or (self._task is not None and self._task.done())
+
+    async def _run(self) -> None:
+        callback = self._callback
+        while True:
+            try:
+                item = await self._buffer.get()
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                self.error = exc
+                await self._notify(exc)
+                if not isinstance(exc, StreamOverflowError):
+                    return
+                continue
+            self.calls += 1
+            try:
+                result = callback(item)
+                if inspect.isawaitable(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.failures += 1
+                logger.exception("a stream callback raised; the subscription goes on")
+
+    async def _notify(self, exc: BaseException) -> None:
+        handler = self._on_error
+        if handler is None:
+            logger.error("callback subscription ended: %s", exc)
+            return
+        try:
+            result = handler(exc)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("an on_error handler raised")
+
+    async def aclose(self) -> None:
+        """Unsubscribe now and stop the callback task. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._buffer.close(drain=False)
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._owner._detach(self._buffer, self._keys)

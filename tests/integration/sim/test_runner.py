@@ -1,0 +1,68 @@
+"""The stand-alone runner serves until cancelled and prints usable KIS_* lines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+
+import httpx
+import pytest
+
+from kis_async import KISConfig, Mode
+from kis_async.sim import KISSimulator
+from kis_async.sim.runner import env_lines, run
+
+
+async def test_run_prints_env_lines_and_stops_on_cancel() -> None:
+    """run(port=0) prints KIS_* lines with the real port; a config built from them gets a
+    token; cancelling the task stops the server."""
+    out = io.StringIO()
+    ready: asyncio.Future[KISSimulator] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(
+        run(port=0, seed=9, mode="live", out=out, on_ready=ready.set_result, quote_interval=None)
+    )
+    sim = await asyncio.wait_for(ready, 10)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("KIS_")]
+    assert lines == env_lines(sim)
+    env = dict(line.split("=", 1) for line in lines)
+    assert set(env) == {
+        "KIS_APP_KEY",
+        "KIS_APP_SECRET",
+        "KIS_ACCOUNT_ID",
+        "KIS_HTS_ID",
+        "KIS_MODE",
+        "KIS_REST_URL",
+        "KIS_WS_URL",
+    }
+    config = KISConfig.from_env(env)
+    assert config.mode is Mode.LIVE
+    assert config.ws_url == sim.ws_url
+    async with httpx.AsyncClient(base_url=config.rest_url) as client:
+        response = await client.post(
+            "/oauth2/tokenP",
+            json={
+                "grant_type": "client_credentials",
+                "appkey": config.app_key,
+                "appsecret": config.app_secret.get_secret_value(),
+            },
+        )
+        assert response.status_code == 200
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert sim.port is None
+
+
+async def test_serve_twice_is_refused_and_port_is_released() -> None:
+    """serve() cannot nest on one simulator; after the block the simulator can serve again."""
+    sim = KISSimulator(seed=2, quote_interval=None)
+    async with sim.serve(port=0) as running:
+        first_port = running.port
+        assert first_port is not None
+        with pytest.raises(RuntimeError, match="already"):
+            async with sim.serve(port=0):
+                pass
+    assert sim.port is None
+    async with sim.serve(port=0) as again:
+        assert again.port is not None

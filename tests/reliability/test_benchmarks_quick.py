@@ -1,0 +1,43 @@
+"""The benchmark scripts still run: ``benchmarks/run_all.py --quick`` completes with its tables.
+
+Nothing here is about speed: the machine is shared, so only completion and output are checked.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.reliability
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLES = (
+    "### Decode",
+    "### End-to-end stream",
+    "### REST overhead",
+    "### Rate limiter",
+    "### Memory",
+)
+
+
+@pytest.mark.timeout(150)
+def test_run_all_quick_completes_and_prints_every_table() -> None:
+    """run_all.py --quick exits 0 and prints all five tables."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=140,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    print(proc.stdout[-6000:])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for title in TABLES:
+        assert title in proc.stdout, f"missing table {title!r}"
