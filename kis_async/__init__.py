@@ -39,8 +39,10 @@ from kis_async.models import (
     Side,
 )
 from kis_async.orders.journal import MemoryJournal, OrderJournal, SQLiteJournal
-from kis_async.orders.service import OrderService, TrackedOrder
+from kis_async.orders.placement import PlacementOptions, ReconcileReport
+from kis_async.orders.service import OrderService, PreTradeLimits, TrackedOrder
 from kis_async.port import BrokerPort
+from kis_async.stream.manager import StreamOptions, StreamStatus
 
 __version__ = "0.1.0"
 
@@ -71,15 +73,20 @@ __all__ = [
     "OrderStateUnknownError",
     "OrderStatus",
     "OrderType",
+    "PlacementOptions",
     "Position",
+    "PreTradeLimits",
     "PriceLevel",
     "PriceSnapshot",
     "Quote",
     "RateLimitError",
+    "ReconcileReport",
     "SQLiteJournal",
     "ServerError",
     "Side",
+    "StreamOptions",
     "StreamOverflowError",
+    "StreamStatus",
     "SubscriptionError",
     "TrackedOrder",
     "__version__",

@@ -31,7 +31,7 @@ from kis_async.models import (
     is_valid_symbol,
 )
 from kis_async.orders.journal import MemoryJournal, OrderJournal
-from kis_async.orders.placement import OrderPlacer, ReconcileReport
+from kis_async.orders.placement import OrderPlacer, PlacementOptions, ReconcileReport
 from kis_async.port import BrokerPort, Callback, Subscription
 from kis_async.rest.client import RestClient
 from kis_async.stream.manager import StreamManager, StreamOptions, StreamStatus
@@ -68,6 +68,8 @@ class KISBroker(BrokerPort):
             an in-memory :class:`~kis_async.orders.journal.MemoryJournal`. Pass a
             :class:`~kis_async.orders.journal.SQLiteJournal` for at-most-once across restarts.
         stream_options: WebSocket session tuning (reconnect, liveness, queue sizes, cap).
+        placement_options: how uncertain order outcomes are reconciled (poll attempts and
+            interval, clock tolerance).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class KISBroker(BrokerPort):
         http_client: httpx.AsyncClient | None = None,
         journal: OrderJournal | None = None,
         stream_options: StreamOptions | None = None,
+        placement_options: PlacementOptions | None = None,
     ) -> None:
         if not isinstance(config, KISConfig):
             raise TypeError("KISBroker needs a KISConfig")
@@ -90,7 +93,9 @@ class KISBroker(BrokerPort):
             fetch_orders=self._rest.get_orders,
             options=stream_options,
         )
-        self._placer = OrderPlacer(rest=self._rest, journal=self._journal, streams=self._streams)
+        self._placer = OrderPlacer(
+            rest=self._rest, journal=self._journal, streams=self._streams, options=placement_options
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import hashlib
 import json
 import logging
 import os
@@ -580,13 +581,30 @@ def _confirm_live(config: KISConfig, args: argparse.Namespace) -> None:
         raise UsageError("not confirmed; nothing was sent")
 
 
+def journal_path(config: KISConfig, explicit: str | None = None) -> Path:
+    """Where ``buy``/``sell --key`` keep idempotency keys across runs: ``--journal``, else
+    ``$XDG_CACHE_HOME/kis_async`` (``~/.cache/kis_async``), one file per account. The file
+    name carries a hash of the account, never the number."""
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME")
+    root = Path(base) if base else Path.home() / ".cache"
+    digest = hashlib.sha256(f"{config.mode.value}:{config.account_id}".encode()).hexdigest()
+    return root / "kis_async" / f"cli-orders-{digest[:12]}.sqlite3"
+
+
 async def _run_account_command(
     config: KISConfig, handler: Handler, args: argparse.Namespace
 ) -> int:
     from kis_async.broker import KISBroker  # noqa: PLC0415  (keeps `--help` fast)
+    from kis_async.orders.journal import SQLiteJournal  # noqa: PLC0415
 
     out = Output(as_json=args.json)
-    async with KISBroker(config) as broker:
+    journal = None
+    if args.command in ("buy", "sell") and args.key:
+        # A key means "at most once", also across separate runs: keep it on disk.
+        journal = SQLiteJournal(journal_path(config, args.journal))
+    async with KISBroker(config, journal=journal) as broker:
         return await handler(broker, args, out)
 
 
@@ -978,7 +996,12 @@ def build_parser() -> argparse.ArgumentParser:
         how = place.add_mutually_exclusive_group(required=True)
         how.add_argument("--price", type=_price, help="limit price in won")
         how.add_argument("--market", action="store_true", help="market order")
-        place.add_argument("--key", default=None, help="idempotency key (at most once per key)")
+        place.add_argument(
+            "--key", default=None, help="idempotency key: at most one order per key, across runs"
+        )
+        place.add_argument(
+            "--journal", default=None, help="where --key is remembered (default: user cache)"
+        )
 
     cancel = sub.add_parser("cancel", parents=[common, confirm], help="cancel an order")
     cancel.add_argument("order_id")
@@ -1035,7 +1058,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    library_logger = logging.getLogger("kis_async")
+    previous_level = library_logger.level
     _setup_logging(args.debug, args.verbose)
+    try:
+        return _run(args)
+    finally:
+        # main() may run in-process (tests, embedding): leave logging as it was found.
+        library_logger.setLevel(previous_level)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Dispatch, turning every failure into a one-line message and an exit code."""
     try:
         try:
             return _dispatch(args)

@@ -551,17 +551,31 @@ class MockBroker(BrokerPort):
     async def settle(self, max_wait: float = 5.0) -> None:
         """Wait until every consumer that is iterating a stream has taken all it was sent.
 
-        Streams nobody has started iterating are ignored.
+        Streams nobody has started iterating are ignored. A stream that was iterated and then
+        left without ``aclose()`` (``break`` out of a bare ``async for``) never becomes idle:
+        use ``async with`` so leaving closes it.
 
         Raises:
-            TimeoutError: consumers were still busy after ``max_wait`` seconds.
+            TimeoutError: consumers were still busy after ``max_wait`` seconds; the message
+                names the busy streams.
         """
-        async with asyncio.timeout(max_wait):
-            stable = 0
-            while stable < 3:
-                await asyncio.sleep(0)
-                busy = any(s._started and not s._idle for s in self._streams)
-                stable = 0 if busy else stable + 1
+        try:
+            async with asyncio.timeout(max_wait):
+                stable = 0
+                while stable < 3:
+                    await asyncio.sleep(0)
+                    busy = any(s._started and not s._idle for s in self._streams)
+                    stable = 0 if busy else stable + 1
+        except TimeoutError:
+            names = [
+                f"{s!r} with {len(s._items)} unread"
+                for s in self._streams
+                if s._started and not s._idle
+            ]
+            raise TimeoutError(
+                f"MockBroker.settle: still busy after {max_wait}s: {', '.join(names)} "
+                "(a stream left without aclose()? a consumer blocked elsewhere?)"
+            ) from None
 
     async def wait_subscribed(
         self, symbols: Iterable[str] = (), *, executions: bool = False, max_wait: float = 5.0

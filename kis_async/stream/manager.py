@@ -589,6 +589,7 @@ class StreamManager:
         self._crypto.clear()
         if number:
             self._reconnects += 1
+            await self._refresh_approval_key()
         regs = list(self._regs.values())
         for reg in regs:
             if reg.ready.done():
@@ -600,6 +601,25 @@ class StreamManager:
             logger.info("KIS WebSocket reconnected; %d registrations re-sent", len(regs))
             if self._options.gap_fill and any(reg.key[0] in NOTICE_TR_IDS for reg in regs):
                 self._spawn(self._gap_fill("reconnect"), "kis_async-gap-fill")
+
+    async def _refresh_approval_key(self) -> None:
+        """Ask the REST layer again before re-registering.
+
+        It caches the key for its 24-hour lifetime, so this costs nothing until the key
+        expires; KIS checks the key only when registering, so a long-lived session would
+        otherwise restore with a stale key. A failure keeps the current key.
+        """
+        try:
+            async with asyncio.timeout(self._options.connect_timeout):
+                key = await self._approval_fn()
+        except Exception as exc:
+            logger.warning(
+                "approval key refresh failed (%s); keeping the current key", type(exc).__name__
+            )
+            return
+        if key != self._approval_key:
+            logger.info("WebSocket approval key renewed: %s", key[:8] + "...")
+            self._approval_key = key
 
     def _on_down(self) -> None:
         self._crypto.clear()

@@ -68,6 +68,7 @@ def _runner(sim: KISSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             monkeypatch.delenv(name)
     for name, value in env_for(sim.config(), tmp_path / "tokens").items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # journals stay here
     monkeypatch.chdir(tmp_path)  # no stray ./.env
     secret = sim.app_secret
 

@@ -234,3 +234,19 @@ async def test_stream_executions_needs_hts_id(cli: RunCLI, monkeypatch: pytest.M
     assert result.code == EXIT_USAGE
     assert "KIS_HTS_ID" in result.err
     no_traceback(result)
+
+
+async def test_key_makes_buy_at_most_once_across_runs(
+    cli: RunCLI, paper_sim: KISSimulator, tmp_path: Path
+) -> None:
+    """`buy --key K` twice (two processes' worth of runs) books one order, same order id."""
+    first = await cli("buy", SYMBOL, "1", "--market", "--key", "nightly-1", "--json")
+    assert first.code == EXIT_OK, first.err
+    again = await cli("buy", SYMBOL, "1", "--market", "--key", "nightly-1", "--json")
+    assert again.code == EXIT_OK, again.err
+    assert json.loads(first.out)["order_id"] == json.loads(again.out)["order_id"]
+    assert paper_sim.stats.orders_received == 1
+    assert list((tmp_path / "cache" / "kis_async").glob("cli-orders-*.sqlite3"))
+    other = await cli("buy", SYMBOL, "2", "--market", "--key", "nightly-1")
+    assert other.code == EXIT_USAGE  # same key, different order: refused, nothing sent
+    assert paper_sim.stats.orders_received == 1

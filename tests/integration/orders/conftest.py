@@ -40,10 +40,7 @@ def make_broker(fast_sim: KISSimulator) -> Callable[..., KISBroker]:
         **config: Any,
     ) -> KISBroker:
         cfg = fast_sim.config(requests_per_second=None, **config)
-        broker = KISBroker(cfg, journal=journal)
-        # The broker does not take placement options (yet); tests shorten the polls here.
-        broker._placer.options = options
-        return broker
+        return KISBroker(cfg, journal=journal, placement_options=options)
 
     return build
 

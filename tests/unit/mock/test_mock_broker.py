@@ -359,3 +359,16 @@ async def test_wait_subscribed_times_out(mock: MockBroker) -> None:
     """wait_subscribed raises TimeoutError when nobody subscribes."""
     with pytest.raises(TimeoutError):
         await mock.wait_subscribed([SAMSUNG], executions=True, max_wait=0.05)
+
+
+async def test_settle_names_an_abandoned_stream(mock: MockBroker) -> None:
+    """A stream left by `break` without aclose() makes settle() time out, naming it."""
+    stream = mock.quotes([SAMSUNG])
+    mock.push_quote(SAMSUNG, 70_000)
+    async for _ in stream:
+        break
+    mock.push_quote(SAMSUNG, 70_100)
+    with pytest.raises(TimeoutError, match=r"MockStream\(quotes, 005930.*1 unread"):
+        await mock.settle(max_wait=0.05)
+    await stream.aclose()
+    await mock.settle(max_wait=1)

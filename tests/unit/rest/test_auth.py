@@ -597,3 +597,25 @@ async def test_existing_cache_dir_tightened_to_0700(
     router.post(kis.TOKEN_PATH).respond(200, json=kis.token_body())
     await make_client(kis.make_config(token_cache_dir=cache_dir)).token()
     assert stat.S_IMODE(os.stat(cache_dir).st_mode) == 0o700
+
+
+async def test_concurrent_expired_token_one_reissue(
+    make_client: Any, router: respx.MockRouter, kis: Any
+) -> None:
+    """20 concurrent reads refused with EGW00123 share one new issuance; each retries once."""
+    token_route = router.post(kis.TOKEN_PATH).mock(
+        side_effect=_slow_token(kis, ["stale", "fresh", "extra"])
+    )
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.01)  # all 20 are in flight with the stale token
+        if request.headers["authorization"] == "Bearer stale":
+            return httpx.Response(500, json=kis.error_body("EGW00123"))
+        return httpx.Response(200, json=PRICE_OK)
+
+    price_route = router.get(PRICE_PATH).mock(side_effect=answer)
+    client = make_client()
+    await client.token()
+    await asyncio.gather(*(client.get_price("005930") for _ in range(20)))
+    assert token_route.call_count == 2
+    assert price_route.call_count == 40
