@@ -41,8 +41,11 @@ def _ensure_env(extras: str) -> Path:
         print(f"dev.py: creating {env_dir.name}", file=sys.stderr, flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     if not marker.exists() or marker.read_text() != stamp:
-        print(f"dev.py: installing kis_async[{extras}] into {env_dir.name}", file=sys.stderr,
-              flush=True)
+        print(
+            f"dev.py: installing kis_async[{extras}] into {env_dir.name}",
+            file=sys.stderr,
+            flush=True,
+        )
         quiet = ["-q", "--disable-pip-version-check"]
         subprocess.run([str(py), "-m", "pip", "install", *quiet, "--upgrade", "pip"], check=True)
         subprocess.run(
@@ -65,8 +68,15 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(py), "-m", "kis_async.cli", "demo", *rest], cwd=ROOT)
     if command == "test":
         py = _ensure_env("dev")
-        args = [str(py), "-m", "pytest", "--cov=kis_async", "--cov-branch", "--cov-report=term",
-                *rest]
+        args = [
+            str(py),
+            "-m",
+            "pytest",
+            "--cov=kis_async",
+            "--cov-branch",
+            "--cov-report=term",
+            *rest,
+        ]
         return subprocess.call(args, cwd=ROOT)
     if command == "lint":
         py = _ensure_env("dev")

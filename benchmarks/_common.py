@@ -6,6 +6,7 @@ because the machine is shared and noisy; a lone absolute time is never the claim
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -40,14 +41,14 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 def fmt_num(value: float | None, digits: int = 0) -> str:
     """A number with thousands separators, or ``n/a``."""
-    if value is None or value != value:  # NaN check without math import
+    if value is None or math.isnan(value):
         return "n/a"
     return f"{value:,.{digits}f}"
 
 
 def fmt_ratio(value: float | None) -> str:
     """A ratio such as ``1.23x``, or ``n/a``."""
-    if value is None or value != value or value in (float("inf"), float("-inf")):
+    if value is None or not math.isfinite(value):
         return "n/a"
     return f"{value:.2f}x"
 
@@ -163,9 +164,7 @@ class SimProcess:
     standard input closes; it is killed (by its own pid) if it does not within 10 s.
     """
 
-    def __init__(
-        self, options: dict[str, object], *, stamp: bool = False, replay: int = 0
-    ) -> None:
+    def __init__(self, options: dict[str, object], *, stamp: bool = False, replay: int = 0) -> None:
         import json
 
         cmd = [sys.executable, str(BENCH_DIR / "_sim_server.py"), "--options", json.dumps(options)]

@@ -18,11 +18,54 @@ NOTICE_IV = "fedcba9876543210"
 SYMBOLS = ("005930", "000660", "035420", "051910", "005380", "035720", "068270", "105560")
 
 # The PORTAL sample record (46 fields) is the template; prices and volumes vary per record.
-_TRADE_TEMPLATE = (
-    "005930^093354^71900^5^-100^-0.14^72023.83^72100^72400^71700^71900^71800^1^3052507^"
-    "219853241700^5105^6937^1832^84.90^1366314^1159996^1^0.39^20.28^090020^5^-200^090820^5^"
-    "-500^092619^2^200^20230612^20^N^65945^216924^1118750^2199206^0.05^2424142^125.92^0^^72100"
-).split("^")
+_TRADE_TEMPLATE = [
+    "005930",
+    "093354",
+    "71900",
+    "5",
+    "-100",
+    "-0.14",
+    "72023.83",
+    "72100",
+    "72400",
+    "71700",
+    "71900",
+    "71800",
+    "1",
+    "3052507",
+    "219853241700",
+    "5105",
+    "6937",
+    "1832",
+    "84.90",
+    "1366314",
+    "1159996",
+    "1",
+    "0.39",
+    "20.28",
+    "090020",
+    "5",
+    "-200",
+    "090820",
+    "5",
+    "-500",
+    "092619",
+    "2",
+    "200",
+    "20230612",
+    "20",
+    "N",
+    "65945",
+    "216924",
+    "1118750",
+    "2199206",
+    "0.05",
+    "2424142",
+    "125.92",
+    "0",
+    "",
+    "72100",
+]
 assert len(_TRADE_TEMPLATE) == 46
 
 
@@ -131,7 +174,8 @@ def frame_sets(n_frames: int, *, seed: int = 7) -> dict[str, list[str]]:
     """Every frame set the decode benchmark uses, ``n_frames`` frames each.
 
     Keys: ``trade1`` / ``trade4`` (H0STCNT0 47 fields, 1 or 4 records per frame),
-    ``trade1_46`` / ``trade4_46`` (the legacy 46-field layout), ``book1`` / ``book1_63`` (H0STASP0, 59 or 63 fields),
+    ``trade1_46`` / ``trade4_46`` (the legacy 46-field layout), ``book1`` / ``book1_63``
+    (H0STASP0, 59 or 63 fields),
     ``notice26`` / ``notice23`` (encrypted H0STCNI9 notices, current and legacy layouts).
     """
     rng = random.Random(seed)

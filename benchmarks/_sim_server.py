@@ -65,7 +65,8 @@ def _install_replay(sim: Any, steps: int) -> None:
             record = built[id(tick)] = make_record(tick, **kwargs)
         return record
 
-    def replay_step(count: int = 1) -> list[Any]:
+    def replay_step(count: int = 1, *, symbols: Any = None) -> list[Any]:
+        # Every listed symbol is replayed; the hub sends only what is registered.
         ticks = [tick for _ in range(count) for tick in next(cycle)]
         sim.hub.publish_ticks(ticks)
         return ticks

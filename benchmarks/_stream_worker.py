@@ -183,7 +183,9 @@ def main() -> None:
     symbols = args.symbols.split(",")
     meter = Meter(args.warmup, args.seconds)
     runner = {"raw": run_raw, "kis_async": run_kis_async, "kis-trader": run_kis_trader}[args.mode]
-    result = asyncio.run(asyncio.wait_for(runner(info, symbols, meter), args.seconds + 30))
+    result = asyncio.run(
+        asyncio.wait_for(runner(info, symbols, meter), args.warmup + args.seconds + 20)
+    )
     print(json.dumps(result))
 
 

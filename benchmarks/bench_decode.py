@@ -134,37 +134,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     all_notes = {**peer_notes, **data["notes"]}
     for name, why in sorted(all_notes.items()):
         print(f"- {name}: {why}")
-    for key in SET_LABELS:
+    for key, label in SET_LABELS.items():
         for name, why in sorted(data["sets"][key]["notes"].items()):
             if name not in all_notes:
-                print(f"- {name} on {SET_LABELS[key]}: {why}")
+                print(f"- {name} on {label}: {why}")
 
     figures: dict[str, Any] = {"sets": data["sets"]}
-    costs = []
-    for key in COST_SETS:
-        rates = data["sets"][key]["rates"]
-        if "kis_async" in rates:
-            costs.append(rates["split"] / rates["kis_async"])
-    worst_cost = max(costs) if costs else None
-    speedups = []
-    for key in ("trade1", "trade4", "book1_63", "notice26"):
-        rates = data["sets"][key]["rates"]
-        if "kis_async" in rates and "kis-trader" in rates:
-            speedups.append(rates["kis_async"] / rates["kis-trader"])
-    worst_speedup = min(speedups) if speedups else None
-    print("\nTargets:")
-    print(
-        f"- typed decode cost vs bare split (H0STCNT0, worst of 1/4 rec/frame) "
-        f"<= {MAX_COST:.0f}x: {fmt_ratio(worst_cost)} -> "
-        f"{verdict(None if worst_cost is None else worst_cost <= MAX_COST)}"
-    )
-    print(
-        f"- speedup vs kis-trader (worst of H0STCNT0 x2, H0STASP0, notices) "
-        f">= {MIN_SPEEDUP_KIS_TRADER:.0f}x: {fmt_ratio(worst_speedup)} -> "
-        f"{verdict(None if worst_speedup is None else worst_speedup >= MIN_SPEEDUP_KIS_TRADER)}"
-    )
-    figures["worst_cost"] = worst_cost
-    figures["worst_speedup_kis_trader"] = worst_speedup
+    print("\nTargets (built+read is the claim; built alone shown for reference):")
+    for variant, label in (("kis_async", "built+read"), ("kis_async (lazy)", "built")):
+        costs = []
+        for key in COST_SETS:
+            rates = data["sets"][key]["rates"]
+            if variant in rates:
+                costs.append(rates["split"] / rates[variant])
+        worst_cost = max(costs) if costs else None
+        speedups = []
+        for key in ("trade1", "trade4", "book1_63", "notice26"):
+            rates = data["sets"][key]["rates"]
+            if variant in rates and "kis-trader" in rates:
+                speedups.append(rates[variant] / rates["kis-trader"])
+        worst_speedup = min(speedups) if speedups else None
+        trade_speedups = speedups[:2]
+        print(
+            f"- [{label}] typed decode cost vs bare split (H0STCNT0, worst of 1/4 rec/frame) "
+            f"<= {MAX_COST:.0f}x: {fmt_ratio(worst_cost)} -> "
+            f"{verdict(None if worst_cost is None else worst_cost <= MAX_COST)}"
+        )
+        print(
+            f"- [{label}] speedup vs kis-trader >= {MIN_SPEEDUP_KIS_TRADER:.0f}x: H0STCNT0 "
+            f"{', '.join(fmt_ratio(v) for v in trade_speedups) or 'n/a'}; worst of H0STCNT0 "
+            f"x2, H0STASP0, notices {fmt_ratio(worst_speedup)} -> "
+            f"{verdict(None if worst_speedup is None else worst_speedup >= MIN_SPEEDUP_KIS_TRADER)}"
+        )
+        figures[f"{label}_worst_cost"] = worst_cost
+        figures[f"{label}_worst_speedup_kis_trader"] = worst_speedup
     return figures
 
 

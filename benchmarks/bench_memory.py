@@ -22,6 +22,7 @@ from typing import Any
 
 from _common import SimProcess, fmt_num, print_table, verdict
 from bench_rest import config_from
+
 from kis_async import ExecutionKind, KISBroker, OrderRequest, OrderType
 from kis_async.sim.exchange import DEFAULT_SYMBOLS
 
@@ -160,7 +161,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ["RSS growth (MB)", fmt_num(growth, 1)],
             ["quotes / books delivered", f"{result['quotes_seen']:,} / {result['books_seen']:,}"],
             ["quotes+books conflated (dropped)", f"{result['dropped']:,}"],
-            ["orders placed / filled at the simulator", f"{result['placed']} / {len(booked_fills)}"],
+            [
+                "orders placed / filled at the simulator",
+                f"{result['placed']} / {len(booked_fills)}",
+            ],
             ["fill notices delivered (orders)", str(len(result["fills"]))],
             ["execution events delivered", str(result["notices"])],
             ["fills missing / unexpected", f"{len(missing)} / {len(extra)}"],

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-
 from _common import SimProcess, fmt_num, fmt_ratio, median, print_table, verdict
+
 from kis_async import KISBroker, KISConfig
 
 PRICE_PATH = "/uapi/domestic-stock/v1/quotations/inquire-price"

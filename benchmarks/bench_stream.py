@@ -1,9 +1,10 @@
 """Benchmark 2: end-to-end stream throughput and latency over loopback.
 
-The simulator runs in its own process, pushing H0STCNT0 frames for every listed symbol as
-fast as it can, replaying 200 market steps it ran at start-up (``_sim_server.py --replay``) so
-that the simulated market's matching engine is not what limits the feed for every symbol it lists (``quote_interval=0``; it pauses only while a session's outbox passes 2,000
-frames, so the feed adapts to the fastest rate the consumer drains). Each record carries the
+The simulator runs in its own process, pushing H0STCNT0 frames for every symbol it lists as
+fast as it can (``quote_interval=0``). It replays 200 market steps it ran at start-up
+(``_sim_server.py --replay``) so that its matching engine is not what limits the feed, and it
+pauses only while a session's outbox passes 2,000 frames, so the feed adapts to the fastest
+rate the consumer drains. Each record carries the
 simulator's send time. Consumers run one after another in fresh processes, interleaved over
 repetitions, all under the same interpreter:
 
@@ -65,7 +66,7 @@ def run_consumer(
         capture_output=True,
         text=True,
         check=False,
-        timeout=seconds + warmup + 60,
+        timeout=seconds + warmup + 40,
     )
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
@@ -167,6 +168,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     for mode, why in errors.items():
         print(f"- {mode} failed: {why}")
+    missing = [m for m in ("raw", "kis_async") if not samples[m]]
+    if missing:
+        raise RuntimeError(f"stream consumers produced no measurement: {', '.join(missing)}")
     return {"share_of_raw": share, "speedup_kis_trader": speedup, "samples": samples}
 
 

@@ -20,12 +20,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_decode  # noqa: E402
-import bench_memory  # noqa: E402
-import bench_ratelimit  # noqa: E402
-import bench_rest  # noqa: E402
-import bench_stream  # noqa: E402
-from _common import machine_summary  # noqa: E402
+import bench_decode
+import bench_memory
+import bench_ratelimit
+import bench_rest
+import bench_stream
+from _common import machine_summary
 
 BENCHMARKS: list[tuple[str, Callable[[list[str]], Any]]] = [
     ("decode", bench_decode.main),

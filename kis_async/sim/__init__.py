@@ -10,6 +10,12 @@
         sim.exchange.set_price("005930", 70_000)
         sim.faults.fail_next(2)
 
+Faults (``sim.faults``; also ``POST /__sim__/faults`` with ``{"fault": name, ...}``):
+``fail_next(count, kind="rate_limit"|"server_error")``, ``delay_responses(seconds, count=None)``,
+``drop_next_order_response(count=1)``, ``expire_tokens()``, ``drop_sessions(after_frames=None)``,
+``mute(muted=True)``, ``refuse_connections(seconds)``, ``clear()``. Inspection: ``sim.stats``
+(``GET /__sim__/stats``) and ``sim.exchange`` (``GET /__sim__/state``, ``/__sim__/orders``).
+
 Needs the ``sim`` extra (starlette, uvicorn).
 """
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import string
 from collections.abc import AsyncIterator, Generator, Mapping
 from datetime import datetime
@@ -33,6 +34,30 @@ logger = logging.getLogger("kis_async.sim")
 IN_PROCESS_HOST = "kis-sim.local"
 #: Data frames a session may queue before the fast ticker waits for it to drain.
 _BACKLOG_HIGH_WATER = 2_000
+
+
+async def _bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket bound to ``host:port`` (0 picks a free port)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class _DroppedResponseFilter(logging.Filter):
+    """Hides uvicorn's error line for the response the drop-order-response fault cuts off on
+    purpose (the fault's whole point is an incomplete response)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing response" not in record.getMessage()
 
 
 class _QuietServer(uvicorn.Server):
@@ -267,10 +292,10 @@ class KISSimulator:
 
         Raises:
             RuntimeError: already serving, or the server failed to start.
+            OSError: ``host:port`` cannot be bound (in use, not permitted).
         """
         if self._serving:
             raise RuntimeError("this simulator is already being served")
-        self._serving = True
         config = uvicorn.Config(
             self.app,
             host=host,
@@ -283,8 +308,14 @@ class KISSimulator:
             ws_ping_interval=None,
             timeout_graceful_shutdown=2,
         )
+        # Bind here, not in uvicorn: a bind failure is then a plain OSError for the caller
+        # instead of uvicorn's sys.exit() inside a task.
+        listener = await _bind(host, port)
+        self._serving = True
         server = _QuietServer(config)
-        server_task = asyncio.create_task(server.serve(), name="kis-sim-server")
+        log_filter = _DroppedResponseFilter()
+        logging.getLogger("uvicorn.error").addFilter(log_filter)
+        server_task = asyncio.create_task(server.serve([listener]), name="kis-sim-server")
         ticker: asyncio.Task[None] | None = None
         try:
             while not server.started:
@@ -293,7 +324,7 @@ class KISSimulator:
                     raise RuntimeError("the simulator server stopped during start-up")
                 await asyncio.sleep(0.005)
             self.host = host
-            self.port = int(server.servers[0].sockets[0].getsockname()[1])
+            self.port = int(listener.getsockname()[1])
             if self.options.quote_interval is not None:
                 ticker = asyncio.create_task(self._ticker(), name="kis-sim-ticker")
             logger.info("simulator serving on %s", self.rest_url)
@@ -311,6 +342,8 @@ class KISSimulator:
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await server_task
+            logging.getLogger("uvicorn.error").removeFilter(log_filter)
+            listener.close()
             self.port = None
             self.host = None
             self._serving = False

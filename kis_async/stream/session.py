@@ -164,15 +164,17 @@ class Session:
             with contextlib.suppress(Exception):
                 await ws.close()
         task = self._task
-        if task is not None and not task.done():
-            try:
-                async with asyncio.timeout(self._options.close_timeout + 1.0):
-                    await asyncio.shield(task)
-            except TimeoutError:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            except Exception:
-                logger.debug("WebSocket session task ended with an error", exc_info=True)
+        if task is None or task.done():
+            return
+        if ws is not None:
+            # The closed connection ends the loop; give it the closing handshake's time.
+            await asyncio.wait({task}, timeout=self._options.close_timeout + 1.0)
+        if not task.done():
+            # Connecting or waiting out a backoff delay: nothing to close gracefully.
+            task.cancel()
+        results = await asyncio.gather(task, return_exceptions=True)
+        if results and isinstance(results[0], Exception):
+            logger.debug("WebSocket session task ended with an error", exc_info=results[0])
 
     # -- the connection loop --------------------------------------------------------------------
 

@@ -55,11 +55,11 @@ async def broker_for(sim: KISSimulator, **kwargs: Any) -> AsyncIterator[KISBroke
 
 
 async def wait_until(
-    predicate: Callable[[], bool], *, timeout: float, interval: float = 0.02
+    predicate: Callable[[], bool], *, within: float, interval: float = 0.02
 ) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds; returns the last value."""
+    """Poll ``predicate`` until true or ``within`` seconds pass; returns the last value."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while loop.time() < deadline:
         if predicate():
             return True

@@ -111,6 +111,12 @@ def _broker_cases(
     ]
 
 
+async def _call(thunk: Callable[[], Awaitable[object] | object]) -> None:
+    outcome = thunk()
+    if isinstance(outcome, Awaitable):
+        await outcome
+
+
 async def test_bad_inputs_raise_typed_errors_and_send_nothing() -> None:
     """Thirty-odd bad orders, configs, symbols and ids: typed errors, zero HTTP requests."""
     requests: list[httpx.Request] = []
@@ -126,15 +132,15 @@ async def test_bad_inputs_raise_typed_errors_and_send_nothing() -> None:
         results.append((label, type(info.value).__name__))
 
     config = KISConfig(**GOOD, mode=Mode.PAPER)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-        async with KISBroker(config, http_client=http) as broker:
-            for label, thunk, expected in _broker_cases(broker):
-                with pytest.raises(expected) as info:
-                    outcome = thunk()
-                    if isinstance(outcome, Awaitable):
-                        await outcome
-                results.append((label, type(info.value).__name__))
-            status = broker.stream_status
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
+        KISBroker(config, http_client=http) as broker,
+    ):
+        for label, thunk, expected in _broker_cases(broker):
+            with pytest.raises(expected) as info:
+                await _call(thunk)
+            results.append((label, type(info.value).__name__))
+        status = broker.stream_status
 
     width = max(len(label) for label, _ in results)
     print(f"\n{len(results)} bad inputs -> typed errors; HTTP requests sent: {len(requests)}")

@@ -5,6 +5,7 @@ input is counted (frames) or surfaced as a typed error (REST)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import string
 from typing import Any
@@ -27,11 +28,55 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
-_TEMPLATE = (
-    "005930^093354^71900^5^-100^-0.14^72023.83^72100^72400^71700^71900^71800^1^3052507^"
-    "219853241700^5105^6937^1832^84.90^1366314^1159996^1^0.39^20.28^090020^5^-200^090820^5^"
-    "-500^092619^2^200^20230612^20^N^65945^216924^1118750^2199206^0.05^2424142^125.92^0^^72100^2"
-).split("^")
+_TEMPLATE = [
+    "005930",
+    "093354",
+    "71900",
+    "5",
+    "-100",
+    "-0.14",
+    "72023.83",
+    "72100",
+    "72400",
+    "71700",
+    "71900",
+    "71800",
+    "1",
+    "3052507",
+    "219853241700",
+    "5105",
+    "6937",
+    "1832",
+    "84.90",
+    "1366314",
+    "1159996",
+    "1",
+    "0.39",
+    "20.28",
+    "090020",
+    "5",
+    "-200",
+    "090820",
+    "5",
+    "-500",
+    "092619",
+    "2",
+    "200",
+    "20230612",
+    "20",
+    "N",
+    "65945",
+    "216924",
+    "1118750",
+    "2199206",
+    "0.05",
+    "2424142",
+    "125.92",
+    "0",
+    "",
+    "72100",
+    "2",
+]
 _FIELD = st.text(alphabet=string.ascii_letters + string.digits + ".-", max_size=8)
 
 # Every strategy below yields a frame the protocol says is malformed.
@@ -64,33 +109,33 @@ _totals = {"frames": 0, "examples": 0, "rest_bodies": 0, "rest_typed_errors": 0}
 
 
 async def _frames_example(frames: list[str]) -> tuple[int, int, int]:
-    async with served(quote_interval=0.05, pingpong_interval=60.0) as sim:
-        async with KISBroker(sim.config(), stream_options=FAST_STREAMS) as broker:
-            seen: list[str] = []
+    async with (
+        served(quote_interval=0.05, pingpong_interval=60.0) as sim,
+        KISBroker(sim.config(), stream_options=FAST_STREAMS) as broker,
+    ):
+        seen: list[str] = []
 
-            async def consume() -> None:
-                async for quote in broker.quotes(["005930"]):
-                    seen.append(quote.symbol)
+        async def consume() -> None:
+            async for quote in broker.quotes(["005930"]):
+                seen.append(quote.symbol)
 
-            task = asyncio.create_task(consume())
-            async with broker.executions():
-                assert await wait_until(lambda: len(seen) >= 2, timeout=10)
-                before = broker.stream_status.malformed_frames
-                for session in sim.hub.sessions:
-                    for text in frames:
-                        session.enqueue(text, data=False)
-                counted = await wait_until(
-                    lambda: broker.stream_status.malformed_frames - before >= len(frames),
-                    timeout=10,
-                )
-                after_seen = len(seen)
-                resumed = await wait_until(lambda: len(seen) > after_seen + 1, timeout=10)
-                status = broker.stream_status
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        task = asyncio.create_task(consume())
+        async with broker.executions():
+            assert await wait_until(lambda: len(seen) >= 2, within=10)
+            before = broker.stream_status.malformed_frames
+            for session in sim.hub.sessions:
+                for text in frames:
+                    session.enqueue(text, data=False)
+            counted = await wait_until(
+                lambda: broker.stream_status.malformed_frames - before >= len(frames),
+                within=10,
+            )
+            after_seen = len(seen)
+            resumed = await wait_until(lambda: len(seen) > after_seen + 1, within=10)
+            status = broker.stream_status
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     assert counted, "not every malformed frame was counted"
     assert resumed, "quotes did not continue after the malformed frames"
     assert status.connected
@@ -114,8 +159,9 @@ def test_fuzzed_frames_are_counted_and_the_session_survives(frames: list[str]) -
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 OUTPUT = st.dictionaries(
@@ -124,7 +170,7 @@ OUTPUT = st.dictionaries(
     max_size=5,
 ).filter(lambda d: not _plausible_price(d.get("stck_prpr")))
 BODY = st.one_of(
-    st.binary(max_size=40).map(lambda b: (b"\xff" + b)),
+    st.binary(max_size=40).map(lambda b: b"\xff" + b),
     JSON.map(lambda v: json.dumps(v).encode()),
     st.builds(
         lambda rt, out: json.dumps({"rt_cd": rt, "msg_cd": "MCA00000", "output": out}).encode(),
@@ -172,16 +218,18 @@ async def _rest_example(bodies: list[tuple[int, bytes]]) -> tuple[int, int, bool
         max_retries=0,
     )
     typed = 0
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-        async with KISBroker(config, http_client=http) as broker:
-            for _ in bodies:
-                try:
-                    result = await broker.get_price("005930")
-                except BrokerError:
-                    typed += 1
-                else:
-                    raise AssertionError(f"a malformed body gave a result: {result!r}")
-            survivor = await broker.get_price("005930")
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
+        KISBroker(config, http_client=http) as broker,
+    ):
+        for _ in bodies:
+            try:
+                result = await broker.get_price("005930")
+            except BrokerError:
+                typed += 1
+            else:
+                raise AssertionError(f"a malformed body gave a result: {result!r}")
+        survivor = await broker.get_price("005930")
     return len(bodies), typed, isinstance(survivor, PriceSnapshot)
 
 

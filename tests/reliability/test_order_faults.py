@@ -36,9 +36,11 @@ async def counting_broker(sim: KISSimulator) -> AsyncIterator[tuple[KISBroker, l
         if request.method == "POST" and request.url.path.endswith(ORDER_PATHS):
             sent.append(request.url.path)
 
-    async with httpx.AsyncClient(timeout=5.0, event_hooks={"request": [hook]}) as http:
-        async with KISBroker(sim.config(), http_client=http) as broker:
-            yield broker, sent
+    async with (
+        httpx.AsyncClient(timeout=5.0, event_hooks={"request": [hook]}) as http,
+        KISBroker(sim.config(), http_client=http) as broker,
+    ):
+        yield broker, sent
 
 
 def _limit_buy(sim: KISSimulator, key: str | None = None) -> OrderRequest:
@@ -48,13 +50,15 @@ def _limit_buy(sim: KISSimulator, key: str | None = None) -> OrderRequest:
 
 async def test_dropped_response_with_key_binds_the_one_booked_order() -> None:
     """The order is booked, the response is lost: the keyed call returns that order's id."""
-    async with served(rate_limit=False, quote_interval=None) as sim:
-        async with counting_broker(sim) as (broker, sent):
-            await broker.authenticate()
-            sim.faults.drop_next_order_response()
-            order_id = await broker.place_order(_limit_buy(sim, key="reliability-drop-1"))
-            again = await broker.place_order(_limit_buy(sim, key="reliability-drop-1"))
-            booked = [o.order_id for o in sim.exchange.orders]
+    async with (
+        served(rate_limit=False, quote_interval=None) as sim,
+        counting_broker(sim) as (broker, sent),
+    ):
+        await broker.authenticate()
+        sim.faults.drop_next_order_response()
+        order_id = await broker.place_order(_limit_buy(sim, key="reliability-drop-1"))
+        again = await broker.place_order(_limit_buy(sim, key="reliability-drop-1"))
+        booked = [o.order_id for o in sim.exchange.orders]
     print(
         f"\ndropped order response (idempotency key): order POSTs sent {len(sent)}, orders at "
         f"the exchange {len(booked)}, returned id matches: {booked == [order_id]}, "
@@ -67,14 +71,16 @@ async def test_dropped_response_with_key_binds_the_one_booked_order() -> None:
 
 async def test_dropped_response_without_key_is_not_resent() -> None:
     """Without a key the caller gets BrokerTimeoutError(request_sent=True); nothing is re-sent."""
-    async with served(rate_limit=False, quote_interval=None) as sim:
-        async with counting_broker(sim) as (broker, sent):
-            await broker.authenticate()
-            sim.faults.drop_next_order_response()
-            with pytest.raises(BrokerTimeoutError) as info:
-                await broker.place_order(_limit_buy(sim))
-            await asyncio.sleep(0.2)  # a stray retry would land within this window
-            booked = len(sim.exchange.orders)
+    async with (
+        served(rate_limit=False, quote_interval=None) as sim,
+        counting_broker(sim) as (broker, sent),
+    ):
+        await broker.authenticate()
+        sim.faults.drop_next_order_response()
+        with pytest.raises(BrokerTimeoutError) as info:
+            await broker.place_order(_limit_buy(sim))
+        await asyncio.sleep(0.2)  # a stray retry would land within this window
+        booked = len(sim.exchange.orders)
     print(
         f"\ndropped order response (no key): {type(info.value).__name__} "
         f"request_sent={info.value.request_sent}, order POSTs sent {len(sent)}, "
@@ -88,29 +94,29 @@ async def test_dropped_response_without_key_is_not_resent() -> None:
 async def test_egw00201_storm_is_absorbed_by_reads_and_books_orders_once() -> None:
     """A storm of EGW00201: 20 concurrent reads all succeed; an order is booked exactly once;
     a bare 500 on an order is surfaced as ServerError and not re-sent."""
-    async with served(rate_limit=False, quote_interval=None) as sim:
-        async with counting_broker(sim) as (broker, sent):
-            await broker.authenticate()
-            sim.faults.fail_next(40, kind="rate_limit")
-            reads = await asyncio.gather(
-                *(broker.get_price(("005930", "000660")[i % 2]) for i in range(20)),
-                return_exceptions=True,
-            )
-            read_failures = [r for r in reads if not isinstance(r, PriceSnapshot)]
-            injected_reads = sim.stats.faults_injected
+    async with (
+        served(rate_limit=False, quote_interval=None) as sim,
+        counting_broker(sim) as (broker, sent),
+    ):
+        await broker.authenticate()
+        sim.faults.fail_next(40, kind="rate_limit")
+        reads = await asyncio.gather(
+            *(broker.get_price(("005930", "000660")[i % 2]) for i in range(20)),
+            return_exceptions=True,
+        )
+        read_failures = [r for r in reads if not isinstance(r, PriceSnapshot)]
+        injected_reads = sim.stats.faults_injected
 
-            sim.faults.fail_next(2, kind="rate_limit")
-            order_id = await broker.place_order(_limit_buy(sim))
-            posts_rate_limited = len(sent)
-            booked_after_storm = [o.order_id for o in sim.exchange.orders]
+        sim.faults.fail_next(2, kind="rate_limit")
+        order_id = await broker.place_order(_limit_buy(sim))
+        posts_rate_limited = len(sent)
+        booked_after_storm = [o.order_id for o in sim.exchange.orders]
 
-            sim.faults.fail_next(1, kind="server_error")
-            with pytest.raises(ServerError):
-                await broker.place_order(
-                    OrderRequest("005930", "buy", 1, order_type=OrderType.MARKET)
-                )
-            posts_total = len(sent)
-            booked_total = len(sim.exchange.orders)
+        sim.faults.fail_next(1, kind="server_error")
+        with pytest.raises(ServerError):
+            await broker.place_order(OrderRequest("005930", "buy", 1, order_type=OrderType.MARKET))
+        posts_total = len(sent)
+        booked_total = len(sim.exchange.orders)
     print(
         f"\nEGW00201 storm: {injected_reads} rejections injected under 20 concurrent reads -> "
         f"{len(read_failures)} errors surfaced; order under 2 rejections: {posts_rate_limited} "

@@ -86,7 +86,7 @@ async def test_debug_logs_of_the_whole_flow_hold_no_secret() -> None:
                         break
                     opened = sim.stats.ws_sessions_opened
                     sim.faults.drop_sessions()
-                    assert await wait_until(lambda: sim.stats.ws_sessions_opened > opened, timeout=5)
+                    assert await wait_until(lambda: sim.stats.ws_sessions_opened > opened, within=5)
                     async for _quote in quotes:
                         break
             # A refused secret produces an error and its log lines.

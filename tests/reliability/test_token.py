@@ -20,20 +20,22 @@ pytestmark = pytest.mark.reliability
 
 async def test_200_concurrent_calls_at_token_expiry_issue_one_token() -> None:
     """Every token expires under 200 in-flight reads: one re-issuance, all 200 succeed."""
-    async with served(rate_limit=False) as sim:
-        async with broker_for(sim, config={"requests_per_second": None}) as broker:
-            first = await broker.authenticate()
-            assert sim.stats.tokens_issued == 1
-            # KIS refuses a second issuance within a minute (EGW00133): move its clock on.
-            sim.exchange.advance(61)
-            assert sim.faults.expire_tokens() == 1
-            started = time.perf_counter()
-            results = await asyncio.gather(
-                *(broker.get_price(("005930", "000660")[i % 2]) for i in range(200)),
-                return_exceptions=True,
-            )
-            elapsed = time.perf_counter() - started
-            second = await broker.authenticate()
+    async with (
+        served(rate_limit=False) as sim,
+        broker_for(sim, config={"requests_per_second": None}) as broker,
+    ):
+        first = await broker.authenticate()
+        assert sim.stats.tokens_issued == 1
+        # KIS refuses a second issuance within a minute (EGW00133): move its clock on.
+        sim.exchange.advance(61)
+        assert sim.faults.expire_tokens() == 1
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(broker.get_price(("005930", "000660")[i % 2]) for i in range(200)),
+            return_exceptions=True,
+        )
+        elapsed = time.perf_counter() - started
+        second = await broker.authenticate()
     failures = [r for r in results if not isinstance(r, PriceSnapshot)]
     print(
         f"\n200 concurrent get_price at token expiry: {200 - len(failures)} ok, "

@@ -66,3 +66,15 @@ async def test_serve_twice_is_refused_and_port_is_released() -> None:
     assert sim.port is None
     async with sim.serve(port=0) as again:
         assert again.port is not None
+
+
+async def test_port_in_use_raises_oserror() -> None:
+    """Serving on a port already taken raises OSError and leaves the simulator reusable."""
+    sim = KISSimulator(seed=2, quote_interval=None)
+    async with KISSimulator(seed=3, quote_interval=None).serve(port=0) as other:
+        assert other.port is not None
+        with pytest.raises(OSError, match="in use"):
+            async with sim.serve(port=other.port):
+                pass
+    async with sim.serve(port=0) as running:
+        assert running.port is not None

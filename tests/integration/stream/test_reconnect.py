@@ -160,3 +160,49 @@ async def test_restore_uses_the_new_sessions_key(
             await _collect_until(stream, events, lambda: _filled(events, order.order_id) == 1)
         assert broker.stream_status.malformed_frames == 0
         assert {e.source for e in events} == {"websocket"}
+
+
+@pytest.mark.parametrize(("healthy_after", "attempts"), [(0.2, [1, 1]), (30.0, [1, 2])])
+async def test_backoff_resets_after_a_healthy_period(
+    fast_sim: KISSimulator,
+    wait: Waiter,
+    caplog: pytest.LogCaptureFixture,
+    healthy_after: float,
+    attempts: list[int],
+) -> None:
+    """The reconnect attempt number (and so the delay) resets once a connection was healthy."""
+    caplog.set_level(logging.WARNING, logger="kis_async.stream")
+    options = StreamOptions(
+        ack_timeout=3.0,
+        reconnect_base_delay=0.02,
+        reconnect_max_delay=0.2,
+        healthy_after=healthy_after,
+    )
+    broker = KISBroker(fast_sim.config(), stream_options=options)
+    async with broker, broker.quotes(["005930"]):
+        for n in (1, 2):
+            await asyncio.sleep(0.3)
+            fast_sim.faults.drop_sessions()
+            await wait(lambda n=n: broker.stream_status.reconnects == n)
+    logged = [
+        int(r.getMessage().split("attempt ")[1].split()[0])
+        for r in caplog.records
+        if "reconnect attempt" in r.getMessage()
+    ]
+    assert logged == attempts
+
+
+async def test_aclose_during_backoff_is_prompt(fast_sim: KISSimulator, wait: Waiter) -> None:
+    """Closing while the session waits out a long backoff delay does not wait for it."""
+    options = StreamOptions(ack_timeout=3.0, reconnect_base_delay=20.0, reconnect_max_delay=20.0)
+    broker = KISBroker(fast_sim.config(), stream_options=options)
+    quotes = broker.quotes(["005930"])
+    await anext(quotes)
+    fast_sim.faults.drop_sessions()
+    await wait(lambda: not broker.stream_status.connected)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await broker.aclose()
+    assert loop.time() - started < 2.0
+    with pytest.raises(StopAsyncIteration):
+        await anext(quotes)

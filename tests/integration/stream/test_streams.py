@@ -39,6 +39,17 @@ async def drain(stream: object) -> None:
         await asyncio.wait_for(anext(stream), 2)  # type: ignore[call-overload]
 
 
+def _ours(task: asyncio.Task[object]) -> bool:
+    """A task of the stream layer or of the websockets client (not the simulator's)."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    where = code.co_filename if code is not None else ""
+    return (
+        task.get_name().startswith("kis_async-")
+        or "/kis_async/stream/" in where
+        or "/websockets/asyncio/client" in where
+    )
+
+
 async def wait_for(predicate: Callable[[], bool], limit: float = 5.0) -> None:
     """Poll ``predicate`` until true (fails the test after ``limit`` seconds)."""
     async with asyncio.timeout(limit):
@@ -296,13 +307,7 @@ async def test_aclose_ends_streams_and_leaves_no_task(fast_sim: KISSimulator) ->
     with pytest.raises(StopAsyncIteration):
         await anext(events)
     await asyncio.sleep(0)
-    leftovers = [
-        t
-        for t in asyncio.all_tasks()
-        if t is not asyncio.current_task()
-        and ("kis_async" in t.get_name() or "websockets" in repr(t.get_coro()))
-    ]
-    assert leftovers == []
+    assert [t for t in asyncio.all_tasks() if _ours(t)] == []
     with pytest.raises(RuntimeError):
         broker.quotes(["005930"])
 

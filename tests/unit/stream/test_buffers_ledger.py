@@ -9,6 +9,7 @@ import pytest
 from kis_async.errors import BrokerConnectionError, StreamOverflowError
 from kis_async.stream.ledger import FillLedger, normalize_order_id
 from kis_async.stream.manager import StreamOptions
+from kis_async.stream.session import Session
 from kis_async.stream.streams import ConflatingBuffer, LosslessBuffer
 
 
@@ -117,3 +118,33 @@ def test_ledger_partial_overlap_delivers_only_the_new_part() -> None:
     # Order complete at 5: a notice of 3 can only add the 1 share not yet delivered.
     assert ledger.notice("9", 3, 5) == 1
     assert ledger.notice("9", 0, 5) == 0
+
+
+def test_backoff_delay_grows_with_jitter_and_cap() -> None:
+    """Delays double per attempt, stay under the cap, and jitter takes off at most its share."""
+    options = StreamOptions(reconnect_base_delay=0.5, reconnect_max_delay=4.0, reconnect_jitter=0.5)
+    session = Session(
+        "ws://127.0.0.1:9/",
+        options,
+        on_open=_never_open,
+        on_text=lambda text: None,
+        on_down=lambda: None,
+        on_give_up=lambda error: None,
+    )
+    for level, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (9, 4.0)]:
+        delays = [session._delay(level) for _ in range(50)]
+        assert all(ceiling * 0.5 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1
+    still = StreamOptions(reconnect_base_delay=0.5, reconnect_jitter=0.0)
+    assert Session(
+        "ws://127.0.0.1:9/",
+        still,
+        on_open=_never_open,
+        on_text=lambda text: None,
+        on_down=lambda: None,
+        on_give_up=lambda error: None,
+    )._delay(3) == pytest.approx(2.0)
+
+
+async def _never_open(number: int) -> None:
+    raise AssertionError("not connected in this test")

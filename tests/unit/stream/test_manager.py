@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from kis_async import KISConfig, Order, SubscriptionError
 from kis_async.stream.manager import StreamManager, StreamOptions
@@ -31,6 +33,10 @@ class FakeKIS:
 
     async def handler(self, ws: ServerConnection) -> None:
         self.connections.append(ws)
+        with contextlib.suppress(ConnectionClosed):
+            await self._serve(ws)
+
+    async def _serve(self, ws: ServerConnection) -> None:
         async for message in ws:
             doc = json.loads(message)
             self.received.append(doc)
@@ -146,6 +152,7 @@ async def test_malformed_frames_are_counted_and_never_fatal(
     fake: FakeKIS, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Garbage, short records and undecryptable notices are counted, logged once, skipped."""
+    caplog.set_level(logging.WARNING, logger="kis_async.stream")
     manager, _ = make_manager(fake, malformed_log_interval=60.0)
     try:
         async with manager.quotes(["005930"]) as quotes:
