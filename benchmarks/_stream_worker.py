@@ -6,6 +6,8 @@ Modes (each run in a fresh process, one after the other, against the same simula
 * ``raw`` -- a bare ``websockets`` loop that subscribes and only receives (the ceiling); it
   reads the send stamp of each record with a split, nothing else;
 * ``kis_async`` -- ``async for quote in broker.quotes(symbols)``, reading ``quote.price``;
+* ``kis_async_deep`` -- the same with a queue so deep that nothing conflates (diagnostic: the
+  consumer path's capacity without the conflation policy);
 * ``kis-trader`` -- kis-trader's async ``RealtimeConnection``, reading each tick's price.
 
 Latency is ``time.monotonic_ns()`` at the consumer minus the simulator's send stamp carried in
@@ -28,6 +30,8 @@ sys.path.insert(0, str(HERE.parent))
 
 STAMP_FIELD = 45
 TR = "H0STCNT0"
+#: quote_queue_size of the ``kis_async_deep`` mode: large enough that nothing conflates.
+DEEP_QUEUE = 1_000_000
 
 
 class Meter:
@@ -130,8 +134,11 @@ async def run_raw(info: dict[str, Any], symbols: list[str], meter: Meter) -> dic
     return meter.result()
 
 
-async def run_kis_async(info: dict[str, Any], symbols: list[str], meter: Meter) -> dict[str, Any]:
+async def run_kis_async(
+    info: dict[str, Any], symbols: list[str], meter: Meter, *, queue_size: int | None = None
+) -> dict[str, Any]:
     from kis_async import KISBroker, KISConfig
+    from kis_async.stream.manager import StreamOptions
 
     config = KISConfig(
         app_key=info["app_key"],
@@ -144,7 +151,8 @@ async def run_kis_async(info: dict[str, Any], symbols: list[str], meter: Meter) 
         token_cache_dir=None,
         requests_per_second=None,
     )
-    async with KISBroker(config) as broker:
+    options = StreamOptions() if queue_size is None else StreamOptions(quote_queue_size=queue_size)
+    async with KISBroker(config, stream_options=options) as broker:
         async with broker.quotes(symbols) as stream:
             async for quote in stream:
                 quote.price  # noqa: B018 (a consumer reads at least the price)
@@ -173,7 +181,9 @@ async def run_kis_trader(info: dict[str, Any], symbols: list[str], meter: Meter)
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["raw", "kis_async", "kis-trader"], required=True)
+    parser.add_argument(
+        "--mode", choices=["raw", "kis_async", "kis_async_deep", "kis-trader"], required=True
+    )
     parser.add_argument("--info", required=True, help="the simulator's JSON line")
     parser.add_argument("--symbols", required=True)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -182,7 +192,16 @@ def main() -> None:
     info = json.loads(args.info)
     symbols = args.symbols.split(",")
     meter = Meter(args.warmup, args.seconds)
-    runner = {"raw": run_raw, "kis_async": run_kis_async, "kis-trader": run_kis_trader}[args.mode]
+
+    async def deep(info: dict[str, Any], symbols: list[str], meter: Meter) -> dict[str, Any]:
+        return await run_kis_async(info, symbols, meter, queue_size=DEEP_QUEUE)
+
+    runner = {
+        "raw": run_raw,
+        "kis_async": run_kis_async,
+        "kis_async_deep": deep,
+        "kis-trader": run_kis_trader,
+    }[args.mode]
     result = asyncio.run(
         asyncio.wait_for(runner(info, symbols, meter), args.warmup + args.seconds + 20)
     )

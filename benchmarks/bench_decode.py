@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for key, label in SET_LABELS.items():
         entry = data["sets"][key]
         rates: dict[str, float] = entry["rates"]
-        notes: dict[str, str] = {**peer_notes, **data["notes"], **entry["notes"]}
+        notes: dict[str, str] = {**data["notes"], **entry["notes"], **peer_notes}
         split = rates.get("split")
         ours = rates.get("kis_async")
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "with the peers, which convert eagerly. Speedups are kis_async built+read / peer.\n"
         "'-' = that peer refuses this layout (reasons below); 'n/a' = not measured."
     )
-    all_notes = {**peer_notes, **data["notes"]}
+    all_notes = {**data["notes"], **peer_notes}
     for name, why in sorted(all_notes.items()):
         print(f"- {name}: {why}")
     for key, label in SET_LABELS.items():

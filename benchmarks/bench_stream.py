@@ -9,7 +9,8 @@ simulator's send time. Consumers run one after another in fresh processes, inter
 repetitions, all under the same interpreter:
 
 * raw ``websockets`` loop that only receives and splits (the ceiling);
-* ``async for quote in broker.quotes(symbols)`` (kis_async);
+* ``async for quote in broker.quotes(symbols)`` (kis_async, default options), and the same
+  with a queue so deep that nothing conflates (a diagnostic row, not the claim);
 * kis-trader's async ``RealtimeConnection`` (when installed in ``benchmarks/.bench-env``).
 
 Targets: kis_async >= 70% of the raw loop's records/s, and >= 1.5x kis-trader's.
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     python, peer_notes = ensure_bench_env(install=not (args.quick or args.no_install))
     interpreter = str(python) if python is not None else sys.executable
-    modes = ["raw", "kis_async"]
+    modes = ["raw", "kis_async"] if args.quick else ["raw", "kis_async", "kis_async_deep"]
     if "kis-trader" not in peer_notes:
         modes.append("kis-trader")
 
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for mode, label in (
         ("raw", "raw websockets loop (ceiling)"),
         ("kis_async", "kis_async broker.quotes()"),
+        ("kis_async_deep", "kis_async, quote_queue_size=10**6"),
         ("kis-trader", "kis-trader RealtimeConnection"),
     ):
         if mode not in samples or not samples[mode]:

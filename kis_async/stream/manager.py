@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
@@ -235,7 +236,9 @@ class StreamManager:
         self._exec_sinks: tuple[Sink, ...] = ()
         self._crypto: dict[str, tuple[str, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._callbacks: set[CallbackSubscription[Any]] = set()
+        # Weak: a closed subscription the user dropped is forgotten; a running one is kept
+        # alive by its own task.
+        self._callbacks: weakref.WeakSet[CallbackSubscription[Any]] = weakref.WeakSet()
         self._listeners: list[Callable[[Execution], None]] = []
         self._recent: deque[Execution] = deque(maxlen=self._options.recent_executions)
         self._ledger = FillLedger()
