@@ -6,7 +6,7 @@ orders are placed at intervals, each together with one extra "probe" read issued
 instant. Reported: EGW00201 errors surfaced to callers (target 0), EGW00201 answers the
 simulator sent (retried inside the client), the share of KIS's 20 requests/s used (target
 >= 90%), and how long orders waited compared with the probe reads issued with them (target:
-orders wait less). Run twice: with the default client limit (18/s live) and with the limit set
+orders wait less). Run twice: with the default client limit (19/s live) and with the limit set
 to KIS's 20/s.
 """
 
@@ -63,7 +63,7 @@ async def _burst(
                 errors.append(exc)
             sink.append(time.perf_counter() - t0)
 
-        expected = reads / (rps or 18.0)
+        expected = reads / (rps or 19.0)
         started = time.perf_counter()
         async with asyncio.TaskGroup() as group:
             for i in range(reads):
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         share = result["throughput"] / KIS_LIVE_LIMIT
         rows.append(
             [
-                "default (18/s)" if rps is None else f"{rps:g}/s",
+                "default (19/s)" if rps is None else f"{rps:g}/s",
                 f"{reads:,} + {orders} orders + {orders} probes",
                 fmt_num(result["elapsed"], 1),
                 fmt_num(result["throughput"], 2),

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -301,16 +301,31 @@ class KISBroker(BrokerPort):
         return self._streams.executions()
 
     async def subscribe_quotes(
-        self, symbols: Iterable[str], callback: Callback[Quote]
+        self,
+        symbols: Iterable[str],
+        callback: Callback[Quote],
+        *,
+        on_error: Callable[[BaseException], Any] | None = None,
     ) -> Subscription:
-        """Call ``callback`` (sync or async) for each quote of ``symbols``."""
-        self._check_open()
-        return await self._streams.subscribe_quotes(symbols, callback)
+        """Call ``callback`` (sync or async) for each quote of ``symbols``, from its own task.
 
-    async def subscribe_executions(self, callback: Callback[Execution]) -> Subscription:
-        """Call ``callback`` (sync or async) for each execution notice."""
+        A callback that raises is logged and the subscription goes on. ``on_error`` is called
+        with a :class:`~kis_async.errors.BrokerConnectionError` if the WebSocket session is
+        given up after its reconnect attempts.
+        """
         self._check_open()
-        return await self._streams.subscribe_executions(callback)
+        return await self._streams.subscribe_quotes(symbols, callback, on_error=on_error)
+
+    async def subscribe_executions(
+        self,
+        callback: Callback[Execution],
+        *,
+        on_error: Callable[[BaseException], Any] | None = None,
+    ) -> Subscription:
+        """Call ``callback`` (sync or async) for each execution notice; lossless. ``on_error``
+        as in :meth:`subscribe_quotes`."""
+        self._check_open()
+        return await self._streams.subscribe_executions(callback, on_error=on_error)
 
     async def connect_websocket(self) -> None:
         """Open the WebSocket session now instead of on the first subscription."""

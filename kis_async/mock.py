@@ -46,7 +46,13 @@ from typing import Any, Final, Generic, Self, TypeVar
 from pydantic import SecretStr
 
 from kis_async.config import mask_account
-from kis_async.errors import BrokerAPIError, BrokerError, InvalidOrderError, OrderRejectedError
+from kis_async.errors import (
+    BrokerAPIError,
+    BrokerConnectionError,
+    BrokerError,
+    InvalidOrderError,
+    OrderRejectedError,
+)
 from kis_async.models import (
     KST,
     AuthenticationToken,
@@ -114,6 +120,7 @@ class MockStream(Generic[T]):
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self._started = False
+        self._error: BaseException | None = None
 
     @property
     def symbols(self) -> frozenset[str] | None:
@@ -143,6 +150,13 @@ class MockStream(Generic[T]):
         self._items.clear()
         self._wake()
 
+    def _fail(self, error: BaseException) -> None:
+        # Like KISBroker after its session is given up: what is queued is delivered, then
+        # the next iteration raises.
+        self._error = error
+        self._closed = True
+        self._wake()
+
     @property
     def _idle(self) -> bool:
         return self._closed or (not self._items and self._waiter is not None)
@@ -153,10 +167,13 @@ class MockStream(Generic[T]):
     async def __anext__(self) -> T:
         self._started = True
         while True:
-            if self._closed:
-                raise StopAsyncIteration
             if self._items:
                 return self._items.popleft()
+            if self._closed:
+                error, self._error = self._error, None
+                if error is not None:
+                    raise error
+                raise StopAsyncIteration
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
@@ -188,20 +205,37 @@ class MockStream(Generic[T]):
 class MockSubscription:
     """The handle of a MockBroker callback subscription; ``aclose()`` stops it."""
 
-    def __init__(self, stream: MockStream[Any], callback: Callback[Any]) -> None:
+    def __init__(
+        self,
+        stream: MockStream[Any],
+        callback: Callback[Any],
+        on_error: Callable[[BaseException], Any] | None = None,
+    ) -> None:
         self._stream = stream
         self._callback = callback
+        self._on_error = on_error
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        async for item in self._stream:
-            try:
-                result = self._callback(item)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                # As with KISBroker: a failing callback is logged and the subscription goes on.
-                logger.exception("MockBroker subscription callback raised")
+        try:
+            async for item in self._stream:
+                try:
+                    result = self._callback(item)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    # As with KISBroker: a failing callback is logged and the subscription
+                    # goes on.
+                    logger.exception("MockBroker subscription callback raised")
+        except BrokerError as exc:
+            # The stream ended on a failure (e.g. an execution backlog overflow): tell the
+            # subscriber, as KISBroker does when its session is given up.
+            if self._on_error is None:
+                logger.error("MockBroker subscription ended: %s", type(exc).__name__)
+                return
+            outcome = self._on_error(exc)
+            if inspect.isawaitable(outcome):
+                await outcome
 
     async def aclose(self) -> None:
         """Stop delivering and wait for the delivery task to end. Idempotent."""
@@ -539,6 +573,15 @@ class MockBroker(BrokerPort):
         self._deliver("orderbooks", symbol, book)
         return book
 
+    def fail_streams(self, error: BrokerError | None = None) -> None:
+        """End every open stream with ``error`` (default: a
+        :class:`~kis_async.errors.BrokerConnectionError`), as KISBroker's streams end when its
+        WebSocket session is given up; callback subscriptions get it through ``on_error``.
+        Items already pushed are delivered first."""
+        failure = error or BrokerConnectionError("MockBroker: streams failed by the test")
+        for stream in list(self._streams):
+            stream._fail(failure)
+
     def fail_next_order(self, error: BrokerError) -> None:
         """Make the next :meth:`place_order` raise ``error`` without booking anything."""
         self._fail_next.append(error)
@@ -639,16 +682,27 @@ class MockBroker(BrokerPort):
         return stream
 
     async def subscribe_quotes(
-        self, symbols: Iterable[str], callback: Callback[Quote]
+        self,
+        symbols: Iterable[str],
+        callback: Callback[Quote],
+        *,
+        on_error: Callable[[BaseException], Any] | None = None,
     ) -> Subscription:
-        """Call ``callback`` (sync or async) for each quote of ``symbols``."""
-        sub = MockSubscription(self.quotes(symbols), callback)
+        """Call ``callback`` (sync or async) for each quote of ``symbols``; ``on_error`` gets
+        the error if the stream ends on a failure."""
+        sub = MockSubscription(self.quotes(symbols), callback, on_error)
         self._subscriptions.append(sub)
         return sub
 
-    async def subscribe_executions(self, callback: Callback[Execution]) -> Subscription:
-        """Call ``callback`` (sync or async) for each execution event."""
-        sub = MockSubscription(self.executions(), callback)
+    async def subscribe_executions(
+        self,
+        callback: Callback[Execution],
+        *,
+        on_error: Callable[[BaseException], Any] | None = None,
+    ) -> Subscription:
+        """Call ``callback`` (sync or async) for each execution event; ``on_error`` as in
+        :meth:`subscribe_quotes`."""
+        sub = MockSubscription(self.executions(), callback, on_error)
         self._subscriptions.append(sub)
         return sub
 

@@ -173,10 +173,24 @@ class BrokerPort(abc.ABC):
 
     @abc.abstractmethod
     async def subscribe_quotes(
-        self, symbols: Iterable[str], callback: Callback[Quote]
+        self,
+        symbols: Iterable[str],
+        callback: Callback[Quote],
+        *,
+        on_error: Callable[[BaseException], Any] | None = None,
     ) -> Subscription:
-        """Call ``callback`` (sync or async) for every quote of ``symbols``."""
+        """Call ``callback`` (sync or async) for every quote of ``symbols``.
+
+        ``on_error`` is called with the error when the subscription ends on a failure (the
+        session was given up after its reconnect attempts).
+        """
 
     @abc.abstractmethod
-    async def subscribe_executions(self, callback: Callback[Execution]) -> Subscription:
-        """Call ``callback`` (sync or async) for every execution notice."""
+    async def subscribe_executions(
+        self,
+        callback: Callback[Execution],
+        *,
+        on_error: Callable[[BaseException], Any] | None = None,
+    ) -> Subscription:
+        """Call ``callback`` (sync or async) for every execution notice; ``on_error`` as in
+        :meth:`subscribe_quotes`."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -98,6 +99,26 @@ def _order_key(order_id: str) -> str:
     return order_id.strip().lstrip("0") or "0"
 
 
+class _QueueClock:
+    """Adds up the time one call spends queued in the rate limiter (across its attempts), so
+    the retry time budget counts only time spent trying."""
+
+    __slots__ = ("_queued",)
+
+    def __init__(self) -> None:
+        self._queued = 0.0
+
+    async def acquire(self, limiter: RateLimiter, *, priority: bool) -> None:
+        started = time.monotonic()
+        try:
+            await limiter.acquire(priority=priority)
+        finally:
+            self._queued += time.monotonic() - started
+
+    def total(self) -> float:
+        return self._queued
+
+
 class RestClient:
     """Async client of the KIS REST API for one account.
 
@@ -180,14 +201,18 @@ class RestClient:
         """OAuth / hashkey POST: no token, read retry policy, ahead of queued reads."""
         self._check_open()
 
+        queue = _QueueClock()
+
         async def attempt() -> Mapping[str, Any]:
-            await self._limiter.acquire(priority=True)
+            await queue.acquire(self._limiter, priority=True)
             response = await self._transport.send(
                 _POST, path, headers=build_headers(self._config), json_body=body
             )
             return response.body
 
-        return await call_with_retry(attempt, order=False, max_retries=self._config.max_retries)
+        return await call_with_retry(
+            attempt, order=False, max_retries=self._config.max_retries, queued=queue.total
+        )
 
     async def _token_for_call(self) -> AuthenticationToken:
         try:
@@ -207,8 +232,9 @@ class RestClient:
         order: bool,
         tr_cont: str,
         hashkey: str | None,
+        queue: _QueueClock,
     ) -> KISResponse:
-        await self._limiter.acquire(priority=order)
+        await queue.acquire(self._limiter, priority=order)
         headers = build_headers(
             self._config,
             tr_id=tr,
@@ -234,6 +260,7 @@ class RestClient:
     ) -> KISResponse:
         """One authorized call with retries, rate limiting and one token refresh."""
         self._check_open()
+        queue = _QueueClock()
 
         async def attempt() -> KISResponse:
             token = await self._token_for_call()
@@ -244,6 +271,7 @@ class RestClient:
                 "order": order,
                 "tr_cont": tr_cont,
                 "hashkey": hashkey,
+                "queue": queue,
             }
             try:
                 return await self._send(token, method, path, **send_args)
@@ -259,7 +287,9 @@ class RestClient:
 
         failure: BrokerError
         try:
-            return await call_with_retry(attempt, order=order, max_retries=self._config.max_retries)
+            return await call_with_retry(
+                attempt, order=order, max_retries=self._config.max_retries, queued=queue.total
+            )
         except _AuthFailedError as wrapped:
             failure = wrapped.error
         raise failure

@@ -27,8 +27,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    stop_after_delay,
 )
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from kis_async.errors import (
@@ -114,6 +114,20 @@ class _ScaledJitterWait(wait_base):
         return (ceiling / 2 + random.uniform(0, ceiling / 2)) * _wait_scale
 
 
+class _StopAfterBusyTime(stop_base):
+    """Stop once ``limit`` seconds have passed since the first attempt, not counting the time
+    the call spent queued in the client-side rate limiter (reported by ``queued``). A read
+    that waited 40 s for its turn in a burst must still get its retries."""
+
+    def __init__(self, limit: float, queued: Callable[[], float]) -> None:
+        self._limit = limit
+        self._queued = queued
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        elapsed = retry_state.seconds_since_start or 0.0
+        return elapsed - self._queued() >= self._limit
+
+
 def _log_retry(retry_state: RetryCallState) -> None:
     exc = retry_state.outcome.exception() if retry_state.outcome else None
     wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
@@ -131,6 +145,7 @@ async def call_with_retry(
     order: bool,
     max_retries: int,
     total_time: float = DEFAULT_TOTAL_RETRY_TIME,
+    queued: Callable[[], float] | None = None,
 ) -> T:
     """Await ``fn()`` and retry it under the read or the order policy.
 
@@ -139,6 +154,8 @@ async def call_with_retry(
         order: use the order-POST predicate instead of the read predicate.
         max_retries: retries after the first attempt.
         total_time: stop retrying once this many seconds have passed since the first attempt.
+        queued: seconds the call has spent queued in the rate limiter so far; that time does
+            not count against ``total_time``.
 
     Returns:
         The result of the first successful attempt.
@@ -149,7 +166,8 @@ async def call_with_retry(
     predicate = is_retryable_order_error if order else is_retryable_read_error
     retrying = AsyncRetrying(
         retry=retry_if_exception(predicate),
-        stop=stop_after_attempt(max_retries + 1) | stop_after_delay(total_time),
+        stop=stop_after_attempt(max_retries + 1)
+        | _StopAfterBusyTime(total_time, queued or (lambda: 0.0)),
         wait=_ScaledJitterWait(),
         before_sleep=_log_retry,
         reraise=True,

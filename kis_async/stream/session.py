@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 logger = logging.getLogger("kis_async.stream")
+
+#: Frames handled between two pauses that let consumer tasks run (see ``_connection``).
+_YIELD_EVERY = 8
 # websockets logs every frame at DEBUG, and subscribe frames carry the approval key and the
 # HTS id: its connection logger is pinned at INFO so that DEBUG logging never shows them.
 _wire_logger = logging.getLogger("kis_async.stream.wire")
@@ -280,6 +283,7 @@ class Session:
             opened = True
             self._ready = True
             on_text = self._on_text
+            yield_every = _YIELD_EVERY
             async for message in ws:
                 self._rx += 1
                 text = message if type(message) is str else _as_text(message)
@@ -288,6 +292,11 @@ class Session:
                     self.pings += 1
                     continue
                 on_text(text)
+                # websockets hands over buffered messages without yielding to the event loop;
+                # without a pause here a burst of frames is decoded before any consumer task
+                # runs, and the conflating queues would drop quotes a consumer could have read.
+                if not self._rx % yield_every:
+                    await asyncio.sleep(0)
             if muted.is_set():
                 return "no frame within the liveness window", opened
             return f"closed by the server (code {ws.close_code})", opened

@@ -316,7 +316,7 @@ async def test_approval_key_logged_masked(
     fast_sim: KISSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The approval key appears in logs only as its first 8 characters and '...'."""
-    caplog.set_level(logging.DEBUG, logger="kis_async")
+    caplog.set_level(logging.DEBUG)
     async with KISBroker(fast_sim.config(), stream_options=FAST) as broker:
         async with broker.quotes(["005930"]) as quotes:
             await anext(quotes)
@@ -342,9 +342,7 @@ async def test_session_given_up_fails_every_stream(fast_sim: KISSimulator) -> No
         events = broker.executions()
         for stream in (quotes, books, events):
             await stream.__aenter__()
-        sub = await broker._streams.subscribe_quotes(
-            ["000660"], lambda q: None, on_error=errors.append
-        )
+        sub = await broker.subscribe_quotes(["000660"], lambda q: None, on_error=errors.append)
         fast_sim.faults.refuse_connections(30)
         fast_sim.faults.drop_sessions()
         await wait_for(lambda: broker.stream_status.failed)

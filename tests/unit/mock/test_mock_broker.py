@@ -372,3 +372,31 @@ async def test_settle_names_an_abandoned_stream(mock: MockBroker) -> None:
         await mock.settle(max_wait=0.05)
     await stream.aclose()
     await mock.settle(max_wait=1)
+
+
+async def test_fail_streams_ends_streams_with_the_error_after_queued_items(
+    mock: MockBroker,
+) -> None:
+    """fail_streams() delivers what was pushed, then raises; callbacks get on_error."""
+    from kis_async.errors import BrokerConnectionError
+
+    errors: list[BaseException] = []
+    seen: list[Decimal] = []
+    sub = await mock.subscribe_quotes(
+        ["005930"], lambda q: seen.append(q.price), on_error=errors.append
+    )
+    async with mock.quotes(["005930"]) as quotes:
+        mock.push_quote("005930", 70_100)
+        mock.fail_streams()
+        first = await anext(quotes)
+        assert first.price == Decimal(70_100)
+        with pytest.raises(BrokerConnectionError):
+            await anext(quotes)
+    for _ in range(50):
+        if errors:
+            break
+        await asyncio.sleep(0.01)
+    assert seen == [Decimal(70_100)]
+    assert len(errors) == 1
+    assert isinstance(errors[0], BrokerConnectionError)
+    await sub.aclose()

@@ -3,6 +3,8 @@ have reached KIS."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -267,3 +269,31 @@ async def test_total_time_bound() -> None:
     with pytest.raises(ServerError):
         await call_with_retry(failing, order=False, max_retries=1000, total_time=0.0)
     assert calls == 1
+
+
+async def test_time_queued_in_the_rate_limiter_does_not_use_up_the_retry_budget() -> None:
+    """A call that waited long in the limiter queue still gets its retries; without the queue
+    clock the same elapsed time would end retrying after the first attempt."""
+    from kis_async.errors import RateLimitError as _RateLimited
+    from kis_async.rest.retry import call_with_retry as _call
+
+    def flaky() -> Callable[[], Awaitable[str]]:
+        calls = {"n": 0}
+
+        async def attempt() -> str:
+            calls["n"] += 1
+            await asyncio.sleep(0.03)  # time passes, as it would while queued
+            if calls["n"] < 3:
+                raise _RateLimited(
+                    status_code=500, rt_cd="1", msg_cd="EGW00201", msg="x", tr_id="T"
+                )
+            return "ok"
+
+        return attempt
+
+    assert (
+        await _call(flaky(), order=False, max_retries=5, total_time=0.02, queued=lambda: 60.0)
+        == "ok"
+    )
+    with pytest.raises(_RateLimited):
+        await _call(flaky(), order=False, max_retries=5, total_time=0.02)

@@ -254,7 +254,7 @@ async def test_listener_exceptions_are_contained(
     fake: FakeKIS, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A raising execution listener is logged; other listeners and the stream still get it."""
-    caplog.set_level(logging.ERROR, logger="kis_async")
+    caplog.set_level(logging.ERROR, logger="kis_async.stream")
     manager, _ = make_manager(fake)
     seen: list[str] = []
 
