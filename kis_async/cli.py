@@ -61,6 +61,7 @@ from kis_async.models import (
     Side,
     tick_size,
 )
+from kis_async.models.stream import QUOTE_ATTRIBUTES
 
 if TYPE_CHECKING:
     from kis_async.broker import KISBroker
@@ -135,23 +136,6 @@ def _load_config(args: argparse.Namespace) -> KISConfig:
 # -- output ---------------------------------------------------------------------------------
 
 
-_QUOTE_KEYS: Final = (
-    "symbol",
-    "time",
-    "price",
-    "change",
-    "change_rate",
-    "volume",
-    "cum_volume",
-    "cum_turnover",
-    "open",
-    "high",
-    "low",
-    "ask",
-    "bid",
-    "vwap",
-    "side",
-)
 _EXECUTION_KEYS: Final = (
     "kind",
     "broker_order_id",
@@ -180,7 +164,7 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, PriceLevel):
         return {"price": to_jsonable(value.price), "qty": value.qty}
     if isinstance(value, Quote | Execution):
-        keys = _QUOTE_KEYS if isinstance(value, Quote) else _EXECUTION_KEYS
+        keys = QUOTE_ATTRIBUTES if isinstance(value, Quote) else _EXECUTION_KEYS
         return {key: to_jsonable(getattr(value, key)) for key in keys}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {

@@ -20,7 +20,13 @@ from typing import Any, Final, Literal
 from kis_async.models.common import KST
 from kis_async.models.orders import OrderType, Side
 
-__all__ = ["Execution", "ExecutionKind", "Quote", "RawFields"]
+__all__ = [
+    "Execution",
+    "ExecutionKind",
+    "QUOTE_ATTRIBUTES",
+    "Quote",
+    "RawFields",
+]
 
 _UNSET: Final[Any] = object()
 _ORDER_TYPES: Final = {t.value: t for t in OrderType}
@@ -208,7 +214,8 @@ _QUOTE_INDEX: Final = {name: i for i, name in enumerate(QUOTE_FIELD_NAMES)}
 _QUOTE_SIDES: Final = {"1": Side.BUY, "5": Side.SELL}
 
 
-_QUOTE_ATTRS: Final = (
+#: The typed attributes of :class:`Quote`, in order.
+QUOTE_ATTRIBUTES: Final = (
     "symbol",
     "time",
     "price",
@@ -515,7 +522,7 @@ class Quote:
 
 
 def _rebuild_quote(key: tuple[Any, ...], raw: dict[str, str]) -> Quote:
-    values = dict(zip(_QUOTE_ATTRS, key, strict=True))
+    values = dict(zip(QUOTE_ATTRIBUTES, key, strict=True))
     return Quote(raw=raw, **values)
 
 

@@ -187,15 +187,8 @@ def parse_daily_row(row: Mapping[str, Any]) -> Order:
         cancel_flag=(_text(row, "cncl_yn") or "").upper() == "Y",
     )
     return Order(
-        broker_order_id=_text(row, "odno") or "",
-        branch_no=_text(row, "ord_gno_brno"),
-        original_order_id=_text(row, "orgn_odno"),
-        symbol=_text(row, "pdno") or "",
-        name=_text(row, "prdt_name"),
-        side=Side.parse(_text(row, "sll_buy_dvsn_cd") or ""),
-        order_type=_order_type(get_ci(row, "ord_dvsn_cd")),
+        **_order_terms(row),
         qty=qty,
-        price=_price(row, "ord_unpr"),
         filled_qty=filled,
         avg_fill_price=_price(row, "avg_prvs"),
         remaining_qty=remaining,
@@ -204,6 +197,20 @@ def parse_daily_row(row: Mapping[str, Any]) -> Order:
         status=status,
         ordered_at=kis_datetime(_text(row, "ord_dt"), _text(row, "ord_tmd")),
     )
+
+
+def _order_terms(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields every order row spells the same way (daily orders, cancelable orders)."""
+    return {
+        "broker_order_id": _text(row, "odno") or "",
+        "branch_no": _text(row, "ord_gno_brno"),
+        "original_order_id": _text(row, "orgn_odno"),
+        "symbol": _text(row, "pdno") or "",
+        "name": _text(row, "prdt_name"),
+        "side": Side.parse(_text(row, "sll_buy_dvsn_cd") or ""),
+        "order_type": _order_type(get_ci(row, "ord_dvsn_cd")),
+        "price": _price(row, "ord_unpr"),
+    }
 
 
 def parse_cancelable_row(row: Mapping[str, Any], today: date) -> Order:
@@ -216,15 +223,8 @@ def parse_cancelable_row(row: Mapping[str, Any], today: date) -> Order:
     filled_amount = parse_decimal(get_ci(row, "tot_ccld_amt"))
     avg = (filled_amount / filled) if filled_amount and filled > 0 else None
     return Order(
-        broker_order_id=_text(row, "odno") or "",
-        branch_no=_text(row, "ord_gno_brno"),
-        original_order_id=_text(row, "orgn_odno"),
-        symbol=_text(row, "pdno") or "",
-        name=_text(row, "prdt_name"),
-        side=Side.parse(_text(row, "sll_buy_dvsn_cd") or ""),
-        order_type=_order_type(get_ci(row, "ord_dvsn_cd")),
+        **_order_terms(row),
         qty=qty,
-        price=_price(row, "ord_unpr"),
         filled_qty=filled,
         avg_fill_price=avg,
         remaining_qty=remaining,
