@@ -21,9 +21,9 @@ from kis_async.models.common import KST
 from kis_async.models.orders import OrderType, Side
 
 __all__ = [
+    "QUOTE_ATTRIBUTES",
     "Execution",
     "ExecutionKind",
-    "QUOTE_ATTRIBUTES",
     "Quote",
     "RawFields",
 ]
