@@ -55,14 +55,16 @@ class Stream(Protocol[T_co]):
         tb: TracebackType | None,
     ) -> None: ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """End the stream and unsubscribe at once. Idempotent."""
 
 
 @runtime_checkable
 class Subscription(Protocol):
     """The handle of a callback subscription."""
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Stop the callbacks and unsubscribe. Idempotent."""
 
 
 class BrokerPort(abc.ABC):

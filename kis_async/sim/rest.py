@@ -182,6 +182,7 @@ class RestApi:
     # -- ASGI entry --------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one KIS REST request (the ASGI entry point)."""
         request = Request(scope, receive)
         self.stats.rest_requests += 1
         path = request.url.path
