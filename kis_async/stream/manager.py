@@ -11,7 +11,11 @@
 * On every reconnect all registrations are re-sent and the new key/iv is used; then (and
   when an execution stream starts) today's orders are fetched and fills that no notice
   reported are emitted as ``Execution(source="reconcile")``, exactly once per filled
-  quantity (:mod:`kis_async.stream.ledger`).
+  quantity (:mod:`kis_async.stream.ledger`). For ``gap_fill_verify_window`` seconds after
+  each snapshot, a fill notice of a partly filled order the snapshot reported is checked
+  against a fresh REST fetch before it is delivered, so a notice that was still in flight
+  when the snapshot was applied is not delivered twice. Notices wait in arrival order
+  behind the one being checked; the socket reader never waits.
 * When the session gives up, every open stream raises
   :class:`~kis_async.errors.BrokerConnectionError` on its next iteration and every callback
   subscription gets the error.
@@ -34,7 +38,7 @@ from kis_async.errors import BrokerConnectionError, SubscriptionError
 from kis_async.models import KST, Execution, ExecutionKind, Order, OrderBook, Quote
 from kis_async.models.common import is_valid_symbol
 from kis_async.port import Callback
-from kis_async.stream.ledger import FillLedger
+from kis_async.stream.ledger import FillLedger, normalize_order_id
 from kis_async.stream.protocol import (
     NOTICE_TR_IDS,
     TR_NOTICE_LIVE,
@@ -91,6 +95,11 @@ class StreamOptions:
         execution_high_water: per-stream backlog of notices that raises StreamOverflowError.
         callback_queue_size: per-callback queue length before quotes conflate.
         gap_fill: reconcile fills over REST after a reconnect and when executions start.
+        gap_fill_verify_window: for this many seconds after a gap-fill snapshot, fill notices
+            of partly filled orders it reported are verified over REST before delivery
+            (0 disables verification).
+        gap_fill_verify_timeout: time limit of one verification fetch; on timeout or any
+            other failure the waiting notices are delivered unverified.
         recent_executions: how many delivered executions :meth:`recent_executions` keeps.
         malformed_log_interval: at most one malformed-frame log line per this many seconds.
     """
@@ -109,6 +118,8 @@ class StreamOptions:
     execution_high_water: int = 10_000
     callback_queue_size: int = 1024
     gap_fill: bool = True
+    gap_fill_verify_window: float = 5.0
+    gap_fill_verify_timeout: float = 5.0
     recent_executions: int = 1000
     malformed_log_interval: float = 10.0
 
@@ -120,10 +131,11 @@ class StreamOptions:
             "close_timeout",
             "reconnect_max_delay",
             "malformed_log_interval",
+            "gap_fill_verify_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"StreamOptions.{name} must be > 0")
-        for name in ("reconnect_base_delay", "healthy_after"):
+        for name in ("reconnect_base_delay", "healthy_after", "gap_fill_verify_window"):
             if getattr(self, name) < 0:
                 raise ValueError(f"StreamOptions.{name} must be >= 0")
         if not 0.0 <= self.reconnect_jitter <= 1.0:
@@ -156,6 +168,9 @@ class StreamStatus:
         pings_answered: PINGPONG frames echoed.
         liveness_timeouts: connections closed because nothing arrived in the window.
         executions_reconciled: execution events emitted by gap-fill.
+        duplicate_fills_suppressed: fill notices withheld because verification showed the
+            gap-fill snapshot had already delivered their quantity.
+        fill_verifications: REST fetches made to verify fill notices after a gap-fill.
         failed: the session gave up after too many failed reconnect attempts.
     """
 
@@ -169,6 +184,8 @@ class StreamStatus:
     pings_answered: int = 0
     liveness_timeouts: int = 0
     executions_reconciled: int = 0
+    duplicate_fills_suppressed: int = 0
+    fill_verifications: int = 0
     failed: bool = False
 
 
@@ -183,6 +200,27 @@ class _Registration:
         self.established = False
         self.epoch = -1  # the connection number the subscribe was last sent on
         self.gap_filled = False
+
+
+class _PendingNotice:
+    """A notice waiting in the manager's backlog (verification pending ahead of it)."""
+
+    __slots__ = ("event", "filled_now", "unverified")
+
+    def __init__(self, event: Execution) -> None:
+        self.event = event
+        self.filled_now: int | None = None  # the order's REST cumulative fill, once fetched
+        self.unverified = False  # verification failed: account it as a plain notice
+
+
+class _Snapshot:
+    """A gap-fill REST answer waiting in the backlog behind earlier notices."""
+
+    __slots__ = ("orders", "reason")
+
+    def __init__(self, orders: list[Order], reason: str) -> None:
+        self.orders = orders
+        self.reason = reason
 
 
 def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
@@ -242,6 +280,13 @@ class StreamManager:
         self._listeners: list[Callable[[Execution], None]] = []
         self._recent: deque[Execution] = deque(maxlen=self._options.recent_executions)
         self._ledger = FillLedger()
+        # Execution notices and gap-fill snapshots wait here, in arrival order, while a
+        # notice ahead of them is being verified; empty (and bypassed) otherwise.
+        self._backlog: deque[_PendingNotice | _Snapshot] = deque()
+        self._drain_task: asyncio.Task[None] | None = None
+        self._suppressed = 0
+        self._verifications = 0
+        self._recheck_pending = False
         self._closed = False
         self._epoch = -1
         self._reconnects = 0
@@ -345,6 +390,7 @@ class StreamManager:
         async with self._lock:
             session = self._session
             self._session = None
+            self._flush_backlog()
             self._end_all(None)
         if session is not None:
             self._absorb_counters(session)
@@ -381,6 +427,8 @@ class StreamManager:
             pings_answered=pings,
             liveness_timeouts=mutes,
             executions_reconciled=self._reconciled,
+            duplicate_fills_suppressed=self._suppressed,
+            fill_verifications=self._verifications,
             failed=session is not None and session.error is not None,
         )
 
@@ -630,6 +678,7 @@ class StreamManager:
             reg.established = False
 
     def _on_give_up(self, error: BrokerConnectionError) -> None:
+        self._flush_backlog()
         self._end_all(error)
 
     def _end_all(self, error: BrokerConnectionError | None) -> None:
@@ -768,10 +817,52 @@ class StreamManager:
     # -- executions ---------------------------------------------------------------------------
 
     def _on_notice(self, event: Execution) -> None:
+        """Account and deliver a decoded notice, or queue it behind a pending verification.
+
+        Called from the socket reader: never waits.
+        """
+        if self._backlog or self._must_verify(event):
+            self._enqueue(_PendingNotice(event))
+        else:
+            self._account_notice(event, None)
+
+    def _must_verify(self, event: Execution) -> bool:
+        """A fill notice of an order inside a post-snapshot verification window."""
+        return (
+            event.kind is ExecutionKind.FILLED
+            and event.qty > 0
+            and self._options.gap_fill_verify_window > 0
+            and self._ledger.needs_verification(
+                event.broker_order_id, asyncio.get_running_loop().time()
+            )
+        )
+
+    def _account_notice(self, event: Execution, filled_now: int | None) -> None:
+        """Run a notice through the ledger (verified when ``filled_now`` is known) and deliver."""
         if event.kind is ExecutionKind.FILLED:
-            qty = self._ledger.notice(event.broker_order_id, event.qty, event.order_qty)
+            oid = event.broker_order_id
+            if filled_now is None:
+                qty = self._ledger.notice(oid, event.qty, event.order_qty)
+            else:
+                qty = self._ledger.verified_notice(oid, event.qty, filled_now, event.order_qty)
+                if qty < event.qty:
+                    self._schedule_recheck()
+                if qty > 0 and self._ledger.delivered(oid) < filled_now:
+                    # REST knows fills whose notices are still on the way: verify those too.
+                    self._ledger.watch(
+                        oid,
+                        asyncio.get_running_loop().time() + self._options.gap_fill_verify_window,
+                    )
             if qty <= 0:
-                logger.debug("fill notice already delivered by gap-fill; skipped")
+                if filled_now is None:
+                    logger.debug("fill notice already delivered by gap-fill; skipped")
+                else:
+                    self._suppressed += 1
+                    logger.debug(
+                        "fill notice of %d share(s) already covered by the gap-fill snapshot "
+                        "(verified over REST); suppressed",
+                        event.qty,
+                    )
                 return
             if qty != event.qty:
                 event = event.replace(qty=qty)
@@ -786,6 +877,96 @@ class StreamManager:
                 logger.exception("an execution listener raised")
         for sink in self._exec_sinks:
             sink.put(event)
+
+    # -- the ordered backlog: verification without reordering -------------------------------
+
+    def _enqueue(self, item: _PendingNotice | _Snapshot) -> None:
+        self._backlog.append(item)
+        task = self._drain_task
+        if task is None or task.done():
+            self._drain_task = self._spawn(self._drain_backlog(), "kis_async-notice-verify")
+
+    async def _drain_backlog(self) -> None:
+        """Deliver the backlog in order, fetching once per batch of notices to verify."""
+        while True:
+            self._deliver_ready()
+            if not self._backlog:
+                return
+            await self._verify_pending()
+
+    def _deliver_ready(self) -> None:
+        """Deliver from the head of the backlog until a notice still needs verification."""
+        backlog = self._backlog
+        while backlog:
+            item = backlog[0]
+            if isinstance(item, _Snapshot):
+                backlog.popleft()
+                self._apply_snapshot(item.orders, item.reason)
+                continue
+            if item.filled_now is None and not item.unverified and self._must_verify(item.event):
+                return
+            backlog.popleft()
+            self._account_notice(item.event, item.filled_now)
+
+    async def _verify_pending(self) -> None:
+        """One bounded REST fetch for every queued notice that needs verification now.
+
+        Every notice in the batch arrived before the fetch started, so each row already
+        includes that notice's fill. Notices arriving during the fetch wait for the next one.
+        """
+        batch = [
+            item
+            for item in self._backlog
+            if isinstance(item, _PendingNotice)
+            and item.filled_now is None
+            and not item.unverified
+            and self._must_verify(item.event)
+        ]
+        if not batch:
+            return  # the window closed meanwhile: the head is delivered unverified
+        self._verifications += 1
+        try:
+            async with asyncio.timeout(self._options.gap_fill_verify_timeout):
+                orders = await self._fetch_orders()
+        except Exception as exc:
+            logger.warning(
+                "could not verify %d fill notice(s) after gap-fill (%s); delivering them "
+                "unverified",
+                len(batch),
+                type(exc).__name__,
+            )
+            for item in batch:
+                item.unverified = True
+            return
+        filled: dict[str, int] = {}
+        for order in orders:
+            oid = normalize_order_id(order.broker_order_id)
+            filled[oid] = max(filled.get(oid, 0), order.filled_qty)
+        missing = 0
+        for item in batch:
+            now = filled.get(normalize_order_id(item.event.broker_order_id))
+            if now is None:
+                missing += 1
+                item.unverified = True
+            else:
+                item.filled_now = now
+        if missing:
+            logger.warning(
+                "%d fill notice(s) name an order missing from today's orders; delivered unverified",
+                missing,
+            )
+
+    def _flush_backlog(self) -> None:
+        """Deliver everything queued now (unverified where no answer came yet): on close."""
+        backlog = self._backlog
+        while backlog:
+            item = backlog.popleft()
+            if isinstance(item, _Snapshot):
+                self._apply_snapshot(item.orders, item.reason)
+            else:
+                self._account_notice(item.event, item.filled_now)
+
+    # -- gap-fill ---------------------------------------------------------------------------
 
     async def _gap_fill(self, reason: str) -> None:
         async with self._gap_lock:
@@ -806,35 +987,83 @@ class StreamManager:
             except Exception as exc:
                 logger.warning("gap-fill after %s failed: %s", reason, type(exc).__name__)
                 return
-            if not self._exec_sinks and not self._listeners:
-                return
-            emitted = 0
-            for order in orders:
-                if order.filled_qty <= 0:
-                    continue
-                qty = self._ledger.reconcile(order.broker_order_id, order.filled_qty, order.qty)
-                if qty <= 0:
-                    continue
-                emitted += 1
-                self._reconciled += 1
-                self._deliver_execution(
-                    Execution(
-                        kind=ExecutionKind.FILLED,
-                        broker_order_id=order.broker_order_id,
-                        original_order_id=order.original_order_id,
-                        branch_no=order.branch_no,
-                        symbol=order.symbol,
-                        side=order.side,
-                        order_type=order.order_type,
-                        qty=qty,
-                        price=order.avg_fill_price,
-                        order_qty=order.qty,
-                        time=datetime.now(KST),
-                        source="reconcile",
-                        name=order.name,
-                    )
+            self._submit_snapshot(orders, reason)
+
+    def _submit_snapshot(self, orders: list[Order], reason: str) -> None:
+        if self._backlog:
+            # Notices that arrived before this answer are accounted before it.
+            self._enqueue(_Snapshot(orders, reason))
+        else:
+            self._apply_snapshot(orders, reason)
+
+    def _schedule_recheck(self) -> None:
+        """Re-read today's orders once, shortly after a verification withheld quantity.
+
+        A withheld notice is normally a duplicate. But if KIS's order inquiry lagged behind
+        the notice, it was a real fill: this re-check delivers any such quantity as a
+        ``reconcile`` event (its own snapshot re-opens the windows, so notices in flight
+        meanwhile are verified as after any gap-fill). Several suppressions share one re-check.
+        """
+        if self._recheck_pending:
+            return
+        self._recheck_pending = True
+        self._spawn(self._recheck(), "kis_async-fill-recheck")
+
+    async def _recheck(self) -> None:
+        try:
+            await asyncio.sleep(self._options.gap_fill_verify_window / 2)
+        finally:
+            self._recheck_pending = False
+        self._verifications += 1
+        try:
+            async with asyncio.timeout(self._options.gap_fill_verify_timeout):
+                orders = await self._fetch_orders()
+        except Exception as exc:
+            logger.warning(
+                "fill verification re-check failed (%s); the next gap-fill covers it",
+                type(exc).__name__,
+            )
+            return
+        self._submit_snapshot(orders, "fill verification re-check")
+
+    def _apply_snapshot(self, orders: list[Order], reason: str) -> None:
+        """Emit what the snapshot reports beyond the delivered fills; open verify windows."""
+        if not self._exec_sinks and not self._listeners:
+            return
+        window = self._options.gap_fill_verify_window
+        now = asyncio.get_running_loop().time()
+        self._ledger.watching(now)  # forget expired windows
+        until = now + window
+        emitted = 0
+        for order in orders:
+            if order.filled_qty <= 0:
+                continue
+            if window > 0 and order.filled_qty < order.qty:
+                # Partly filled: a notice still in flight cannot be told from a new fill.
+                self._ledger.watch(order.broker_order_id, until)
+            qty = self._ledger.reconcile(order.broker_order_id, order.filled_qty, order.qty)
+            if qty <= 0:
+                continue
+            emitted += 1
+            self._reconciled += 1
+            self._deliver_execution(
+                Execution(
+                    kind=ExecutionKind.FILLED,
+                    broker_order_id=order.broker_order_id,
+                    original_order_id=order.original_order_id,
+                    branch_no=order.branch_no,
+                    symbol=order.symbol,
+                    side=order.side,
+                    order_type=order.order_type,
+                    qty=qty,
+                    price=order.avg_fill_price,
+                    order_qty=order.qty,
+                    time=datetime.now(KST),
+                    source="reconcile",
+                    name=order.name,
                 )
-            logger.info("gap-fill after %s: %d fill event(s) emitted", reason, emitted)
+            )
+        logger.info("gap-fill after %s: %d fill event(s) emitted", reason, emitted)
 
 
 def _quote_symbol(quote: Quote) -> str:
