@@ -291,44 +291,32 @@ class _Handle(Generic[T]):
             await self._owner._detach(self._buffer, self._keys)
 
 
-class QuoteStream(_Handle[Quote]):
+class _ConflatingHandle(_Handle[T]):
+    """A market-data stream: per-symbol conflation when the consumer lags."""
+
+    def __init__(
+        self, owner: Attacher, keys: tuple[RegKey, ...], buffer: ConflatingBuffer[T]
+    ) -> None:
+        super().__init__(owner, keys, buffer)
+        self._conflating = buffer
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The symbols of this stream."""
+        return tuple(key for _, key in self._keys)
+
+    @property
+    def dropped(self) -> int:
+        """Values this stream dropped by conflation (older values of a symbol)."""
+        return self._conflating.dropped
+
+
+class QuoteStream(_ConflatingHandle[Quote]):
     """Real-time trades (H0STCNT0) of some symbols; conflates per symbol when lagging."""
 
-    def __init__(
-        self, owner: Attacher, keys: tuple[RegKey, ...], buffer: ConflatingBuffer[Quote]
-    ) -> None:
-        super().__init__(owner, keys, buffer)
-        self._conflating = buffer
 
-    @property
-    def symbols(self) -> tuple[str, ...]:
-        """The symbols of this stream."""
-        return tuple(key for _, key in self._keys)
-
-    @property
-    def dropped(self) -> int:
-        """Quotes this stream dropped by conflation."""
-        return self._conflating.dropped
-
-
-class OrderBookStream(_Handle[OrderBook]):
+class OrderBookStream(_ConflatingHandle[OrderBook]):
     """Real-time order books (H0STASP0) of some symbols; conflates per symbol when lagging."""
-
-    def __init__(
-        self, owner: Attacher, keys: tuple[RegKey, ...], buffer: ConflatingBuffer[OrderBook]
-    ) -> None:
-        super().__init__(owner, keys, buffer)
-        self._conflating = buffer
-
-    @property
-    def symbols(self) -> tuple[str, ...]:
-        """The symbols of this stream."""
-        return tuple(key for _, key in self._keys)
-
-    @property
-    def dropped(self) -> int:
-        """Order books this stream dropped by conflation."""
-        return self._conflating.dropped
 
 
 class ExecutionStream(_Handle[Execution]):
