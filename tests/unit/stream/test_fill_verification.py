@@ -196,6 +196,7 @@ async def _after_outage(fake: FakeOrders) -> tuple[StreamManager, list[Execution
     fake.fill("1", 1)  # its notice is still in flight when the snapshot is applied
     manager._apply_snapshot(await fake(), "reconnect")
     fake.calls = 0
+    fake.started.clear()  # tests wait on it for a verification fetch, not this snapshot's
     assert [(e.source, e.qty) for e in events] == [("websocket", 2), ("reconcile", 4)]
     return manager, events
 
@@ -236,6 +237,7 @@ async def test_mixed_duplicates_and_new_fills_total_exactly() -> None:
     manager._on_notice(_notice("2", 3, 8))
     manager._apply_snapshot(await fake(), "reconnect")
     fake.calls = 0
+    fake.started.clear()
     fake.gate = asyncio.Event()
     manager._on_notice(_notice("1", 1))  # duplicate of order 1
     await asyncio.wait_for(fake.started.wait(), 5)
