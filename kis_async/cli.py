@@ -26,10 +26,11 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 import unicodedata
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -1023,6 +1024,33 @@ _HANDLERS: Final[Mapping[str, Handler]] = {
 }
 
 
+_logging_lock = threading.Lock()
+_logging_users = 0
+_logging_saved_level = logging.NOTSET
+
+
+@contextlib.contextmanager
+def _library_logging(debug: bool, verbose: bool) -> Iterator[None]:
+    """Set the CLI's logging for one ``main()`` run and leave the ``kis_async`` logger's level
+    as it was found. ``main()`` may run in-process, several at once (embedding, tests): the
+    first run in saves the level and the last one out restores it, so overlapping runs cannot
+    restore each other's temporary level."""
+    global _logging_users, _logging_saved_level
+    library_logger = logging.getLogger("kis_async")
+    with _logging_lock:
+        if _logging_users == 0:
+            _logging_saved_level = library_logger.level
+        _logging_users += 1
+        _setup_logging(debug, verbose)
+    try:
+        yield
+    finally:
+        with _logging_lock:
+            _logging_users -= 1
+            if _logging_users == 0:
+                library_logger.setLevel(_logging_saved_level)
+
+
 def _setup_logging(debug: bool, verbose: bool) -> None:
     # Retries after a rate-limit answer are routine for a command-line user, so the library's
     # warnings are shown only with --verbose; errors always reach the user as exit codes.
@@ -1042,14 +1070,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    library_logger = logging.getLogger("kis_async")
-    previous_level = library_logger.level
-    _setup_logging(args.debug, args.verbose)
-    try:
+    with _library_logging(args.debug, args.verbose):
         return _run(args)
-    finally:
-        # main() may run in-process (tests, embedding): leave logging as it was found.
-        library_logger.setLevel(previous_level)
 
 
 def _run(args: argparse.Namespace) -> int:

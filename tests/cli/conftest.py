@@ -11,15 +11,56 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kis_async import KISConfig, Mode
 from kis_async.cli import main
 from kis_async.sim import KISSimulator
+
+
+class _PerThreadStream(io.TextIOBase):
+    """Stands in for ``sys.stdout``/``sys.stderr`` while in-process CLI runs overlap: each
+    worker thread writes to its own buffer, everything else to the original stream.
+    (``contextlib.redirect_stdout`` swaps a process-wide global, so two overlapping runs would
+    restore each other's buffer and leave ``sys.stdout`` pointing at a dead StringIO.)"""
+
+    def __init__(self, fallback: Any) -> None:
+        super().__init__()
+        self._fallback = fallback
+        self._local = threading.local()
+
+    def _target(self) -> Any:
+        return getattr(self._local, "stream", None) or self._fallback
+
+    @contextlib.contextmanager
+    def captured(self, stream: io.StringIO) -> Iterator[None]:
+        self._local.stream = stream
+        try:
+            yield
+        finally:
+            self._local.stream = None
+
+    def write(self, text: str) -> int:
+        return int(self._target().write(text))
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return bool(self._target().isatty())
+
+    def fileno(self) -> int:
+        return int(self._target().fileno())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self._target(), "encoding", "utf-8"))
 
 
 @dataclass
@@ -72,11 +113,22 @@ def _runner(sim: KISSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.chdir(tmp_path)  # no stray ./.env
     secret = sim.app_secret
 
+    def per_thread(name: str) -> _PerThreadStream:
+        # Installed at the first run of the test (pytest sets its own capture streams at the
+        # start of each test phase, so a fixture-time patch would be replaced).
+        current = getattr(sys, name)
+        if isinstance(current, _PerThreadStream):
+            return current
+        proxy = _PerThreadStream(current)
+        monkeypatch.setattr(sys, name, proxy)
+        return proxy
+
     async def run(*argv: str, stdin: io.StringIO | None = None) -> CLIResult:
         out, err = io.StringIO(), io.StringIO()
+        stdout, stderr = per_thread("stdout"), per_thread("stderr")
 
         def call() -> int:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            with stdout.captured(out), stderr.captured(err):
                 if stdin is not None:
                     monkeypatch.setattr(sys, "stdin", stdin)
                 return main(list(argv))

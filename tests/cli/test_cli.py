@@ -250,3 +250,22 @@ async def test_key_makes_buy_at_most_once_across_runs(
     other = await cli("buy", SYMBOL, "2", "--market", "--key", "nightly-1")
     assert other.code == EXIT_USAGE  # same key, different order: refused, nothing sent
     assert paper_sim.stats.orders_received == 1
+
+
+def test_overlapping_in_process_runs_restore_the_library_log_level() -> None:
+    """Overlapping main() runs (embedding, tests) leave the kis_async level as they found it,
+    whichever finishes first."""
+    import logging
+
+    from kis_async.cli import _library_logging
+
+    library = logging.getLogger("kis_async")
+    before = library.level
+    first, second = _library_logging(False, False), _library_logging(False, True)
+    first.__enter__()
+    second.__enter__()
+    assert library.level == logging.INFO
+    first.__exit__(None, None, None)  # the first run ends while the second still runs
+    assert library.level == logging.INFO
+    second.__exit__(None, None, None)
+    assert library.level == before
