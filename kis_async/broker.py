@@ -56,9 +56,9 @@ class KISBroker(BrokerPort):
     Example::
 
         async with KISBroker(KISConfig.from_env()) as broker:
-            print(await broker.get_price("005930"))
+            snapshot = await broker.get_price("005930")
             async for quote in broker.quotes(["005930"]):
-                print(quote.price)
+                strategy.on_quote(quote)
 
     Args:
         config: credentials, account and endpoints.

@@ -5,7 +5,7 @@ Example::
     async with KISBroker(config) as broker, OrderService(broker) as orders:
         tracked = await orders.submit("005930", Side.BUY, 10, price=70_000)
         if await tracked.wait_filled(timeout=30):
-            print(tracked.avg_fill_price)
+            fill_price = tracked.avg_fill_price
         else:
             await orders.cancel(tracked)
 
