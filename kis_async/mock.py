@@ -40,8 +40,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from types import TracebackType
-from typing import Any, Final, Generic, Self, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from pydantic import SecretStr
 
@@ -72,7 +71,7 @@ from kis_async.models import (
     is_valid_symbol,
     tick_size,
 )
-from kis_async.port import BrokerPort, Callback, Subscription
+from kis_async.port import AsyncClosing, BrokerPort, Callback, Subscription
 
 __all__ = ["MOCK_MSG_CODES", "MockBroker", "MockStream", "MockSubscription"]
 
@@ -104,7 +103,7 @@ class _State(enum.Enum):
 # -- streams --------------------------------------------------------------------------------
 
 
-class MockStream(Generic[T]):
+class MockStream(AsyncClosing, Generic[T]):
     """A MockBroker stream handle: async iterator, async context manager and ``aclose()``.
 
     It is registered when created, so anything pushed after ``broker.quotes(...)`` returns is
@@ -179,17 +178,6 @@ class MockStream(Generic[T]):
                 await self._waiter
             finally:
                 self._waiter = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Unsubscribe at once; a pending ``__anext__`` ends. Idempotent."""

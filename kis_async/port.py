@@ -26,7 +26,7 @@ from kis_async.models import (
     Quote,
 )
 
-__all__ = ["BrokerPort", "Callback", "Stream", "Subscription"]
+__all__ = ["AsyncClosing", "BrokerPort", "Callback", "Stream", "Subscription"]
 
 T_co = TypeVar("T_co", covariant=True)
 T = TypeVar("T")
@@ -67,15 +67,14 @@ class Subscription(Protocol):
         """Stop the callbacks and unsubscribe. Idempotent."""
 
 
-class BrokerPort(abc.ABC):
-    """The async contract of a broker connection.
+class AsyncClosing(abc.ABC):
+    """Base of the library's async resources: ``async with`` ends in :meth:`aclose`.
 
-    Use it as an async context manager (``async with broker:``); ``aclose()`` is idempotent and
-    any call after it raises ``RuntimeError``.
+    ``__aenter__`` returns the object itself; subclasses that must start something override
+    it (and keep returning ``self``).
     """
 
     async def __aenter__(self) -> Self:
-        await self.open()
         return self
 
     async def __aexit__(
@@ -85,6 +84,22 @@ class BrokerPort(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release what the object holds. Idempotent."""
+
+
+class BrokerPort(AsyncClosing):
+    """The async contract of a broker connection.
+
+    Use it as an async context manager (``async with broker:``); ``aclose()`` is idempotent and
+    any call after it raises ``RuntimeError``.
+    """
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
 
     @abc.abstractmethod
     async def open(self) -> None:

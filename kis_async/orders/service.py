@@ -24,7 +24,6 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from decimal import Decimal
-from types import TracebackType
 from typing import Final, Self
 from uuid import uuid4
 
@@ -38,7 +37,7 @@ from kis_async.models import (
     OrderType,
     Side,
 )
-from kis_async.port import BrokerPort, Stream
+from kis_async.port import AsyncClosing, BrokerPort, Stream
 
 __all__ = ["OrderEvent", "OrderEvents", "OrderService", "PreTradeLimits", "TrackedOrder"]
 
@@ -103,7 +102,7 @@ class OrderEvent:
     avg_fill_price: Decimal | None
 
 
-class OrderEvents:
+class OrderEvents(AsyncClosing):
     """``async for event in tracked.events()``: every event of the order from its start,
     then live ones; ends after the event that completes the order. Also an async context
     manager with ``aclose()``."""
@@ -129,17 +128,6 @@ class OrderEvents:
                 self._closed = True
                 raise StopAsyncIteration
             await self._order._changed()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop iterating."""
@@ -422,7 +410,7 @@ def _is_cancel_row(row: Order) -> bool:
     return row.filled_qty == 0 and row.remaining_qty == 0 and row.status is OrderStatus.CANCELLED
 
 
-class OrderService:
+class OrderService(AsyncClosing):
     """Submit and follow orders through a :class:`~kis_async.port.BrokerPort`.
 
     Args:
@@ -464,14 +452,6 @@ class OrderService:
     async def __aenter__(self) -> Self:
         await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @property
     def following(self) -> str | None:

@@ -20,11 +20,11 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Callable, Hashable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 
 from kis_async.errors import StreamOverflowError
 from kis_async.models import Execution, OrderBook, Quote
+from kis_async.port import AsyncClosing
 
 if TYPE_CHECKING:
     from kis_async.port import Callback
@@ -212,7 +212,7 @@ class LosslessBuffer(_Buffer[T]):
             self._armed = True
 
 
-class _Handle(Generic[T]):
+class _Handle(AsyncClosing, Generic[T]):
     """Shared lifecycle of the stream handles."""
 
     def __init__(self, owner: Attacher, keys: tuple[RegKey, ...], buffer: _Buffer[T]) -> None:
@@ -271,14 +271,6 @@ class _Handle(Generic[T]):
     async def __aenter__(self) -> Self:
         await self._open()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Unsubscribe now (shared registrations stay for their other consumers). Idempotent."""
