@@ -28,13 +28,13 @@ from kis_async.models import (
     Position,
     PriceSnapshot,
     Quote,
-    is_valid_symbol,
 )
 from kis_async.orders.journal import MemoryJournal, OrderJournal
 from kis_async.orders.placement import OrderPlacer, PlacementOptions, ReconcileReport
 from kis_async.port import BrokerPort, Callback, Subscription
 from kis_async.rest.client import RestClient
 from kis_async.stream.manager import StreamManager, StreamOptions, StreamStatus
+from kis_async.validation import check_order_id, check_symbol
 
 if TYPE_CHECKING:
     from kis_async.stream.streams import ExecutionStream, OrderBookStream, QuoteStream
@@ -180,13 +180,13 @@ class KISBroker(BrokerPort):
             InvalidOrderError: ``symbol`` is not a KRX code.
         """
         self._check_open()
-        _check_symbol(symbol)
+        check_symbol(symbol)
         return await self._rest.get_price(symbol)
 
     async def get_orderbook(self, symbol: str) -> OrderBook:
         """Ten-level order book of ``symbol`` (inquire-asking-price-exp-ccn)."""
         self._check_open()
-        _check_symbol(symbol)
+        check_symbol(symbol)
         return await self._rest.get_orderbook(symbol)
 
     async def place_order(self, request: OrderRequest) -> str:
@@ -218,7 +218,7 @@ class KISBroker(BrokerPort):
             InvalidOrderError: the order id is malformed or not among today's orders.
         """
         self._check_open()
-        return await self._rest.cancel_order(_check_order_id(broker_order_id))
+        return await self._rest.cancel_order(check_order_id(broker_order_id))
 
     async def modify_order(
         self,
@@ -236,7 +236,7 @@ class KISBroker(BrokerPort):
         """
         self._check_open()
         return await self._rest.modify_order(
-            _check_order_id(broker_order_id), qty=qty, price=price, order_type=order_type
+            check_order_id(broker_order_id), qty=qty, price=price, order_type=order_type
         )
 
     async def get_orders(
@@ -261,7 +261,7 @@ class KISBroker(BrokerPort):
     ) -> BuyingPower:
         """Orderable cash and maximum buy quantity (inquire-psbl-order)."""
         self._check_open()
-        _check_symbol(symbol)
+        check_symbol(symbol)
         return await self._rest.get_buying_power(symbol, price)
 
     async def get_stock_balance(self) -> list[Position]:
@@ -345,21 +345,3 @@ class KISBroker(BrokerPort):
 
 #: The name the design spec uses for the KIS implementation of :class:`BrokerPort`.
 KISBrokerAdapter = KISBroker
-
-
-def _check_symbol(symbol: object) -> None:
-    if not is_valid_symbol(symbol):
-        raise InvalidOrderError(
-            "symbol must be a 6-character KRX code such as '005930' "
-            "(ETN: 7 characters starting with 'Q')"
-        )
-
-
-def _check_order_id(order_id: object) -> str:
-    if (
-        not isinstance(order_id, str)
-        or not order_id.strip().isdigit()
-        or len(order_id.strip()) > 10
-    ):
-        raise InvalidOrderError("broker_order_id must be KIS's numeric order number (ODNO)")
-    return order_id.strip()

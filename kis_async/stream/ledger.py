@@ -59,14 +59,9 @@ The ledger is pure accounting with no I/O and no clock of its own: callers pass 
 
 from __future__ import annotations
 
+from kis_async.validation import normalize_order_id
+
 __all__ = ["FillLedger", "normalize_order_id"]
-
-
-def normalize_order_id(order_id: str) -> str:
-    """KIS pads ODNO with zeros in some places and not in others; compare without them."""
-    text = order_id.strip()
-    stripped = text.lstrip("0")
-    return stripped or ("0" if text else "")
 
 
 class FillLedger:

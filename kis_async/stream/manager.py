@@ -36,9 +36,8 @@ from typing import Any, TypeVar
 from kis_async.config import KISConfig
 from kis_async.errors import BrokerConnectionError, SubscriptionError
 from kis_async.models import KST, Execution, ExecutionKind, Order, OrderBook, Quote
-from kis_async.models.common import is_valid_symbol
 from kis_async.port import Callback
-from kis_async.stream.ledger import FillLedger, normalize_order_id
+from kis_async.stream.ledger import FillLedger
 from kis_async.stream.protocol import (
     NOTICE_TR_IDS,
     TR_NOTICE_LIVE,
@@ -67,6 +66,7 @@ from kis_async.stream.streams import (
     RegKey,
     Sink,
 )
+from kis_async.validation import check_number, check_symbols, normalize_order_id
 
 __all__ = ["StreamManager", "StreamOptions", "StreamStatus"]
 
@@ -133,11 +133,9 @@ class StreamOptions:
             "malformed_log_interval",
             "gap_fill_verify_timeout",
         ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"StreamOptions.{name} must be > 0")
+            check_number(f"StreamOptions.{name}", getattr(self, name))
         for name in ("reconnect_base_delay", "healthy_after", "gap_fill_verify_window"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"StreamOptions.{name} must be >= 0")
+            check_number(f"StreamOptions.{name}", getattr(self, name), allow_minimum=True)
         if not 0.0 <= self.reconnect_jitter <= 1.0:
             raise ValueError("StreamOptions.reconnect_jitter must be between 0 and 1")
         for name in (
@@ -229,20 +227,6 @@ def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
         future.exception()  # marked retrieved: waiters, if any, still get it
 
 
-def _symbols(symbols: Iterable[str] | str) -> tuple[str, ...]:
-    items = (symbols,) if isinstance(symbols, str) else tuple(symbols)
-    out = tuple(dict.fromkeys(items))
-    if not out:
-        raise ValueError("at least one symbol is needed")
-    for symbol in out:
-        if not is_valid_symbol(symbol):
-            raise ValueError(
-                "symbols must be 6-character KRX codes such as '005930' "
-                "(ETN: 7 characters starting with 'Q')"
-            )
-    return out
-
-
 class StreamManager:
     """Owns the WebSocket session and every stream over it (see the module docstring).
 
@@ -319,7 +303,7 @@ class StreamManager:
             RuntimeError: the manager is closed.
         """
         self._check_open()
-        keys = tuple((TR_QUOTE, s) for s in _symbols(symbols))
+        keys = tuple((TR_QUOTE, s) for s in check_symbols(symbols))
         buffer: ConflatingBuffer[Quote] = ConflatingBuffer(
             self._options.quote_queue_size, _quote_symbol, self._count_quote_drops
         )
@@ -328,7 +312,7 @@ class StreamManager:
     def orderbooks(self, symbols: Iterable[str]) -> OrderBookStream:
         """A stream of real-time order books (H0STASP0) of ``symbols``."""
         self._check_open()
-        keys = tuple((TR_ORDERBOOK, s) for s in _symbols(symbols))
+        keys = tuple((TR_ORDERBOOK, s) for s in check_symbols(symbols))
         buffer: ConflatingBuffer[OrderBook] = ConflatingBuffer(
             self._options.quote_queue_size, _book_symbol, self._count_book_drops
         )
@@ -359,7 +343,7 @@ class StreamManager:
             on_error: called with the error if the session is given up.
         """
         self._check_open()
-        keys = tuple((TR_QUOTE, s) for s in _symbols(symbols))
+        keys = tuple((TR_QUOTE, s) for s in check_symbols(symbols))
         buffer: ConflatingBuffer[Quote] = ConflatingBuffer(
             self._options.callback_queue_size, _quote_symbol, self._count_quote_drops
         )
