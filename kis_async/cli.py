@@ -63,6 +63,7 @@ from kis_async.models import (
     tick_size,
 )
 from kis_async.models.stream import QUOTE_ATTRIBUTES
+from kis_async.validation import positive_price
 
 if TYPE_CHECKING:
     from kis_async.broker import KISBroker
@@ -857,6 +858,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 def _positive_int(text: str) -> int:
     try:
+        if not text.isascii():  # int() would take "１０" and "١٠"
+            raise ValueError(text)
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
@@ -877,12 +880,9 @@ def _positive_float(text: str) -> float:
 
 def _price(text: str) -> Decimal:
     try:
-        value = Decimal(text.replace(",", ""))
-    except ArithmeticError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a price") from None
-    if not value.is_finite() or value <= 0:
-        raise argparse.ArgumentTypeError("a price must be greater than 0")
-    return value
+        return positive_price(text.replace(",", ""))
+    except InvalidOrderError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
