@@ -26,6 +26,8 @@ import respx
 from kis_async import InvalidOrderError, KISBroker, KISConfig, Mode, OrderRequest, OrderType
 from kis_async.cli import EXIT_USAGE, main
 from kis_async.models import KST
+from kis_async.orders import OrderService, PlacementOptions, PreTradeLimits
+from kis_async.stream import StreamOptions
 
 pytestmark = pytest.mark.reliability
 
@@ -180,6 +182,39 @@ CONFIG_CASES: list[Case] = [
     ("token_cache_dir with a NUL", _config(token_cache_dir="cache\x00dir"), ValueError, None),
 ]
 
+OPTION_CASES: list[Case] = [
+    (
+        "StreamOptions ack_timeout NaN",
+        lambda: StreamOptions(ack_timeout=math.nan),
+        ValueError,
+        None,
+    ),
+    (
+        "StreamOptions liveness_timeout inf",
+        lambda: StreamOptions(liveness_timeout=math.inf),
+        ValueError,
+        None,
+    ),
+    (
+        "StreamOptions healthy_after NaN",
+        lambda: StreamOptions(healthy_after=math.nan),
+        ValueError,
+        None,
+    ),
+    (
+        "PlacementOptions reconcile_interval NaN",
+        lambda: PlacementOptions(reconcile_interval=math.nan),
+        ValueError,
+        None,
+    ),
+    (
+        "PreTradeLimits max_notional NaN",
+        lambda: PreTradeLimits(max_notional_per_order=Decimal("NaN")),
+        ValueError,
+        None,
+    ),
+]
+
 FROM_ENV_CASES: list[Case] = [
     ("KIS_APP_KEY missing", _from_env(KIS_APP_KEY=None), ValueError, None),
     ("KIS_TIMEOUT=nan", _from_env(KIS_TIMEOUT="nan"), ValueError, None),
@@ -323,6 +358,16 @@ def _broker_cases(broker: KISBroker) -> list[tuple[str, Callable[[], Any], type[
             InvalidOrderError,
         ),
         ("executions() without hts_id", broker.executions, ValueError),
+        (
+            "OrderService.track(Arabic-Indic)",
+            lambda: OrderService(broker).track(ARABIC_123),
+            InvalidOrderError,
+        ),
+        (
+            "OrderService.track('42\\n')",
+            lambda: OrderService(broker).track("42\n"),
+            InvalidOrderError,
+        ),
     ]
 
 
@@ -374,7 +419,7 @@ def _check_message(label: str, exc: BaseException, echoed: str | None) -> None:
 
 def test_bad_sync_inputs_raise_typed_errors_and_send_nothing(tmp_path: Path) -> None:
     """OrderRequest, KISConfig and from_env: a typed error for each bad input, no request."""
-    cases = ORDER_CASES + CONFIG_CASES + FROM_ENV_CASES + [_dotenv_case(tmp_path)]
+    cases = ORDER_CASES + CONFIG_CASES + OPTION_CASES + FROM_ENV_CASES + [_dotenv_case(tmp_path)]
     with _no_http() as router:
         for label, thunk, expected, echoed in cases:
             with pytest.raises(expected) as info:
