@@ -1,8 +1,13 @@
 """Configuration: :class:`KISConfig` and :class:`Mode`.
 
-A :class:`KISConfig` is immutable and validated at construction. Invalid input raises a
-``ValueError`` whose message names the offending field but never repeats its value, because
-the values here are credentials and account numbers.
+A :class:`KISConfig` is immutable and validated at construction (the checks themselves live in
+:mod:`kis_async.validation`). Invalid input raises a ``ValueError`` whose message names the
+offending field but never repeats its value, because the values here are credentials and
+account numbers.
+
+``KISConfig(...)`` uses only its arguments; :meth:`KISConfig.from_env` reads ``KIS_<FIELD>``
+variables and a ``.env`` file through pydantic-settings, from a settings model generated from
+the dataclass's fields (a new field is loadable from the environment without more code).
 """
 
 from __future__ import annotations
@@ -109,10 +114,10 @@ class KISConfig:
         ws_url: WebSocket URL; defaults to KIS's host for ``mode``.
         token_cache_dir: where the access token is cached (file 0600 in a 0700 directory);
             ``None`` disables the disk cache. Defaults to ``~/.cache/kis_async``.
-        timeout: per-request timeout in seconds.
+        timeout: per-request timeout in seconds (finite, > 0, at most a day).
         requests_per_second: client-side REST rate limit; defaults to 19 (live) or 2
             (paper); ``None`` disables client-side limiting.
-        max_retries: retries after the first attempt for retryable failures.
+        max_retries: retries after the first attempt for retryable failures (0 to 100).
         use_hashkey: add the ``hashkey`` header to order POSTs (KIS says it is optional).
         customer_type: ``"P"`` (individual, default) or ``"B"`` (corporate).
         token_refresh_margin: refresh the access token this many seconds before it expires.
