@@ -24,6 +24,7 @@ import enum
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
 import threading
@@ -870,11 +871,13 @@ def _positive_int(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     try:
+        if not text.isascii():  # float() would take "１０"
+            raise ValueError(text)
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError("must be a finite number greater than 0")
     return value
 
 

@@ -25,6 +25,7 @@ import respx
 
 from kis_async import InvalidOrderError, KISBroker, KISConfig, Mode, OrderRequest, OrderType
 from kis_async.cli import EXIT_USAGE, main
+from kis_async.mock import MockBroker
 from kis_async.models import KST
 from kis_async.orders import OrderService, PlacementOptions, PreTradeLimits
 from kis_async.stream import StreamOptions
@@ -387,6 +388,8 @@ CLI_CASES: list[tuple[str, list[str], dict[str, str]]] = [
     ),
     ("sell symbol '005930 '", ["sell", "005930 ", "1", "--market"], {}),
     ("stream quotes '005930\\n'", ["stream", "quotes", "005930\n", "--count", "1"], {}),
+    ("stream --duration inf", ["stream", "quotes", "005930", "--duration", "inf"], {}),
+    ("stream --count full-width", ["stream", "quotes", "005930", "--count", "\uff13"], {}),
     ("KIS_TIMEOUT=nan", ["cash"], {"KIS_TIMEOUT": "nan"}),
     ("KIS_REST_URL with CR/LF", ["cash"], {"KIS_REST_URL": "http://127.0.0.1:9\r\nX: y"}),
     ("KIS_ACCOUNT_ID full-width", ["cash"], {"KIS_ACCOUNT_ID": "\uff15" * 10}),
@@ -448,6 +451,19 @@ async def test_bad_broker_inputs_raise_typed_errors_and_send_nothing() -> None:
     assert not status.connected
     assert status.reconnects == 0
     assert len(cases) >= 35
+
+
+async def test_mock_broker_refuses_the_same_inputs() -> None:
+    """MockBroker validates like KISBroker: the same table gives the same error types."""
+    mock = MockBroker(prices={"005930": 70_000, "000660": 120_000})
+    async with mock:
+        cases = [c for c in _broker_cases(mock) if "hts_id" not in c[0]]
+        for label, thunk, expected in cases:
+            with pytest.raises(expected) as info:
+                await _call(thunk)
+            assert isinstance(info.value, ValueError), label
+        assert mock.requests == []
+        assert await mock.get_orders() == []
 
 
 @pytest.mark.parametrize(("argv", "env"), [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
