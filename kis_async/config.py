@@ -13,19 +13,14 @@ the dataclass's fields (a new field is loadable from the environment without mor
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
-import typing
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from pydantic import SecretStr, ValidationError, create_model, field_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import SecretStr
 
 from kis_async.validation import check_account_id, check_hts_id, check_number, check_url
 
@@ -263,9 +258,12 @@ class KISConfig:
             ValueError: a required variable is missing or a value is malformed. The message
                 names the field and the variable, never the value.
         """
+        # Imported here: pydantic-settings (and python-dotenv) cost nothing until used.
+        from kis_async._settings import read_settings  # noqa: PLC0415
+
         if env_file is _UNSET:
             env_file = ".env" if environ is None else None
-        values: dict[str, Any] = dict(_read_settings(environ, env_file))
+        values = read_settings(cls, environ, env_file, prefix=ENV_PREFIX)
         values.update(overrides)
         for required in ("app_key", "app_secret", "account_id"):
             if values.get(required) is None:
@@ -278,89 +276,3 @@ class KISConfig:
 
 #: The prefix of every environment variable :meth:`KISConfig.from_env` reads.
 ENV_PREFIX: Final = "KIS_"
-_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("kis_async_environ", default=None)
-
-
-def _read_settings(
-    environ: Mapping[str, str] | None, env_file: str | os.PathLike[str] | None
-) -> dict[str, Any]:
-    """The fields set by the environment (or ``environ``) and ``env_file``, parsed to their
-    types by pydantic-settings; fields set nowhere are left out, so KISConfig's defaults
-    (which depend on the mode) apply."""
-    settings_cls = _settings_class()
-    token = _ENVIRON.set(environ)
-    try:
-        loaded = settings_cls(_env_file=None if env_file is None else os.fspath(env_file))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "?"
-        # pydantic's own message would carry the input; name the field and the rule only.
-        raise ValueError(
-            f"KISConfig.{name} from {ENV_PREFIX}{name.upper()} is malformed ({first['type']})"
-        ) from None
-    finally:
-        _ENVIRON.reset(token)
-    return {name: getattr(loaded, name) for name in loaded.model_fields_set}
-
-
-@functools.cache
-def _settings_class() -> type[BaseSettings]:
-    """A pydantic-settings model with every :class:`KISConfig` field as an optional field of
-    the same type, so a field added to KISConfig is loadable from ``KIS_<FIELD>`` at once."""
-    hints = typing.get_type_hints(KISConfig)
-    fields: dict[str, Any] = {
-        f.name: (hints[f.name] | None, None) for f in dataclasses.fields(KISConfig)
-    }
-    return create_model("KISEnvironment", __base__=_SettingsBase, **fields)
-
-
-class _MappingSource(PydanticBaseSettingsSource):
-    """A settings source reading ``KIS_*`` from a given mapping instead of ``os.environ``,
-    with the environment source's rules: names in any case, blanks unset, ``none`` is None.
-    (Every KISConfig field has a simple type, so values need no JSON decoding.)"""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        super().__init__(settings_cls)
-        self._values = {k.upper(): v for k, v in environ.items()}
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        """The raw value of ``field_name`` (None when unset)."""
-        return self._values.get(f"{ENV_PREFIX}{field_name}".upper()), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        data: dict[str, Any] = {}
-        for name, info in self.settings_cls.model_fields.items():
-            value, key, _ = self.get_field_value(info, name)
-            if value is None or value == "":
-                continue
-            data[key] = None if value == "none" else value
-        return data
-
-
-class _SettingsBase(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_ignore_empty=True,
-        env_parse_none_str="none",
-        extra="ignore",
-        frozen=True,
-    )
-
-    @field_validator("mode", mode="before", check_fields=False)
-    @classmethod
-    def _mode_any_case(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        environ = _ENVIRON.get()
-        env = env_settings if environ is None else _MappingSource(settings_cls, environ)
-        # The standard order (first wins): init > environment > .env; no secrets directory.
-        return (init_settings, env, dotenv_settings)
