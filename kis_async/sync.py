@@ -496,7 +496,11 @@ class KISBroker:
         self._runner.close()
 
     def __enter__(self) -> Self:
-        self.open()
+        try:
+            self.open()
+        except BaseException:
+            self.close()  # __exit__ will not run: release the threads now
+            raise
         return self
 
     def __exit__(
