@@ -162,12 +162,14 @@ class _Runner:
 
     # -- calls ------------------------------------------------------------------------------
 
-    async def _tracked(self, coro: Coroutine[Any, Any, R]) -> R:
+    async def _tracked(self, invoke: Callable[[], Coroutine[Any, Any, R]]) -> R:
+        # The call's coroutine is created here, on the loop: a task cancelled before its
+        # first step then leaves no coroutine behind that was never awaited.
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         try:
-            return await coro
+            return await invoke()
         finally:
             self._tasks.discard(task)
 
@@ -199,7 +201,7 @@ class _Runner:
         with self._lock:
             if self._closing:
                 raise RuntimeError(_CLOSED_MESSAGE)
-            return asyncio.run_coroutine_threadsafe(self._tracked(invoke()), self.loop)
+            return asyncio.run_coroutine_threadsafe(self._tracked(invoke), self.loop)
 
     @staticmethod
     def _wait(future: concurrent.futures.Future[R]) -> R:
@@ -309,7 +311,12 @@ class SyncStream(Generic[T]):
 
     def __next__(self) -> T:
         with self._turn:
-            item = self._runner.call(_next_or_end, self._handle)
+            try:
+                item = self._runner.call(_next_or_end, self._handle)
+            except RuntimeError:
+                if not self._runner.closing:
+                    raise
+                item = _END  # the broker closed, which ends every stream, as in async code
         if item is _END:
             self._closer.detach()
             raise StopIteration
@@ -398,6 +405,7 @@ def _forward(
         bound = cast(Callable[P, Awaitable[R]], getattr(self._async_broker(), name))
         return self._runner.call(bound, *args, **kwargs)
 
+    blocking.__module__ = __name__
     return blocking
 
 
@@ -410,10 +418,10 @@ class KISBroker:
     Example::
 
         with SyncKISBroker(KISConfig.from_env()) as broker:
-            print(broker.get_price("005930").price)
+            snapshot = broker.get_price("005930")
             with broker.quotes(["005930"]) as quotes:
                 for quote in quotes:
-                    ...
+                    strategy.on_quote(quote)
 
     Args:
         config: credentials, account and endpoints.

@@ -212,8 +212,9 @@ async def test_callback_may_call_the_broker_and_close_its_own_subscription(
 
 async def test_close_from_another_thread_ends_blocked_calls(quiet_sim: KISSimulator) -> None:
     """Threads blocked in ``next()`` on a silent stream and in a REST call the server holds
-    for 60 s: ``close()`` from another thread ends the iterations and fails the call with a
-    clear RuntimeError within the close timeout; closing again (from 4 threads) is a no-op."""
+    for 60 s: ``close()`` from 4 threads at once ends the iterations (and any later one) and
+    releases the call with an error within the close timeout; later calls raise
+    RuntimeError."""
     sim = quiet_sim
     broker = await asyncio.to_thread(
         SyncKISBroker, sim.config(requests_per_second=None), close_timeout=1.0
@@ -234,6 +235,7 @@ async def test_close_from_another_thread_ends_blocked_calls(quiet_sim: KISSimula
         except Exception as exc:
             outcomes["rest"] = exc
 
+    idle = await asyncio.to_thread(broker.quotes, ["000660"])  # not iterated until after
     iterators = [threading.Thread(target=iterate, args=(name,)) for name in "ab"]
     for thread in iterators:
         thread.start()
@@ -261,6 +263,9 @@ async def test_close_from_another_thread_ends_blocked_calls(quiet_sim: KISSimula
     assert broker.closed
     with pytest.raises(RuntimeError, match="closed"):
         broker.get_price("005930")
+    with pytest.raises(StopIteration):  # the broker's close ended every stream
+        next(idle)
+    idle.close()
     await asyncio.to_thread(broker.close)
 
 
