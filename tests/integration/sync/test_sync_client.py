@@ -31,6 +31,7 @@ from kis_async import (
 )
 from kis_async.models import tick_size
 from kis_async.sim import KISSimulator
+from kis_async.stream.manager import StreamOptions
 
 
 @pytest.fixture
@@ -370,3 +371,88 @@ async def test_call_that_outlives_the_broker_close_fails_after_the_grace(
     assert len(outcome) == 1
     assert isinstance(outcome[0], RuntimeError)
     assert "closed while this call was in flight" in str(outcome[0])
+
+
+async def test_order_book_and_execution_iterators(ticking_sim: KISSimulator) -> None:
+    """``orderbooks()`` yields books; ``executions()`` yields the notice of an order placed
+    through the same client from the same thread."""
+    sim = ticking_sim
+
+    def script() -> tuple[Any, Any, str]:
+        with SyncKISBroker(sim.config(requests_per_second=None)) as broker:
+            with broker.orderbooks(["000660"]) as books:
+                book = next(books)
+            with broker.executions() as notices:
+                last = broker.get_price("005930").price
+                order_id = broker.place_order(
+                    OrderRequest("005930", Side.BUY, 2, price=resting_buy_price(last))
+                )
+                notice = next(notices)
+            return book, notice, order_id
+
+    book, notice, order_id = await asyncio.to_thread(script)
+    assert book.symbol == "000660"
+    assert book.asks
+    assert notice.broker_order_id.lstrip("0") == order_id.lstrip("0")
+    assert notice.qty == 2
+
+
+async def test_failing_callback_is_logged_and_the_subscription_goes_on(
+    ticking_sim: KISSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A callback that raises on every other quote keeps being called."""
+    sim = ticking_sim
+    calls: list[int] = []
+    enough = threading.Event()
+
+    def flaky(_: Quote) -> None:
+        calls.append(1)
+        if len(calls) >= 6:
+            enough.set()
+        if len(calls) % 2:
+            raise ValueError("strategy bug")
+
+    def script() -> bool:
+        with SyncKISBroker(sim.config(requests_per_second=None)) as broker:
+            broker.subscribe_quotes(["005930"], flaky)
+            return enough.wait(10)
+
+    assert await asyncio.to_thread(script)
+    assert len(calls) >= 6
+    assert "a stream callback raised" in caplog.text
+
+
+async def test_on_error_runs_on_the_callback_thread_when_the_session_is_given_up(
+    ticking_sim: KISSimulator,
+) -> None:
+    """When the WebSocket session is given up, ``on_error`` gets the BrokerConnectionError on
+    the same thread as the callbacks."""
+    sim = ticking_sim
+    options = StreamOptions(
+        ack_timeout=3.0, reconnect_base_delay=0.01, reconnect_max_delay=0.05,
+        max_reconnect_attempts=3,
+    )  # fmt: skip
+    seen: list[tuple[str, int]] = []
+    failed = threading.Event()
+
+    def on_quote(_: Quote) -> None:
+        seen.append(("quote", threading.get_ident()))
+
+    def on_error(exc: BaseException) -> None:
+        seen.append((type(exc).__name__, threading.get_ident()))
+        failed.set()
+
+    broker = await asyncio.to_thread(
+        SyncKISBroker, sim.config(requests_per_second=None), stream_options=options
+    )
+    try:
+        await asyncio.to_thread(broker.subscribe_quotes, ["005930"], on_quote, on_error=on_error)
+        await poll(lambda: bool(seen))
+        sim.faults.refuse_connections(30)
+        sim.faults.drop_sessions()
+        assert await asyncio.to_thread(failed.wait, 10)
+    finally:
+        sim.faults.clear()
+        await asyncio.to_thread(broker.close)
+    assert seen[-1][0] == "BrokerConnectionError"
+    assert len({ident for _, ident in seen}) == 1
