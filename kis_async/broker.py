@@ -6,6 +6,7 @@ Wire details live elsewhere: HTTP in :mod:`kis_async.rest`, WebSocket frames in
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Callable, Iterable
@@ -31,6 +32,7 @@ from kis_async.models import (
 )
 from kis_async.orders.journal import MemoryJournal, OrderJournal
 from kis_async.orders.placement import OrderPlacer, PlacementOptions, ReconcileReport
+from kis_async.owner import OwnerLoop
 from kis_async.port import BrokerPort, Callback, Subscription
 from kis_async.rest.client import RestClient
 from kis_async.stream.manager import StreamManager, StreamOptions, StreamStatus
@@ -60,6 +62,11 @@ class KISBroker(BrokerPort):
             async for quote in broker.quotes(["005930"]):
                 strategy.on_quote(quote)
 
+    A broker belongs to the event loop that opens it (explicitly or by its first call): a
+    call from another loop or thread raises ``RuntimeError`` before touching anything. From
+    other threads, use ``asyncio.run_coroutine_threadsafe(coro, broker.loop)`` or the
+    thread-safe :class:`kis_async.SyncKISBroker`.
+
     Args:
         config: credentials, account and endpoints.
         http_client: an ``httpx.AsyncClient`` to use; the broker does not close an injected
@@ -84,6 +91,7 @@ class KISBroker(BrokerPort):
         if not isinstance(config, KISConfig):
             raise TypeError("KISBroker needs a KISConfig")
         self._config = config
+        self._owner = OwnerLoop("KISBroker")
         self._state = _State.UNOPENED
         self._rest = RestClient(config, http_client=http_client)
         self._journal: OrderJournal = journal if journal is not None else MemoryJournal()
@@ -110,6 +118,11 @@ class KISBroker(BrokerPort):
         return self._config.masked_account
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop this broker belongs to (None until it opens or is first used)."""
+        return self._owner.loop
+
+    @property
     def journal(self) -> OrderJournal:
         """The idempotency journal."""
         return self._journal
@@ -118,8 +131,9 @@ class KISBroker(BrokerPort):
         """Open the broker (idempotent); reconciles a durable journal's unknown orders.
 
         Raises:
-            RuntimeError: the broker was closed.
+            RuntimeError: the broker was closed, or belongs to another event loop.
         """
+        self._owner.check()
         if self._state is _State.CLOSED:
             raise RuntimeError("this KISBroker is closed; create a new one")
         if self._state is _State.OPEN:
@@ -136,7 +150,12 @@ class KISBroker(BrokerPort):
             await self._placer.reconcile_on_open()
 
     async def aclose(self) -> None:
-        """Close streams, the WebSocket session and the HTTP client. Idempotent."""
+        """Close streams, the WebSocket session and the HTTP client. Idempotent.
+
+        Raises:
+            RuntimeError: called from another event loop than the broker's.
+        """
+        self._owner.check()
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
@@ -149,6 +168,7 @@ class KISBroker(BrokerPort):
                 await self._journal.aclose()
 
     def _check_open(self) -> None:
+        self._owner.check()
         if self._state is _State.CLOSED:
             raise RuntimeError("this KISBroker is closed")
         if self._state is _State.UNOPENED:

@@ -70,6 +70,7 @@ from kis_async.models import (
     Side,
     tick_size,
 )
+from kis_async.owner import OwnerLoop
 from kis_async.port import AsyncClosing, BrokerPort, Callback, Subscription
 from kis_async.validation import (
     check_date_range,
@@ -357,6 +358,7 @@ class MockBroker(BrokerPort):
         self._cash = cash_dec
         self._clock = clock or (lambda: datetime.now(KST))
         self._account = mask_account(account_id)
+        self._owner = OwnerLoop("MockBroker")
         self._state = _State.UNOPENED
         self._markets: dict[str, _Market] = {}
         for symbol, price in (prices or {}).items():
@@ -388,14 +390,16 @@ class MockBroker(BrokerPort):
         """Open the broker (idempotent).
 
         Raises:
-            RuntimeError: the broker was closed.
+            RuntimeError: the broker was closed, or belongs to another event loop.
         """
+        self._owner.check()
         if self._state is _State.CLOSED:
             raise RuntimeError("this MockBroker is closed; create a new one")
         self._state = _State.OPEN
 
     async def aclose(self) -> None:
         """End every stream and callback subscription. Idempotent."""
+        self._owner.check()
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
@@ -407,6 +411,7 @@ class MockBroker(BrokerPort):
         self._subscriptions.clear()
 
     def _check_open(self) -> None:
+        self._owner.check()
         if self._state is _State.CLOSED:
             raise RuntimeError("this MockBroker is closed")
         if self._state is _State.UNOPENED:
@@ -416,6 +421,11 @@ class MockBroker(BrokerPort):
     def account(self) -> str:
         """The account number, masked."""
         return self._account
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop this broker belongs to (None until it opens or is first used)."""
+        return self._owner.loop
 
     def __repr__(self) -> str:
         return f"MockBroker(account={self._account!r}, state={self._state.value!r})"
