@@ -41,6 +41,7 @@ from kis_async.config import KISConfig
 from kis_async.errors import AuthenticationError, BrokerAPIError
 from kis_async.models import KST, AuthenticationToken
 from kis_async.rest.retry import get_wait_scale
+from kis_async.traffic import mask_key
 
 __all__ = [
     "APPROVAL_KEY_LIFETIME",
@@ -63,11 +64,6 @@ _RATE_LIMITED_ISSUE: Final = "EGW00133"
 
 #: ``(path, json_body) -> decoded body``: an unauthenticated POST with retries and limiting.
 PostJSON = Callable[[str, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
-
-
-def mask_key(value: str) -> str:
-    """First 8 characters plus ``...``: the only form in which a key may be logged."""
-    return value[:8] + "..."
 
 
 def parse_token(body: Mapping[str, Any], *, now: datetime) -> AuthenticationToken:
@@ -315,7 +311,13 @@ class TokenManager:
         self._issue_wait_max = issue_wait_max
         self._cache = TokenCache(config.token_cache_dir, config)
         self._token: AuthenticationToken | None = None
-        self._rejected: set[str] = set()
+        # Token values KIS refused (EGW00121/122/123, or revoked), with KIS's code.
+        self._rejected: dict[str, str | None] = {}
+        # Refused values KIS handed back anyway: never re-issued for again.
+        self._reissued: set[str] = set()
+        # Revoked values: never loaded from the disk cache (another process may have left
+        # one there), but accepted when a new issuance returns one.
+        self._revoked: set[str] = set()
         self._lock = asyncio.Lock()
         self._approval: tuple[str, float] | None = None
         self._approval_lock = asyncio.Lock()
@@ -331,6 +333,7 @@ class TokenManager:
         return (
             token is not None
             and token.value.get_secret_value() not in self._rejected
+            and token.value.get_secret_value() not in self._revoked
             and not token.expires_within(self._config.token_refresh_margin, now=self._now())
         )
 
@@ -354,6 +357,19 @@ class TokenManager:
                     return cached
                 fresh = await self._issue()
                 await self._cache.store(fresh)
+            value = fresh.value.get_secret_value()
+            self._revoked.discard(value)
+            if value in self._rejected:
+                # KIS returns the same token for repeated issuance; after one cool-down it
+                # still insists on the refused one. Use it (the caller sends once more and
+                # surfaces KIS's answer), and never re-issue for this value again.
+                code = self._rejected.pop(value)
+                self._reissued.add(value)
+                logger.warning(
+                    "KIS issued the access token it had refused (%s) again; using it, and "
+                    "not re-issuing for it again",
+                    code or "refused",
+                )
             self._token = fresh
             return fresh
 
@@ -396,15 +412,37 @@ class TokenManager:
                 self._config.mode.value,
                 token.expires_at.isoformat(),
             )
+            value = token.value.get_secret_value()
+            if value in self._rejected and not waited and self._issue_wait_max >= ISSUE_INTERVAL:
+                # The same token as the one KIS refused: wait out the one-a-minute cool-down
+                # once and ask once more.
+                waited = True
+                logger.warning(
+                    "KIS issued the access token it had refused (%s) again; waiting %.0fs once",
+                    self._rejected[value] or "refused",
+                    ISSUE_INTERVAL,
+                )
+                await self._sleep(ISSUE_INTERVAL * get_wait_scale())
+                continue
             return token
 
-    async def invalidate(self, token: AuthenticationToken) -> None:
-        """Forget ``token`` after KIS refused it (EGW00121/122/123): memory and disk."""
+    async def invalidate(self, token: AuthenticationToken, code: str | None = None) -> bool:
+        """Forget ``token`` after KIS refused it with ``code`` (EGW00121/122/123): memory and
+        disk.
+
+        Returns:
+            False, forgetting nothing, when this value was already refused once and KIS
+            issued it again: the caller raises KIS's error instead of re-issuing (at most
+            one re-issuance per refused token value, never a loop).
+        """
         value = token.value.get_secret_value()
-        self._rejected.add(value)
+        if value in self._reissued:
+            return False
+        self._rejected[value] = code
         if self._token is not None and self._token.value.get_secret_value() == value:
             self._token = None
         await self._cache.remove(value)
+        return True
 
     async def revoke(self) -> None:
         """Revoke the current token at KIS (POST /oauth2/revokeP) and forget it."""
@@ -438,7 +476,7 @@ class TokenManager:
 
     async def _forget(self, value: str) -> None:
         self._token = None
-        self._rejected.add(value)
+        self._revoked.add(value)
         await self._cache.remove(value)
 
     async def approval_key(self) -> str:
