@@ -5,11 +5,10 @@ alerts the account holder on every live issuance, so the token is issued as rare
 
 * in memory, shared by every caller; an ``asyncio.Lock`` makes concurrent refreshes one
   issuance (single flight);
-* on disk, keyed by mode and the SHA-256 of the app key: a 0600 file in a 0700 directory,
-  replaced atomically (temporary file + ``os.replace``). A cross-process ``flock`` on a
-  ``.lock`` file, taken off the event loop, makes two processes on one key issue once: the
-  second re-reads the cache after getting the lock. A corrupt or foreign file is ignored and
-  replaced, never fatal;
+* on disk, keyed by mode and the SHA-256 of the app key (:mod:`kis_async.rest.tokencache`:
+  a 0600 file in a checked 0700 directory, never through a symbolic link). A cross-process
+  ``flock`` makes two processes on one key issue once: the second re-reads the cache after
+  getting the lock. A corrupt or foreign file is ignored and replaced, never fatal;
 * refreshed ``token_refresh_margin`` seconds before it expires (expiry from
   ``access_token_token_expired`` in KST, falling back to ``expires_in``).
 
@@ -21,26 +20,19 @@ EGW00133 (HTTP 403, OAuth shape) waits out the minute once, if that fits in
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import json
 import logging
-import os
-import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Final
 
-import anyio.to_thread
 from pydantic import SecretStr
 
 from kis_async.config import KISConfig
 from kis_async.errors import AuthenticationError, BrokerAPIError
 from kis_async.models import KST, AuthenticationToken
 from kis_async.rest.retry import get_wait_scale
+from kis_async.rest.tokencache import TokenCache
 from kis_async.traffic import mask_key
 
 __all__ = [
@@ -59,7 +51,6 @@ logger = logging.getLogger("kis_async.rest")
 APPROVAL_KEY_LIFETIME: Final = 24 * 3600.0
 #: KIS allows one token issuance per minute (EGW00133); we wait a little longer.
 ISSUE_INTERVAL: Final = 61.0
-_CACHE_VERSION: Final = 1
 _RATE_LIMITED_ISSUE: Final = "EGW00133"
 
 #: ``(path, json_body) -> decoded body``: an unauthenticated POST with retries and limiting.
@@ -99,188 +90,6 @@ def parse_token(body: Mapping[str, Any], *, now: datetime) -> AuthenticationToke
 
 def _now_kst() -> datetime:
     return datetime.now(KST)
-
-
-class TokenCache:
-    """The on-disk token cache for one (mode, app key).
-
-    Args:
-        directory: the cache directory (created 0700); ``None`` disables the cache.
-        config: supplies the mode and the app key (only its SHA-256 is stored).
-        lock_timeout: seconds to wait for another process's lock before going on without it.
-    """
-
-    def __init__(
-        self, directory: Path | None, config: KISConfig, *, lock_timeout: float = 120.0
-    ) -> None:
-        self._dir = directory
-        self._mode = config.mode.value
-        self._key_hash = hashlib.sha256(config.app_key.encode()).hexdigest()
-        self._lock_timeout = lock_timeout
-
-    @property
-    def enabled(self) -> bool:
-        """False when the disk cache is disabled."""
-        return self._dir is not None
-
-    @property
-    def path(self) -> Path | None:
-        """The cache file (None when disabled)."""
-        if self._dir is None:
-            return None
-        return self._dir / f"token-{self._mode}-{self._key_hash[:32]}.json"
-
-    async def load(self) -> AuthenticationToken | None:
-        """The cached token, or None (missing, corrupt, foreign or unreadable file)."""
-        path = self.path
-        if path is None:
-            return None
-        return await anyio.to_thread.run_sync(self._load_sync, path)
-
-    def _load_sync(self, path: Path) -> AuthenticationToken | None:
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            logger.warning("token cache unreadable (%s); ignoring it", type(exc).__name__)
-            return None
-        try:
-            data = json.loads(raw)
-            if (
-                not isinstance(data, dict)
-                or data.get("version") != _CACHE_VERSION
-                or data.get("mode") != self._mode
-                or data.get("app_key_sha256") != self._key_hash
-            ):
-                logger.warning("token cache file belongs to another key or version; ignoring")
-                return None
-            expires_at = datetime.fromisoformat(data["expires_at"])
-            if expires_at.tzinfo is None:
-                raise ValueError("naive expiry")
-            value = data["access_token"]
-            if not isinstance(value, str) or not value:
-                raise ValueError("empty token")
-            return AuthenticationToken(
-                value=SecretStr(value),
-                token_type=str(data.get("token_type") or "Bearer"),
-                expires_at=expires_at,
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            logger.warning("token cache file is corrupt (%s); ignoring it", type(exc).__name__)
-            return None
-
-    async def store(self, token: AuthenticationToken) -> None:
-        """Write ``token`` atomically; failures are logged, never raised."""
-        path = self.path
-        if path is None:
-            return
-        payload = {
-            "version": _CACHE_VERSION,
-            "mode": self._mode,
-            "app_key_sha256": self._key_hash,
-            "access_token": token.value.get_secret_value(),
-            "token_type": token.token_type,
-            "expires_at": token.expires_at.isoformat(),
-        }
-        await anyio.to_thread.run_sync(self._store_sync, path, json.dumps(payload))
-
-    def _ensure_dir(self, directory: Path) -> None:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            os.chmod(directory, 0o700)
-
-    def _store_sync(self, path: Path, text: str) -> None:
-        tmp_name: str | None = None
-        try:
-            self._ensure_dir(path.parent)
-            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".token-", suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                os.fchmod(handle.fileno(), 0o600)
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, path)
-            tmp_name = None
-        except OSError as exc:
-            logger.warning("could not write the token cache (%s)", type(exc).__name__)
-        finally:
-            if tmp_name is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
-
-    async def remove(self, token_value: str | None = None) -> None:
-        """Delete the cache file (only if it holds ``token_value``, when given)."""
-        path = self.path
-        if path is None:
-            return
-        if token_value is not None:
-            cached = await self.load()
-            if cached is None or cached.value.get_secret_value() != token_value:
-                return
-        await anyio.to_thread.run_sync(self._remove_sync, path)
-
-    @staticmethod
-    def _remove_sync(path: Path) -> None:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            logger.warning("could not delete the token cache (%s)", type(exc).__name__)
-
-    @contextlib.asynccontextmanager
-    async def locked(self) -> AsyncIterator[None]:
-        """Hold the cross-process lock (a no-op when the cache is disabled or unsupported)."""
-        path = self.path
-        if path is None or sys.platform == "win32":
-            yield
-            return
-        fd = await anyio.to_thread.run_sync(self._lock_sync, path)
-        try:
-            yield
-        finally:
-            if fd is not None:
-                await anyio.to_thread.run_sync(self._unlock_sync, fd)
-
-    def _lock_sync(self, path: Path) -> int | None:
-        if sys.platform == "win32":  # pragma: no cover - guarded by the caller
-            return None
-        import fcntl  # noqa: PLC0415 - POSIX only
-
-        try:
-            self._ensure_dir(path.parent)
-            fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            logger.warning("token cache lock unavailable (%s); going on", type(exc).__name__)
-            return None
-        deadline = time.monotonic() + self._lock_timeout
-        # Poll with LOCK_NB so the worker thread always ends within the timeout.
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    logger.warning("token cache lock timed out; going on without it")
-                    os.close(fd)
-                    return None
-                time.sleep(0.02)
-            except OSError as exc:
-                logger.warning("token cache lock failed (%s); going on", type(exc).__name__)
-                os.close(fd)
-                return None
-
-    @staticmethod
-    def _unlock_sync(fd: int) -> None:
-        if sys.platform == "win32":  # pragma: no cover
-            return
-        import fcntl  # noqa: PLC0415 - POSIX only
-
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
 
 
 class TokenManager:
