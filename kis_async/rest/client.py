@@ -96,6 +96,14 @@ class _AuthFailedError(Exception):
         self.error = error
 
 
+def _not_sent(doing: str) -> BrokerClosedError:
+    """The call's own request was not sent when the client closed during a helper request."""
+    return BrokerClosedError(
+        f"the KIS client was closed while {doing}; the request was not sent",
+        request_sent=False,
+    )
+
+
 def _order_key(order_id: str) -> str:
     # Paper ODNOs are seen both zero-padded and not (protocol doc §4.1); compare unpadded.
     return order_id.strip().lstrip("0") or "0"
@@ -228,6 +236,9 @@ class RestClient:
     async def _token_for_call(self) -> AuthenticationToken:
         try:
             return await self._auth.token()
+        except BrokerClosedError as exc:
+            # The tokenP request was cut off, not this call's own request.
+            raise _AuthFailedError(_not_sent("getting a token")) from exc
         except BrokerError as exc:
             raise _AuthFailedError(exc) from exc
 
@@ -381,7 +392,10 @@ class RestClient:
     async def _order_hashkey(self, body: Mapping[str, str]) -> str | None:
         if not self._config.use_hashkey:
             return None
-        return await self._auth.hashkey(body)
+        try:
+            return await self._auth.hashkey(body)
+        except BrokerClosedError as exc:
+            raise _not_sent("getting the hashkey") from exc
 
     async def place_order(self, request: OrderRequest) -> PlacedOrder:
         """Send one order (order-cash) and return its number and branch.
