@@ -10,8 +10,10 @@ switch is process-wide (the logger is); with it off, each call site costs one
 
 Every value logged is masked first by :func:`mask`, at any depth, by field name
 (case-insensitive, ``-``/``_`` ignored): credentials, tokens, approval keys, hashkeys and
-the AES key/iv of execution notices never appear; account-number fields are shown as
-:func:`~kis_async.config.mask_account` shows them. Each record also carries the masked
+the AES key/iv of execution notices never appear; account-number fields (and the account
+inside the ``ctx_area_fk100`` paging key) are shown as
+:func:`~kis_async.config.mask_account` shows them. :func:`mask_text` applies the same rule
+to URLs in text (httpx's request log lines, filtered at import). Each record also carries the masked
 fields as ``record.traffic`` (a dict) for structured handlers.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -31,9 +34,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_SWITCH",
     "enable_traffic_logging",
+    "frame_sample_rate",
     "logger",
     "mask",
     "mask_key",
+    "mask_text",
     "on",
     "record",
     "rest_request",
@@ -49,6 +54,8 @@ _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _DEBUG: Final = logging.DEBUG
 _HIDDEN: Final = "********"
 _MAX_TEXT: Final = 2000
+# The share of WebSocket data frames recorded (process-wide, as the logger is).
+_frame_rate = [0.0]
 
 # Field names (lower case, without "-" and "_") whose values are secrets. ``token`` is the
 # field of revokeP, ``hash`` the answer of /uapi/hashkey, ``key``/``iv`` the AES key of
@@ -71,6 +78,13 @@ _APP_KEY_NAMES: Final = frozenset({"appkey"})
 _APPROVAL_NAMES: Final = frozenset({"approvalkey"})
 # Account numbers: CANO (8 digits) and the fields that carry a whole account number.
 _ACCOUNT_NAMES: Final = frozenset({"cano", "acntno", "accountid", "acctno", "custid"})
+# Paging keys: KIS starts ctx_area_fk100 with the account ("50123456^01^..."), so every
+# "^"-separated part of 8 or 10 digits is masked as an account number.
+_CONTINUATION_NAMES: Final = frozenset(
+    {"ctxareafk100", "ctxareank100", "ctxareafk200", "ctxareank200"}
+)
+# The same two kinds of field in a URL's query string (httpx logs every request URL).
+_ACCOUNT_IN_URL: Final = re.compile(r"(?i)\b(CANO|CTX_AREA_[FN]K[0-9]+)=([0-9]+)")
 
 
 def mask_key(value: str) -> str:
@@ -92,7 +106,58 @@ def _mask_field(name: str, value: Any) -> Any:
         return mask_key(str(value)) if value else value
     if norm in _ACCOUNT_NAMES:
         return mask_account(str(value)) if value else value
+    if norm in _CONTINUATION_NAMES and isinstance(value, str):
+        return "^".join(_mask_digits(part) for part in value.split("^"))
     return mask(value)
+
+
+def _mask_digits(part: str) -> str:
+    digits = part.strip()
+    if len(digits) in (8, 10) and digits.isascii() and digits.isdigit():
+        return mask_account(digits)
+    return part
+
+
+def _mask_url_match(match: re.Match[str]) -> str:
+    name, digits = match.group(1), match.group(2)
+    if name.upper() == "CANO" or len(digits) >= 8:
+        return f"{name}={mask_account(digits)}"
+    return match.group(0)
+
+
+def mask_text(text: str) -> str:
+    """``text`` with account numbers in ``CANO=`` and ``CTX_AREA_FK100=`` query fields
+    masked (for log lines that print URLs)."""
+    return _ACCOUNT_IN_URL.sub(_mask_url_match, text)
+
+
+class _AccountRedactingFilter(logging.Filter):
+    """Masks account numbers in URL query strings of log records (see :func:`mask_text`).
+
+    httpx logs every request URL at INFO on the ``httpx`` logger, and account queries are
+    GETs carrying the account number in the query string; this filter is installed once on
+    that logger at import.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        masked = mask_text(message)
+        if masked != message:
+            record.msg = masked
+            record.args = None
+        return True
+
+
+def _install_httpx_log_filter() -> None:
+    httpx_logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _AccountRedactingFilter) for f in httpx_logger.filters):
+        httpx_logger.addFilter(_AccountRedactingFilter())
+
+
+_install_httpx_log_filter()
 
 
 def mask(value: Any) -> Any:
@@ -126,9 +191,17 @@ def enable_traffic_logging(config: KISConfig | None = None) -> bool:
         True when traffic logging is on afterwards.
     """
     wanted = _env_enabled() or (config is not None and config.log_traffic)
-    if wanted and not on():
-        logger.setLevel(_DEBUG)
+    if wanted:
+        if not on():
+            logger.setLevel(_DEBUG)
+        if config is not None:
+            _frame_rate[0] = max(_frame_rate[0], config.log_traffic_frames)
     return on()
+
+
+def frame_sample_rate() -> float:
+    """The share of WebSocket data frames recorded while traffic logging is on (0.0-1.0)."""
+    return _frame_rate[0]
 
 
 def _text(value: Any) -> str:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -72,37 +71,6 @@ _MORE_PAGES: Final = frozenset({"F", "M"})
 _GATEWAY_TIMEOUT_CODES: Final = frozenset({"EGW00301", "EGW00302"})
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ProxyError, httpx.UnsupportedProtocol)
 _CONNECT_TIMEOUTS: Final = (httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-_CANO_IN_URL: Final = re.compile(r"(?i)(CANO=)[0-9]+")
-
-
-class _AccountRedactingFilter(logging.Filter):
-    """Masks ``CANO=<digits>`` in httpx's request log lines.
-
-    Account queries are GETs that carry the account number in the query string, and httpx
-    logs every request URL at INFO on the ``httpx`` logger. The account number must never
-    reach a log, so this filter (installed once on that logger) rewrites such records.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            return True
-        if _CANO_IN_URL.search(message):
-            record.msg = _CANO_IN_URL.sub(r"\1********", message)
-            record.args = None
-        return True
-
-
-def _install_httpx_log_filter() -> None:
-    httpx_logger = logging.getLogger("httpx")
-    if not any(isinstance(f, _AccountRedactingFilter) for f in httpx_logger.filters):
-        httpx_logger.addFilter(_AccountRedactingFilter())
-
-
-_install_httpx_log_filter()
 
 
 @dataclass(frozen=True, slots=True)
