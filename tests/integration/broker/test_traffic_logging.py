@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -146,6 +147,7 @@ async def test_full_session_logs_every_exchange_and_no_secret(
         async with broker.quotes(["005930", "000660"]) as quotes:
             for _ in range(5):
                 await asyncio.wait_for(anext(quotes), 5)
+            await _until(lambda: "ws.recv.pingpong" in capture.events())
         await broker.modify_order(resting[0], price=below - tick_size(below))
         assert await broker.cancel_order(resting[1]) is True
         orders = await broker.get_orders()
@@ -154,7 +156,6 @@ async def test_full_session_logs_every_exchange_and_no_secret(
         await broker.get_cash()
         await broker.get_buying_power("005930", Decimal(below))
         approval = await broker._rest.approval_key()
-        await _until(lambda: "ws.recv.pingpong" in capture.events())
         await broker.revoke_token()
 
     assert len(orders) >= 6  # more than two inquire-daily-ccld pages of 2 rows
@@ -185,7 +186,7 @@ async def test_full_session_logs_every_exchange_and_no_secret(
         **{f"AES key/iv {i}": value for i, value in enumerate(sorted(aes))},
     }
     hits = {name: sum(value in text for text in texts) for name, value in secrets.items()}
-    print(f"\ntraffic records: {len(events)}, all records: {len(texts)}, hits: {hits}")
+    print(f"\ntraffic records: {Counter(events)}, all records: {len(texts)}, hits: {hits}")
     assert hits == dict.fromkeys(secrets, 0)
     # the masked forms are there instead
     joined = "\n".join(texts)
