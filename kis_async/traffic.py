@@ -205,7 +205,10 @@ def frame_sample_rate() -> float:
 
 
 def _text(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    except (RecursionError, ValueError):
+        return "<nested too deep>"
     if len(text) > _MAX_TEXT:
         return f"{text[:_MAX_TEXT]}... ({len(text)} chars)"
     return text
@@ -213,7 +216,11 @@ def _text(value: Any) -> str:
 
 def record(event: str, fields: Mapping[str, Any]) -> None:
     """Write one DEBUG record of ``event`` with ``fields`` masked (callers check :func:`on`)."""
-    masked = mask(fields)
+    try:
+        masked = mask(fields)
+    except RecursionError:
+        # A hostile answer nested deeper than the stack: never let a log record fail a call.
+        masked = dict.fromkeys(fields, "<nested too deep>")
     shown = " ".join(f"{name}={_text(item)}" for name, item in masked.items() if item is not None)
     logger.debug("%s %s", event, shown, extra={"traffic": {"event": event, **masked}})
 

@@ -431,7 +431,7 @@ def _json_or_error(content: bytes) -> Any:
     """The decoded JSON body, or the decoding exception (the caller raises it in context)."""
     try:
         return json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         return exc
 
 

@@ -64,7 +64,7 @@ def log_frame(direction: str, text: str) -> None:
 def _control(direction: str, text: str) -> None:
     try:
         doc: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         record(f"ws.{direction}", {"frame": f"<{len(text)} chars, not JSON>"})
         return
     if not isinstance(doc, dict):

@@ -226,3 +226,16 @@ def test_new_config_fields_are_validated(field: str, value: object) -> None:
     """The new fields refuse bad values with a message naming the field only."""
     with pytest.raises(ValueError, match=f"KISConfig.{field}"):
         KISConfig(app_key="k", app_secret="s", account_id=ACCOUNT, **{field: value})
+
+
+def test_a_hostile_nesting_never_fails_a_record(traffic_on: list[logging.LogRecord]) -> None:
+    """A body or frame nested deeper than the stack gives a placeholder, not an exception."""
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(5000):
+        node["x"] = {}
+        node = node["x"]  # type: ignore[assignment]
+    traffic.rest_response("GET", "/p", tr_id=None, status=200, latency_ms=1.0, body=deep)
+    log_frame("recv", "{" + '"a":[' * 100_000 + "]" * 100_000 + "}")
+    assert len(traffic_on) == 2
+    assert "nested too deep" in traffic_on[0].getMessage()

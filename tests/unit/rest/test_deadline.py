@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kis_async.errors import BrokerTimeoutError, ResponseTooLargeError
+from kis_async.errors import BrokerTimeoutError, ResponseTooLargeError, ServerError
 from kis_async.models import OrderRequest, Side
 from kis_async.rest.http import _Progress
 
@@ -242,3 +242,13 @@ async def test_progress_tells_connecting_from_sent() -> None:
     assert progress.request_sent is False
     await progress("http11.send_request_headers.started", {})
     assert progress.request_sent is True
+
+
+async def test_body_nested_past_the_stack_is_a_typed_error(
+    client: Any, router: Any, kis: Any
+) -> None:
+    """A JSON body nested deeper than the parser's stack is "not JSON", a typed error."""
+    body = b"[" * 200_000 + b"]" * 200_000
+    router.get("/uapi/domestic-stock/v1/quotations/inquire-price").respond(500, content=body)
+    with pytest.raises(ServerError, match="not JSON"):
+        await client.get_price("005930")
