@@ -46,8 +46,9 @@ async def _until(predicate: Callable[[], bool], limit: float = 20.0) -> None:
 async def test_close_with_orders_in_flight_then_reconcile(
     fast_sim: KISSimulator, make_broker: Callable[..., KISBroker], tmp_path: Path
 ) -> None:
-    """Two keyed orders and one unkeyed order booked by KIS, answers still pending, broker
-    closed: typed errors for all three; a new broker on the journal binds both keys."""
+    """Two keyed orders, one unkeyed order and a read in flight (the orders booked by KIS, the
+    answers pending) when the broker closes: typed errors for all four; a new broker on the
+    journal binds both keys without re-sending."""
     path = tmp_path / "orders.db"
     first = make_broker(journal=SQLiteJournal(path), options=SETTLE, timeout=30.0)
     await first.open()
@@ -57,19 +58,24 @@ async def test_close_with_orders_in_flight_then_reconcile(
         asyncio.create_task(first.place_order(order("key-a", 1))),
         asyncio.create_task(first.place_order(order("key-b", 2))),
         asyncio.create_task(first.place_order(order(None, 3))),
+        asyncio.create_task(first.get_price("005930")),
     ]
-    await _until(lambda: fast_sim.stats.orders_received == 3)
+    await _until(
+        lambda: fast_sim.stats.orders_received == 3 and fast_sim.stats.rest_requests >= 5
+    )
 
     await asyncio.wait_for(first.aclose(), 20.0)
     results = await asyncio.gather(*calls, return_exceptions=True)
 
-    keyed_a, keyed_b, unkeyed = results
+    keyed_a, keyed_b, unkeyed, read = results
     for result, key in ((keyed_a, "key-a"), (keyed_b, "key-b")):
         assert isinstance(result, OrderStateUnknownError), repr(result)
         assert result.idempotency_key == key
     assert isinstance(unkeyed, BrokerClosedError), repr(unkeyed)
     assert isinstance(unkeyed, BrokerConnectionError)
     assert unkeyed.request_sent is True
+    assert isinstance(read, BrokerClosedError), repr(read)
+    assert read.request_sent is True
     assert not any(type(r) is RuntimeError for r in results)
 
     fast_sim.faults.clear()
