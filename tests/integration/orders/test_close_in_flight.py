@@ -60,9 +60,7 @@ async def test_close_with_orders_in_flight_then_reconcile(
         asyncio.create_task(first.place_order(order(None, 3))),
         asyncio.create_task(first.get_price("005930")),
     ]
-    await _until(
-        lambda: fast_sim.stats.orders_received == 3 and fast_sim.stats.rest_requests >= 5
-    )
+    await _until(lambda: fast_sim.stats.orders_received == 3 and fast_sim.stats.rest_requests >= 5)
 
     await asyncio.wait_for(first.aclose(), 20.0)
     results = await asyncio.gather(*calls, return_exceptions=True)
