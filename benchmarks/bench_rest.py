@@ -5,20 +5,25 @@ after the other and interleaved over repetitions, 1,000 ``get_price`` calls are 
 kis_async (``requests_per_second=None``) and the same 1,000 requests (same URL, headers and
 token) by a bare ``httpx.AsyncClient`` that only reads the price out of the JSON. Both run
 sequentially and with 16 in flight. Target: kis_async takes at most 1.2x the bare client.
+
+Alongside, the same calls with masked traffic logging on (records built and handed to a
+``NullHandler``), and the cost of the one level check each call pays while it is off.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import time
+import timeit
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 from _common import SimProcess, fmt_num, fmt_ratio, median, print_table, verdict
 
-from kis_async import KISBroker, KISConfig
+from kis_async import KISBroker, KISConfig, traffic
 
 PRICE_PATH = "/uapi/domestic-stock/v1/quotations/inquire-price"
 PRICE_TR = "FHKST01010100"
@@ -86,18 +91,26 @@ async def _measure(info: dict[str, str], calls: int, reps: int) -> dict[int, dic
             async def ours(symbol: str) -> Any:
                 return (await broker.get_price(symbol)).price
 
+            async def logged(calls: int, concurrency: int) -> float:
+                traffic.logger.setLevel(logging.DEBUG)
+                try:
+                    return await _timed(calls, concurrency, ours)
+                finally:
+                    traffic.logger.setLevel(logging.INFO)
+
             # Warm both connections and code paths.
             await _timed(20, 1, ours)
             await _timed(20, 1, bare_call)
             out: dict[int, dict[str, float]] = {}
             for concurrency in (1, 16):
-                times: dict[str, list[float]] = {"kis_async": [], "httpx": []}
+                times: dict[str, list[float]] = {"kis_async": [], "httpx": [], "traffic": []}
                 for rep in range(reps):
                     pair = [("kis_async", ours), ("httpx", bare_call)]
                     if rep % 2:
                         pair.reverse()
                     for name, fn in pair:
                         times[name].append(await _timed(calls, concurrency, fn))
+                    times["traffic"].append(await logged(calls, concurrency))
                 out[concurrency] = {name: median(values) for name, values in times.items()}
     return out
 
@@ -112,8 +125,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     calls = args.calls or (50 if args.quick else 1000)
     reps = args.reps or (2 if args.quick else 5)
     options = {"seed": 5, "mode": "live", "rate_limit": False, "quote_interval": None}
+    sink = logging.getLogger(traffic.logger.name)
+    sink.addHandler(logging.NullHandler())
+    sink.propagate = False
     with SimProcess(options) as sim:
         result = asyncio.run(_measure(sim.info, calls, reps))
+    check_ns = min(timeit.repeat(traffic.on, number=200_000, repeat=5)) / 200_000 * 1e9
     rows = []
     ratios = []
     for concurrency, times in result.items():
@@ -141,6 +158,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "kis_async time / bare",
         ],
         rows,
+    )
+    print_table(
+        "Masked traffic logging (kis_async.traffic): off (default) vs on, to a NullHandler",
+        ["mode", "off us/call", "on us/call", "on / off", "off: level check ns", "check / call"],
+        [
+            [
+                "sequential" if concurrency == 1 else f"{concurrency} in flight",
+                fmt_num(times["kis_async"] / calls * 1e6),
+                fmt_num(times["traffic"] / calls * 1e6),
+                fmt_ratio(times["traffic"] / times["kis_async"]),
+                fmt_num(check_ns),
+                f"{check_ns / (times['kis_async'] / calls * 1e9):.4%}",
+            ]
+            for concurrency, times in result.items()
+        ],
     )
     worst = max(ratios)
     print("\nTargets:")

@@ -165,7 +165,12 @@ class KISBroker(BrokerPort):
             try:
                 await self._rest.aclose()
             finally:
-                await self._journal.aclose()
+                try:
+                    # Orders in flight now fail with BrokerClosedError; let their tasks mark
+                    # the journal before it closes (reconcile() on the next open settles them).
+                    await self._placer.drain()
+                finally:
+                    await self._journal.aclose()
 
     def _check_open(self) -> None:
         self._owner.check()

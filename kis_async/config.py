@@ -13,6 +13,7 @@ the dataclass's fields (a new field is loadable from the environment without mor
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,12 +70,15 @@ _MAX_RETRIES: Final = 100
 
 def mask_account(account_id: str) -> str:
     """Return a log-safe form of an account number: only the last 2 CANO digits and the
-    product code survive (``"1234567801"`` -> ``"******78-01"``).
+    product code survive (``"1234567801"`` -> ``"******78-01"``, a bare 8-digit CANO
+    ``"12345678"`` -> ``"******78"``).
 
     Args:
-        account_id: a 10-digit account number, with or without the dash.
+        account_id: a 10-digit account number, with or without the dash, or a CANO.
     """
-    digits = account_id.replace("-", "")
+    digits = account_id.strip().replace("-", "")
+    if len(digits) == 8 and digits.isascii() and digits.isdigit():
+        return f"******{digits[6:]}"
     if len(digits) != 10:
         return "**********"
     return f"******{digits[6:8]}-{digits[8:]}"
@@ -116,6 +120,12 @@ class KISConfig:
         use_hashkey: add the ``hashkey`` header to order POSTs (KIS says it is optional).
         customer_type: ``"P"`` (individual, default) or ``"B"`` (corporate).
         token_refresh_margin: refresh the access token this many seconds before it expires.
+        max_response_bytes: the largest REST response body read; a longer one is abandoned
+            with :class:`~kis_async.errors.ResponseTooLargeError` (default 4 MiB).
+        log_traffic: write masked request/response and WebSocket control records to the
+            ``kis_async.traffic`` logger at DEBUG (``KIS_LOG_TRAFFIC=1`` does the same).
+        log_traffic_frames: the share of WebSocket data frames also recorded while traffic
+            logging is on, from 0.0 (none, the default) to 1.0 (every frame).
 
     Raises:
         ValueError: a field is missing, empty or malformed. The message names the field only.
@@ -135,6 +145,9 @@ class KISConfig:
     use_hashkey: bool = False
     customer_type: str = "P"
     token_refresh_margin: float = 600.0
+    max_response_bytes: int = 4 * 1024 * 1024
+    log_traffic: bool = False
+    log_traffic_frames: float = 0.0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -190,6 +203,19 @@ class KISConfig:
                     "KISConfig.token_cache_dir must be a non-empty path without control characters"
                 )
             set_(self, "token_cache_dir", Path(text).expanduser())
+        cap = self.max_response_bytes
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0:
+            raise ValueError("KISConfig.max_response_bytes must be a positive integer")
+        if not isinstance(self.log_traffic, bool):
+            raise ValueError("KISConfig.log_traffic must be True or False")
+        rate = self.log_traffic_frames
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, int | float)
+            or not math.isfinite(rate)
+            or not 0.0 <= rate <= 1.0
+        ):
+            raise ValueError("KISConfig.log_traffic_frames must be a number from 0.0 to 1.0")
 
     # -- derived values ---------------------------------------------------------------------
 

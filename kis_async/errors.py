@@ -6,15 +6,17 @@
     ├── InvalidOrderError (ValueError)   bad input, raised before any network call
     ├── BrokerConnectionError (ConnectionError)
     │   │                                no usable answer from KIS (connect/transport failure,
-    │   │                                WebSocket session given up after max retries)
-    │   └── BrokerTimeoutError           timed out; ``request_sent`` says whether the request
-    │                                    may have reached KIS
+    │   │                                WebSocket session given up after max retries);
+    │   │                                ``request_sent`` says whether KIS may have the request
+    │   ├── BrokerTimeoutError           timed out (connect, or the whole-request deadline)
+    │   └── BrokerClosedError            the broker was closed while the call was in flight
     ├── BrokerAPIError                   KIS answered with a failure (status_code, rt_cd,
     │   │                                msg_cd, msg, tr_id)
     │   ├── AuthenticationError          EGW00103/105/121/122/123 (after one refresh), EGW00133
     │   ├── RateLimitError               EGW00201 / EGW00215 once retries are spent
     │   ├── OrderRejectedError           order / modify / cancel business rejection
-    │   └── ServerError                  5xx with no business code
+    │   ├── ServerError                  5xx with no business code
+    │   └── ResponseTooLargeError        a body over ``KISConfig.max_response_bytes``
     ├── SubscriptionError                a real-time registration was refused or over the cap
     ├── StreamOverflowError              a lossless stream's consumer fell too far behind
     └── OrderStateUnknownError           an order may or may not be booked (see README)
@@ -35,6 +37,7 @@ __all__ = [
     "TOKEN_EXPIRED_MSG_CODES",
     "AuthenticationError",
     "BrokerAPIError",
+    "BrokerClosedError",
     "BrokerConnectionError",
     "BrokerError",
     "BrokerTimeoutError",
@@ -42,6 +45,7 @@ __all__ = [
     "OrderRejectedError",
     "OrderStateUnknownError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ServerError",
     "StreamOverflowError",
     "SubscriptionError",
@@ -67,7 +71,19 @@ class InvalidOrderError(BrokerError, ValueError):
 
 
 class BrokerConnectionError(BrokerError, ConnectionError):
-    """No usable answer from KIS: connection refused or dropped, or a session given up."""
+    """No usable answer from KIS: connection refused or dropped, or a session given up.
+
+    Attributes:
+        request_sent: True when the request may have reached KIS (an order with
+            ``request_sent=True`` may have been booked); False when it certainly did not.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool = False) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), str(self), {"request_sent": self.request_sent}))
 
 
 class BrokerTimeoutError(BrokerConnectionError):
@@ -80,11 +96,16 @@ class BrokerTimeoutError(BrokerConnectionError):
     """
 
     def __init__(self, message: str, *, request_sent: bool) -> None:
-        super().__init__(message)
-        self.request_sent = request_sent
+        super().__init__(message, request_sent=request_sent)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), str(self), {"request_sent": self.request_sent}))
+
+class BrokerClosedError(BrokerConnectionError):
+    """The broker (its HTTP client) was closed while this call was in flight.
+
+    Never retried. ``request_sent`` tells whether KIS may have the request; a keyed order
+    cut off this way surfaces as :class:`OrderStateUnknownError` and is settled by
+    ``reconcile()`` on the next open.
+    """
 
 
 class BrokerAPIError(BrokerError):
@@ -145,6 +166,11 @@ class OrderRejectedError(BrokerAPIError):
 
 class ServerError(BrokerAPIError):
     """KIS failed with a 5xx status and no business code."""
+
+
+class ResponseTooLargeError(BrokerAPIError):
+    """KIS's response body was longer than ``KISConfig.max_response_bytes``; it was abandoned
+    after reading at most that much (KIS bodies are tens of kilobytes)."""
 
 
 class SubscriptionError(BrokerError):

@@ -24,6 +24,7 @@ from uuid import uuid4
 
 from kis_async.errors import (
     AuthenticationError,
+    BrokerClosedError,
     BrokerError,
     BrokerTimeoutError,
     InvalidOrderError,
@@ -320,6 +321,9 @@ class OrderPlacer:
             await self._wait_posting(entry.fingerprint)
             try:
                 orders = await self._fetch_orders(entry.claimed_at)
+            except BrokerClosedError:
+                logger.warning("broker closed while reconciling key=%r; left unknown", key)
+                break
             except BrokerError as exc:
                 logger.warning("reconcile poll failed (%s) for key=%r", type(exc).__name__, key)
                 continue
@@ -464,6 +468,8 @@ class OrderPlacer:
                 await asyncio.sleep(self.options.reconcile_interval)
             try:
                 orders = await self._fetch_orders(entry.claimed_at)
+            except BrokerClosedError:
+                return last
             except BrokerError as exc:
                 logger.warning(
                     "reconcile poll failed (%s) for key=%r", type(exc).__name__, entry.key
@@ -556,6 +562,14 @@ class OrderPlacer:
     def _remember(self, order_id: str, branch_no: str | None) -> None:
         if branch_no:
             self._rest.remember_order(order_id, branch_no)
+
+    async def drain(self, grace: float = 10.0) -> None:
+        """Wait (bounded) for keyed placements still running to finish their bookkeeping;
+        called after the REST client closed, so they end quickly and leave the journal
+        right (``unknown`` where the outcome is uncertain) before the journal closes."""
+        tasks = [task for _, task in self._tasks.values() if not task.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
 
     def __repr__(self) -> str:
         return f"OrderPlacer(journal={self._journal!r}, in_flight={len(self._tasks)})"

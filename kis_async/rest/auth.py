@@ -5,11 +5,10 @@ alerts the account holder on every live issuance, so the token is issued as rare
 
 * in memory, shared by every caller; an ``asyncio.Lock`` makes concurrent refreshes one
   issuance (single flight);
-* on disk, keyed by mode and the SHA-256 of the app key: a 0600 file in a 0700 directory,
-  replaced atomically (temporary file + ``os.replace``). A cross-process ``flock`` on a
-  ``.lock`` file, taken off the event loop, makes two processes on one key issue once: the
-  second re-reads the cache after getting the lock. A corrupt or foreign file is ignored and
-  replaced, never fatal;
+* on disk, keyed by mode and the SHA-256 of the app key (:mod:`kis_async.rest.tokencache`:
+  a 0600 file in a checked 0700 directory, never through a symbolic link). A cross-process
+  ``flock`` makes two processes on one key issue once: the second re-reads the cache after
+  getting the lock. A corrupt or foreign file is ignored and replaced, never fatal;
 * refreshed ``token_refresh_margin`` seconds before it expires (expiry from
   ``access_token_token_expired`` in KST, falling back to ``expires_in``).
 
@@ -21,26 +20,20 @@ EGW00133 (HTTP 403, OAuth shape) waits out the minute once, if that fits in
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import json
 import logging
-import os
-import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Final
 
-import anyio.to_thread
 from pydantic import SecretStr
 
 from kis_async.config import KISConfig
 from kis_async.errors import AuthenticationError, BrokerAPIError
 from kis_async.models import KST, AuthenticationToken
 from kis_async.rest.retry import get_wait_scale
+from kis_async.rest.tokencache import TokenCache
+from kis_async.traffic import mask_key
 
 __all__ = [
     "APPROVAL_KEY_LIFETIME",
@@ -58,16 +51,10 @@ logger = logging.getLogger("kis_async.rest")
 APPROVAL_KEY_LIFETIME: Final = 24 * 3600.0
 #: KIS allows one token issuance per minute (EGW00133); we wait a little longer.
 ISSUE_INTERVAL: Final = 61.0
-_CACHE_VERSION: Final = 1
 _RATE_LIMITED_ISSUE: Final = "EGW00133"
 
 #: ``(path, json_body) -> decoded body``: an unauthenticated POST with retries and limiting.
 PostJSON = Callable[[str, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
-
-
-def mask_key(value: str) -> str:
-    """First 8 characters plus ``...``: the only form in which a key may be logged."""
-    return value[:8] + "..."
 
 
 def parse_token(body: Mapping[str, Any], *, now: datetime) -> AuthenticationToken:
@@ -105,188 +92,6 @@ def _now_kst() -> datetime:
     return datetime.now(KST)
 
 
-class TokenCache:
-    """The on-disk token cache for one (mode, app key).
-
-    Args:
-        directory: the cache directory (created 0700); ``None`` disables the cache.
-        config: supplies the mode and the app key (only its SHA-256 is stored).
-        lock_timeout: seconds to wait for another process's lock before going on without it.
-    """
-
-    def __init__(
-        self, directory: Path | None, config: KISConfig, *, lock_timeout: float = 120.0
-    ) -> None:
-        self._dir = directory
-        self._mode = config.mode.value
-        self._key_hash = hashlib.sha256(config.app_key.encode()).hexdigest()
-        self._lock_timeout = lock_timeout
-
-    @property
-    def enabled(self) -> bool:
-        """False when the disk cache is disabled."""
-        return self._dir is not None
-
-    @property
-    def path(self) -> Path | None:
-        """The cache file (None when disabled)."""
-        if self._dir is None:
-            return None
-        return self._dir / f"token-{self._mode}-{self._key_hash[:32]}.json"
-
-    async def load(self) -> AuthenticationToken | None:
-        """The cached token, or None (missing, corrupt, foreign or unreadable file)."""
-        path = self.path
-        if path is None:
-            return None
-        return await anyio.to_thread.run_sync(self._load_sync, path)
-
-    def _load_sync(self, path: Path) -> AuthenticationToken | None:
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            logger.warning("token cache unreadable (%s); ignoring it", type(exc).__name__)
-            return None
-        try:
-            data = json.loads(raw)
-            if (
-                not isinstance(data, dict)
-                or data.get("version") != _CACHE_VERSION
-                or data.get("mode") != self._mode
-                or data.get("app_key_sha256") != self._key_hash
-            ):
-                logger.warning("token cache file belongs to another key or version; ignoring")
-                return None
-            expires_at = datetime.fromisoformat(data["expires_at"])
-            if expires_at.tzinfo is None:
-                raise ValueError("naive expiry")
-            value = data["access_token"]
-            if not isinstance(value, str) or not value:
-                raise ValueError("empty token")
-            return AuthenticationToken(
-                value=SecretStr(value),
-                token_type=str(data.get("token_type") or "Bearer"),
-                expires_at=expires_at,
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            logger.warning("token cache file is corrupt (%s); ignoring it", type(exc).__name__)
-            return None
-
-    async def store(self, token: AuthenticationToken) -> None:
-        """Write ``token`` atomically; failures are logged, never raised."""
-        path = self.path
-        if path is None:
-            return
-        payload = {
-            "version": _CACHE_VERSION,
-            "mode": self._mode,
-            "app_key_sha256": self._key_hash,
-            "access_token": token.value.get_secret_value(),
-            "token_type": token.token_type,
-            "expires_at": token.expires_at.isoformat(),
-        }
-        await anyio.to_thread.run_sync(self._store_sync, path, json.dumps(payload))
-
-    def _ensure_dir(self, directory: Path) -> None:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            os.chmod(directory, 0o700)
-
-    def _store_sync(self, path: Path, text: str) -> None:
-        tmp_name: str | None = None
-        try:
-            self._ensure_dir(path.parent)
-            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".token-", suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                os.fchmod(handle.fileno(), 0o600)
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, path)
-            tmp_name = None
-        except OSError as exc:
-            logger.warning("could not write the token cache (%s)", type(exc).__name__)
-        finally:
-            if tmp_name is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
-
-    async def remove(self, token_value: str | None = None) -> None:
-        """Delete the cache file (only if it holds ``token_value``, when given)."""
-        path = self.path
-        if path is None:
-            return
-        if token_value is not None:
-            cached = await self.load()
-            if cached is None or cached.value.get_secret_value() != token_value:
-                return
-        await anyio.to_thread.run_sync(self._remove_sync, path)
-
-    @staticmethod
-    def _remove_sync(path: Path) -> None:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            logger.warning("could not delete the token cache (%s)", type(exc).__name__)
-
-    @contextlib.asynccontextmanager
-    async def locked(self) -> AsyncIterator[None]:
-        """Hold the cross-process lock (a no-op when the cache is disabled or unsupported)."""
-        path = self.path
-        if path is None or sys.platform == "win32":
-            yield
-            return
-        fd = await anyio.to_thread.run_sync(self._lock_sync, path)
-        try:
-            yield
-        finally:
-            if fd is not None:
-                await anyio.to_thread.run_sync(self._unlock_sync, fd)
-
-    def _lock_sync(self, path: Path) -> int | None:
-        if sys.platform == "win32":  # pragma: no cover - guarded by the caller
-            return None
-        import fcntl  # noqa: PLC0415 - POSIX only
-
-        try:
-            self._ensure_dir(path.parent)
-            fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            logger.warning("token cache lock unavailable (%s); going on", type(exc).__name__)
-            return None
-        deadline = time.monotonic() + self._lock_timeout
-        # Poll with LOCK_NB so the worker thread always ends within the timeout.
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    logger.warning("token cache lock timed out; going on without it")
-                    os.close(fd)
-                    return None
-                time.sleep(0.02)
-            except OSError as exc:
-                logger.warning("token cache lock failed (%s); going on", type(exc).__name__)
-                os.close(fd)
-                return None
-
-    @staticmethod
-    def _unlock_sync(fd: int) -> None:
-        if sys.platform == "win32":  # pragma: no cover
-            return
-        import fcntl  # noqa: PLC0415 - POSIX only
-
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-
-
 class TokenManager:
     """Issues, caches, refreshes and revokes the access token; holds the approval key.
 
@@ -315,7 +120,13 @@ class TokenManager:
         self._issue_wait_max = issue_wait_max
         self._cache = TokenCache(config.token_cache_dir, config)
         self._token: AuthenticationToken | None = None
-        self._rejected: set[str] = set()
+        # Token values KIS refused (EGW00121/122/123, or revoked), with KIS's code.
+        self._rejected: dict[str, str | None] = {}
+        # Refused values KIS handed back anyway: never re-issued for again.
+        self._reissued: set[str] = set()
+        # Revoked values: never loaded from the disk cache (another process may have left
+        # one there), but accepted when a new issuance returns one.
+        self._revoked: set[str] = set()
         self._lock = asyncio.Lock()
         self._approval: tuple[str, float] | None = None
         self._approval_lock = asyncio.Lock()
@@ -331,6 +142,7 @@ class TokenManager:
         return (
             token is not None
             and token.value.get_secret_value() not in self._rejected
+            and token.value.get_secret_value() not in self._revoked
             and not token.expires_within(self._config.token_refresh_margin, now=self._now())
         )
 
@@ -354,6 +166,19 @@ class TokenManager:
                     return cached
                 fresh = await self._issue()
                 await self._cache.store(fresh)
+            value = fresh.value.get_secret_value()
+            self._revoked.discard(value)
+            if value in self._rejected:
+                # KIS returns the same token for repeated issuance; after one cool-down it
+                # still insists on the refused one. Use it (the caller sends once more and
+                # surfaces KIS's answer), and never re-issue for this value again.
+                code = self._rejected.pop(value)
+                self._reissued.add(value)
+                logger.warning(
+                    "KIS issued the access token it had refused (%s) again; using it, and "
+                    "not re-issuing for it again",
+                    code or "refused",
+                )
             self._token = fresh
             return fresh
 
@@ -396,15 +221,37 @@ class TokenManager:
                 self._config.mode.value,
                 token.expires_at.isoformat(),
             )
+            value = token.value.get_secret_value()
+            if value in self._rejected and not waited and self._issue_wait_max >= ISSUE_INTERVAL:
+                # The same token as the one KIS refused: wait out the one-a-minute cool-down
+                # once and ask once more.
+                waited = True
+                logger.warning(
+                    "KIS issued the access token it had refused (%s) again; waiting %.0fs once",
+                    self._rejected[value] or "refused",
+                    ISSUE_INTERVAL,
+                )
+                await self._sleep(ISSUE_INTERVAL * get_wait_scale())
+                continue
             return token
 
-    async def invalidate(self, token: AuthenticationToken) -> None:
-        """Forget ``token`` after KIS refused it (EGW00121/122/123): memory and disk."""
+    async def invalidate(self, token: AuthenticationToken, code: str | None = None) -> bool:
+        """Forget ``token`` after KIS refused it with ``code`` (EGW00121/122/123): memory and
+        disk.
+
+        Returns:
+            False, forgetting nothing, when this value was already refused once and KIS
+            issued it again: the caller raises KIS's error instead of re-issuing (at most
+            one re-issuance per refused token value, never a loop).
+        """
         value = token.value.get_secret_value()
-        self._rejected.add(value)
+        if value in self._reissued:
+            return False
+        self._rejected[value] = code
         if self._token is not None and self._token.value.get_secret_value() == value:
             self._token = None
         await self._cache.remove(value)
+        return True
 
     async def revoke(self) -> None:
         """Revoke the current token at KIS (POST /oauth2/revokeP) and forget it."""
@@ -438,7 +285,7 @@ class TokenManager:
 
     async def _forget(self, value: str) -> None:
         self._token = None
-        self._rejected.add(value)
+        self._revoked.add(value)
         await self._cache.remove(value)
 
     async def approval_key(self) -> str:

@@ -26,6 +26,7 @@ from kis_async.config import KISConfig
 from kis_async.errors import (
     TOKEN_EXPIRED_MSG_CODES,
     AuthenticationError,
+    BrokerClosedError,
     BrokerError,
     InvalidOrderError,
     OrderRejectedError,
@@ -65,6 +66,7 @@ from kis_async.rest.orders import (
 from kis_async.rest.ratelimit import RateLimiter
 from kis_async.rest.retry import call_with_retry
 from kis_async.rest.trids import PATHS, Api, tr_id
+from kis_async.traffic import enable_traffic_logging
 from kis_async.validation import check_date_range, check_whole_price, normalize_order_id
 
 __all__ = ["PlacedOrder", "RestClient"]
@@ -92,6 +94,14 @@ class _AuthFailedError(Exception):
     def __init__(self, error: BrokerError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _not_sent(doing: str) -> BrokerClosedError:
+    """The call's own request was not sent when the client closed during a helper request."""
+    return BrokerClosedError(
+        f"the KIS client was closed while {doing}; the request was not sent",
+        request_sent=False,
+    )
 
 
 class _QueueClock:
@@ -141,6 +151,7 @@ class RestClient:
         max_pages: int = DEFAULT_MAX_PAGES,
     ) -> None:
         self._config = config
+        enable_traffic_logging(config)
         self._owns_client = http_client is None
         self._http = (
             http_client if http_client is not None else httpx.AsyncClient(timeout=config.timeout)
@@ -188,9 +199,16 @@ class RestClient:
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` has been called."""
+        return self._closed
+
     def _check_open(self) -> None:
+        # A typed error, not a bare RuntimeError: the caller may be a call that was already
+        # in flight when the broker closed (an order being reconciled, a retry).
         if self._closed:
-            raise RuntimeError("this RestClient is closed")
+            raise BrokerClosedError("this KIS client is closed; not sent", request_sent=False)
 
     async def _post_unauthenticated(self, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """OAuth / hashkey POST: no token, read retry policy, ahead of queued reads."""
@@ -200,6 +218,7 @@ class RestClient:
 
         async def attempt() -> Mapping[str, Any]:
             await queue.acquire(self._limiter, priority=True)
+            self._check_open()
             response = await self._transport.send(
                 _POST, path, headers=build_headers(self._config), json_body=body
             )
@@ -212,6 +231,9 @@ class RestClient:
     async def _token_for_call(self) -> AuthenticationToken:
         try:
             return await self._auth.token()
+        except BrokerClosedError as exc:
+            # The tokenP request was cut off, not this call's own request.
+            raise _AuthFailedError(_not_sent("getting a token")) from exc
         except BrokerError as exc:
             raise _AuthFailedError(exc) from exc
 
@@ -230,6 +252,7 @@ class RestClient:
         queue: _QueueClock,
     ) -> KISResponse:
         await queue.acquire(self._limiter, priority=order)
+        self._check_open()
         headers = build_headers(
             self._config,
             tr_id=tr,
@@ -275,8 +298,9 @@ class RestClient:
                     raise
                 # KIS refused the token at its gateway, so the request itself (even an
                 # order) went nowhere: refresh once and send once more.
+                if not await self._auth.invalidate(token, exc.msg_cd):
+                    raise
                 logger.info("%s: token refused (%s); refreshing once", tr, exc.msg_cd)
-                await self._auth.invalidate(token)
                 token = await self._token_for_call()
                 return await self._send(token, method, path, **send_args)
 
@@ -363,7 +387,10 @@ class RestClient:
     async def _order_hashkey(self, body: Mapping[str, str]) -> str | None:
         if not self._config.use_hashkey:
             return None
-        return await self._auth.hashkey(body)
+        try:
+            return await self._auth.hashkey(body)
+        except BrokerClosedError as exc:
+            raise _not_sent("getting the hashkey") from exc
 
     async def place_order(self, request: OrderRequest) -> PlacedOrder:
         """Send one order (order-cash) and return its number and branch.

@@ -24,9 +24,9 @@ decoded first and ``rt_cd``/``msg_cd`` decide, not the status.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,11 +38,16 @@ import pydantic
 from kis_async.config import KISConfig
 from kis_async.errors import (
     BrokerAPIError,
+    BrokerClosedError,
     BrokerConnectionError,
+    BrokerError,
     BrokerTimeoutError,
+    ResponseTooLargeError,
     ServerError,
     classify_api_error,
 )
+from kis_async.traffic import on as traffic_on
+from kis_async.traffic import rest_request, rest_response
 
 __all__ = [
     "DEFAULT_MAX_PAGES",
@@ -66,37 +71,6 @@ _MORE_PAGES: Final = frozenset({"F", "M"})
 _GATEWAY_TIMEOUT_CODES: Final = frozenset({"EGW00301", "EGW00302"})
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ProxyError, httpx.UnsupportedProtocol)
 _CONNECT_TIMEOUTS: Final = (httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-_CANO_IN_URL: Final = re.compile(r"(?i)(CANO=)[0-9]+")
-
-
-class _AccountRedactingFilter(logging.Filter):
-    """Masks ``CANO=<digits>`` in httpx's request log lines.
-
-    Account queries are GETs that carry the account number in the query string, and httpx
-    logs every request URL at INFO on the ``httpx`` logger. The account number must never
-    reach a log, so this filter (installed once on that logger) rewrites such records.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            return True
-        if _CANO_IN_URL.search(message):
-            record.msg = _CANO_IN_URL.sub(r"\1********", message)
-            record.args = None
-        return True
-
-
-def _install_httpx_log_filter() -> None:
-    httpx_logger = logging.getLogger("httpx")
-    if not any(isinstance(f, _AccountRedactingFilter) for f in httpx_logger.filters):
-        httpx_logger.addFilter(_AccountRedactingFilter())
-
-
-_install_httpx_log_filter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,12 +164,39 @@ def _failure(
     return None
 
 
+class _Progress:
+    """How far one request got, from httpcore's ``trace`` events: decides whether a request
+    cut off by the deadline may have reached KIS."""
+
+    __slots__ = ("connecting", "sent")
+
+    def __init__(self) -> None:
+        self.connecting = False
+        self.sent = False
+
+    async def __call__(self, event: str, info: Mapping[str, Any]) -> None:
+        if event.endswith("send_request_headers.started"):
+            self.sent = True
+        elif event.endswith(".connect_tcp.started"):
+            self.connecting = True
+
+    @property
+    def request_sent(self) -> bool:
+        # No event at all: waiting for a pooled connection, or a transport without traces
+        # (a mock). Nothing proves the request unsent, so it counts as possibly sent.
+        return self.sent or not self.connecting
+
+
 class Transport:
     """Sends one request and translates everything that can go wrong.
 
+    ``config.timeout`` bounds the whole exchange (connect, send, and every read until the
+    last body byte), with httpx's per-phase timeouts (the same value) inside it; a body
+    longer than ``config.max_response_bytes`` is abandoned after reading at most that much.
+
     Args:
         client: the ``httpx.AsyncClient`` (owned by the caller).
-        config: base URL, timeout and credentials for the headers.
+        config: base URL, timeout, body cap and credentials for the headers.
     """
 
     def __init__(self, client: httpx.AsyncClient, config: KISConfig) -> None:
@@ -218,65 +219,175 @@ class Transport:
 
         Raises:
             BrokerConnectionError: the request was not sent (connect-phase failure).
+            BrokerClosedError: the client was closed before or while sending.
             BrokerTimeoutError: timed out; ``request_sent`` tells whether KIS may have it.
+            ResponseTooLargeError: the body was longer than ``config.max_response_bytes``.
             BrokerAPIError: KIS answered with a failure (subclass per the error table).
         """
         label = tr_id or path
+        tracing = traffic_on()
+        if tracing:
+            rest_request(method, path, tr_id=tr_id, headers=headers, params=params, body=json_body)
         started = time.perf_counter()
         try:
-            response = await self._client.request(
-                method,
-                self._base + path,
-                headers=dict(headers),
-                params=dict(params) if params is not None else None,
-                json=dict(json_body) if json_body is not None else None,
-                timeout=self._config.timeout,
+            status, response_headers, content = await self._exchange(
+                method, path, label=label, headers=headers, params=params, json_body=json_body
             )
-        except _NOT_SENT as exc:
-            logger.warning("%s: connection failed (%s); not sent", label, type(exc).__name__)
-            raise BrokerConnectionError(
-                f"could not connect to KIS for {label} ({type(exc).__name__}); not sent"
-            ) from exc
-        except _CONNECT_TIMEOUTS as exc:
-            logger.warning("%s: connect timeout (%s); not sent", label, type(exc).__name__)
-            raise BrokerTimeoutError(
-                f"timed out connecting to KIS for {label} ({type(exc).__name__}); not sent",
+        except BaseException as exc:
+            if tracing:
+                rest_response(
+                    method,
+                    path,
+                    tr_id=tr_id,
+                    status=None,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    error=type(exc).__name__,
+                )
+            raise
+        latency_ms = (time.perf_counter() - started) * 1000
+        body = _json_or_error(content)
+        if tracing:
+            rest_response(
+                method,
+                path,
+                tr_id=tr_id,
+                status=status,
+                latency_ms=latency_ms,
+                headers=response_headers,
+                body=f"<{len(content)} bytes, not JSON>" if isinstance(body, Exception) else body,
+            )
+        return self._decode(
+            status,
+            response_headers,
+            body,
+            label=label,
+            tr_id=tr_id,
+            latency_ms=latency_ms,
+            is_order=is_order,
+        )
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        label: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None,
+        json_body: Mapping[str, Any] | None,
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """One HTTP exchange under the whole-request deadline: (status, headers, body)."""
+        progress = _Progress()
+        timeout = self._config.timeout
+        if self._client.is_closed:
+            raise BrokerClosedError(
+                f"the KIS client was closed before {label} was sent; not sent",
                 request_sent=False,
+            )
+        request = self._client.build_request(
+            method,
+            self._base + path,
+            headers=dict(headers),
+            params=dict(params) if params is not None else None,
+            json=dict(json_body) if json_body is not None else None,
+            timeout=timeout,
+            extensions={"trace": progress},
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._client.send(request, stream=True)
+                try:
+                    content = await self._read_capped(response, label)
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            sent = progress.request_sent
+            logger.warning(
+                "%s: no complete answer within %.1fs; %s",
+                label,
+                timeout,
+                "KIS may have the request" if sent else "not sent",
+            )
+            raise BrokerTimeoutError(
+                f"no complete answer from KIS for {label} within {timeout:g}s; "
+                + ("the request may have reached KIS" if sent else "not sent"),
+                request_sent=sent,
             ) from exc
         except httpx.TransportError as exc:
-            logger.warning(
-                "%s: %s after sending; KIS may have the request", label, type(exc).__name__
-            )
-            raise BrokerTimeoutError(
-                f"no answer from KIS for {label} ({type(exc).__name__}); "
-                "the request may have reached KIS",
-                request_sent=True,
+            raise self._transport_error(exc, label, progress) from exc
+        except RuntimeError as exc:
+            # httpx refuses to send on a client closed meanwhile (checked above, but the
+            # deadline's await points come between).
+            if not self._client.is_closed:
+                raise
+            raise BrokerClosedError(
+                f"the KIS client was closed before {label} was sent; not sent",
+                request_sent=False,
             ) from exc
-        latency_ms = (time.perf_counter() - started) * 1000
-        return self._decode(
-            response, label=label, tr_id=tr_id, latency_ms=latency_ms, is_order=is_order
+        return response.status_code, response.headers, content
+
+    def _transport_error(
+        self, exc: httpx.TransportError, label: str, progress: _Progress
+    ) -> BrokerError:
+        name = type(exc).__name__
+        if self._client.is_closed:
+            sent = progress.sent or not isinstance(exc, _NOT_SENT + _CONNECT_TIMEOUTS)
+            logger.warning("%s: the KIS client was closed while in flight (%s)", label, name)
+            return BrokerClosedError(
+                f"the KIS client was closed while {label} was in flight; "
+                + ("the request may have reached KIS" if sent else "not sent"),
+                request_sent=sent,
+            )
+        if isinstance(exc, _NOT_SENT):
+            logger.warning("%s: connection failed (%s); not sent", label, name)
+            return BrokerConnectionError(f"could not connect to KIS for {label} ({name}); not sent")
+        if isinstance(exc, _CONNECT_TIMEOUTS):
+            logger.warning("%s: connect timeout (%s); not sent", label, name)
+            return BrokerTimeoutError(
+                f"timed out connecting to KIS for {label} ({name}); not sent",
+                request_sent=False,
+            )
+        logger.warning("%s: %s after sending; KIS may have the request", label, name)
+        return BrokerTimeoutError(
+            f"no answer from KIS for {label} ({name}); the request may have reached KIS",
+            request_sent=True,
         )
+
+    async def _read_capped(self, response: httpx.Response, label: str) -> bytes:
+        """The body, or :class:`ResponseTooLargeError` after reading at most the cap (plus
+        the one network chunk that crossed it)."""
+        cap = self._config.max_response_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and declared.isascii() and int(declared) > cap:
+            raise _too_large(label, response.status_code, cap, declared=int(declared))
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in response.aiter_bytes():
+            total += len(chunk)
+            if total > cap:
+                raise _too_large(label, response.status_code, cap, declared=None)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _decode(
         self,
-        response: httpx.Response,
+        status: int,
+        headers: httpx.Headers,
+        body: Any,
         *,
         label: str,
         tr_id: str | None,
         latency_ms: float,
         is_order: bool,
     ) -> KISResponse:
-        status = response.status_code
-        try:
-            body: Any = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        if isinstance(body, Exception):
             logger.warning("%s: HTTP %d with a body that is not JSON", label, status)
             cls = ServerError if status >= 500 else BrokerAPIError
             raise cls(
                 f"KIS answered {label} with HTTP {status} and a body that is not JSON",
                 status_code=status,
                 tr_id=tr_id,
-            ) from exc
+            ) from body
         if not isinstance(body, dict):
             cls = ServerError if status >= 500 else BrokerAPIError
             raise cls(
@@ -310,10 +421,28 @@ class Transport:
         return KISResponse(
             status_code=status,
             body=body,
-            tr_cont=(response.headers.get("tr_cont") or "").strip().upper(),
+            tr_cont=(headers.get("tr_cont") or "").strip().upper(),
             tr_id=tr_id,
             msg_cd=msg_cd,
         )
+
+
+def _json_or_error(content: bytes) -> Any:
+    """The decoded JSON body, or the decoding exception (the caller raises it in context)."""
+    try:
+        return json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        return exc
+
+
+def _too_large(label: str, status: int, cap: int, *, declared: int | None) -> ResponseTooLargeError:
+    size = f"{declared} bytes" if declared is not None else f"more than {cap} bytes"
+    logger.warning("%s: response body of %s is over the cap; abandoned", label, size)
+    return ResponseTooLargeError(
+        f"KIS answered {label} with a body of {size}, over the {cap}-byte cap "
+        "(KISConfig.max_response_bytes); abandoned",
+        status_code=status,
+    )
 
 
 def decode_output(parse: Callable[[], T], *, tr_id: str | None, what: str) -> T:

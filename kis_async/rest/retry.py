@@ -32,8 +32,8 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from kis_async.errors import (
+    BrokerClosedError,
     BrokerConnectionError,
-    BrokerTimeoutError,
     RateLimitError,
     ServerError,
 )
@@ -83,7 +83,10 @@ def get_wait_scale() -> float:
 
 
 def is_retryable_read_error(exc: BaseException) -> bool:
-    """True when a read (or token/approval/hashkey call) may be tried again."""
+    """True when a read (or token/approval/hashkey call) may be tried again (never once
+    the client is closed)."""
+    if isinstance(exc, BrokerClosedError):
+        return False
     return isinstance(exc, BrokerConnectionError | ServerError | RateLimitError)
 
 
@@ -96,9 +99,9 @@ def is_retryable_order_error(exc: BaseException) -> bool:
     """
     if isinstance(exc, RateLimitError):
         return True
-    if isinstance(exc, BrokerTimeoutError):
-        return not exc.request_sent
-    return isinstance(exc, BrokerConnectionError)
+    if isinstance(exc, BrokerClosedError):
+        return False
+    return isinstance(exc, BrokerConnectionError) and not exc.request_sent
 
 
 class _ScaledJitterWait(wait_base):

@@ -28,6 +28,8 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from kis_async.errors import BrokerConnectionError
 from kis_async.stream.protocol import PINGPONG, is_pingpong
+from kis_async.stream.traffic import log_frame
+from kis_async.traffic import on as traffic_on
 
 if TYPE_CHECKING:
     from kis_async.stream.manager import StreamOptions
@@ -146,6 +148,8 @@ class Session:
         ws = self._ws
         if ws is None:
             raise BrokerConnectionError("the KIS WebSocket is not connected")
+        if traffic_on():
+            log_frame("send", text)
         try:
             await ws.send(text)
         except ConnectionClosed as exc:
@@ -287,6 +291,8 @@ class Session:
             async for message in ws:
                 self._rx += 1
                 text = message if type(message) is str else _as_text(message)
+                if traffic_on():
+                    log_frame("recv", text)
                 if text[:1] == "{" and PINGPONG in text and is_pingpong(text):
                     await ws.send(text)
                     self.pings += 1

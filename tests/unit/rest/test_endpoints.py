@@ -11,7 +11,12 @@ import httpx
 import pytest
 import respx
 
-from kis_async.errors import BrokerAPIError, InvalidOrderError, OrderRejectedError
+from kis_async.errors import (
+    BrokerAPIError,
+    BrokerClosedError,
+    InvalidOrderError,
+    OrderRejectedError,
+)
 from kis_async.models import KST, OrderRequest, OrderStatus, OrderType, Side
 from kis_async.rest.account import derive_status, is_old_range
 from kis_async.rest.orders import PlacedOrder
@@ -690,12 +695,13 @@ async def test_get_buying_power_bad_price(
 
 
 async def test_closed_client_refuses_calls(make_client: Any) -> None:
-    """Calls after aclose raise RuntimeError; aclose is idempotent."""
+    """Calls after aclose raise BrokerClosedError (request not sent); aclose is idempotent."""
     client = make_client()
     await client.aclose()
     await client.aclose()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(BrokerClosedError) as info:
         await client.get_price("005930")
+    assert info.value.request_sent is False
 
 
 async def test_injected_http_client_not_closed(make_client: Any, kis: Any) -> None:
