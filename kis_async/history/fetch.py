@@ -84,7 +84,16 @@ class DayMinutes:
     snapshot: ChartSnapshot | None
 
 
-def _as_kst(value: date | datetime, *, end: bool) -> datetime:
+def _as_kst(value: date | datetime | str, *, end: bool) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip()) if "T" in value or ":" in value else (
+                date.fromisoformat(value.strip())
+            )  # fmt: skip
+        except ValueError:
+            raise HistoryRequestError(
+                f"{value!r} is not an ISO date (2026-01-02) or datetime (2026-01-02T09:30)"
+            ) from None
     if isinstance(value, datetime):
         return value.replace(tzinfo=KST) if value.tzinfo is None else value.astimezone(KST)
     return datetime.combine(value, _DAY_END if end else time(), KST)
@@ -150,6 +159,30 @@ def aggregate(bars: Iterable[Bar], interval: Interval) -> list[Bar]:
     return out
 
 
+def _check_page(
+    *,
+    page_keys: list[datetime],
+    new_keys: list[datetime],
+    ceiling: datetime,
+    what: str,
+    tr_id: str | None,
+) -> None:
+    """Refuse a page that cannot be placed after the pages before it.
+
+    Rows repeated from the previous page (a server that includes the anchor row) are fine and
+    dropped by the caller. A new row after the anchor means the server ignored the anchor, and
+    a non-empty page of nothing new means it repeated a page: either way a page is missing.
+    """
+    if any(key > ceiling for key in new_keys):
+        raise BrokerAPIError(
+            f"{what} answered new rows after its anchor; a page would be missing", tr_id=tr_id
+        )
+    if page_keys and not new_keys:
+        raise BrokerAPIError(
+            f"{what} repeated rows already received; a page would be missing", tr_id=tr_id
+        )
+
+
 class HistoryFetcher:
     """Pages KIS's chart APIs for one :class:`RestClient`.
 
@@ -173,8 +206,8 @@ class HistoryFetcher:
         symbol: str,
         interval: Interval | str,
         *,
-        start: date | datetime | None,
-        end: date | datetime | None,
+        start: date | datetime | str | None,
+        end: date | datetime | str | None,
         adjusted: bool,
         market: Market | str,
     ) -> BarRequest:
@@ -186,7 +219,7 @@ class HistoryFetcher:
                 bars older than :data:`MINUTE_HISTORY_DAYS`; past-day minute bars in paper
                 mode (KIS documents that TR for live accounts only).
         """
-        if not is_valid_symbol(symbol):
+        if not is_valid_symbol(symbol) or symbol != symbol.strip():
             raise InvalidOrderError("symbol must be a 6-character KRX code such as '005930'")
         iv = Interval.parse(interval)
         try:
@@ -257,16 +290,17 @@ class HistoryFetcher:
             )
             cap = max(cap, len(page))
             ceiling = interval.bucket(datetime.combine(anchor, time(), KST))
-            if any(bar.start > ceiling for bar in page):
-                raise BrokerAPIError(
-                    f"period chart answered rows after its anchor {anchor}; "
-                    "refusing to guess which page is missing",
-                    tr_id=response.tr_id,
-                )
             new = [bar for bar in page if bar.start not in found]
+            _check_page(
+                page_keys=[bar.start for bar in page],
+                new_keys=[bar.start for bar in new],
+                ceiling=ceiling,
+                what=f"period chart (anchor {anchor})",
+                tr_id=response.tr_id,
+            )
             for bar in new:
                 found[bar.start] = bar
-            if not new or len(page) < cap:
+            if not page or len(page) < cap:
                 break
             oldest = min(bar.start for bar in page)
             if first_day is not None and oldest.date() <= first_day:
@@ -290,9 +324,10 @@ class HistoryFetcher:
         hi = min(interval.end_of(interval.bucket(request.end)), now)
         day = lo.date()
         while day <= hi.date():
-            if day.weekday() < 5:
-                window_lo = max(lo, datetime.combine(day, time(), KST))
-                window_hi = min(hi, datetime.combine(day, _DAY_END, KST))
+            window_lo = max(lo, datetime.combine(day, time(), KST))
+            window_hi = min(hi, datetime.combine(day, _DAY_END, KST))
+            # KRX and NXT never trade on weekends: no request for them.
+            if day.weekday() < 5 and window_lo < window_hi:
                 got = await self.day_minutes(
                     request.symbol, request.market, day, since=window_lo, until=window_hi
                 )
@@ -351,17 +386,17 @@ class HistoryFetcher:
             # (a holiday was asked); it belongs to that day's own request.
             page = [row for row in page if row.start.date() == day]
             cap = max(cap, len(page))
-            limit = anchor.replace(second=0, microsecond=0)
-            if any(row.start > limit for row in page):
-                raise BrokerAPIError(
-                    f"minute chart answered rows after its anchor {hour}; "
-                    "refusing to guess which page is missing",
-                    tr_id=response.tr_id,
-                )
             new = [row for row in page if row.start not in found]
+            _check_page(
+                page_keys=[row.start for row in page],
+                new_keys=[row.start for row in new],
+                ceiling=anchor.replace(second=0, microsecond=0),
+                what=f"minute chart (anchor {day} {hour})",
+                tr_id=response.tr_id,
+            )
             for row in new:
                 found[row.start] = row
-            if not new or len(page) < cap:
+            if not page or len(page) < cap:
                 break
             oldest = min(row.start for row in page)
             if oldest < since:

@@ -126,6 +126,7 @@ class LiveBars(AsyncClosing):
         self._pump_task: asyncio.Task[None] | None = None
         self._closed = False
         self._dropped = 0
+        self._refetched = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -161,6 +162,11 @@ class LiveBars(AsyncClosing):
     def dropped(self) -> int:
         """Ticks dropped because the buffer was full (their bars were re-fetched)."""
         return self._dropped
+
+    @property
+    def refetched(self) -> int:
+        """Bars fetched again over REST (holes, reconnects, a stream joined mid-bar)."""
+        return self._refetched
 
     async def _pump(self, stream: Stream[Quote]) -> None:
         try:
@@ -291,6 +297,7 @@ class LiveBars(AsyncClosing):
     async def _finish(self, symbol: str, bar: _Forming) -> None:
         if bar.tainted or bar.reconnects != self._reconnects():
             refetched = await self._refetch(symbol, bar.start)
+            self._refetched += 1
             if refetched is not None:
                 self._out.append(refetched)
                 return
