@@ -13,6 +13,7 @@ from kis_async.errors import (
     BrokerConnectionError,
     BrokerError,
     BrokerTimeoutError,
+    HistoryRequestError,
     InvalidOrderError,
     OrderRejectedError,
     OrderStateUnknownError,
@@ -21,12 +22,16 @@ from kis_async.errors import (
     StreamOverflowError,
     SubscriptionError,
 )
+from kis_async.history import BarStream, LiveBars
 from kis_async.mock import MockBroker
 from kis_async.models import (
     AuthenticationToken,
+    Bar,
     BuyingPower,
     Execution,
     ExecutionKind,
+    Interval,
+    Market,
     Order,
     OrderBook,
     OrderRequest,
@@ -37,6 +42,7 @@ from kis_async.models import (
     PriceSnapshot,
     Quote,
     Side,
+    Trade,
 )
 from kis_async.orders.journal import MemoryJournal, OrderJournal, SQLiteJournal
 from kis_async.orders.placement import PlacementOptions, ReconcileReport
@@ -49,6 +55,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthenticationError",
     "AuthenticationToken",
+    "Bar",
+    "BarStream",
     "BrokerAPIError",
     "BrokerConnectionError",
     "BrokerError",
@@ -57,10 +65,14 @@ __all__ = [
     "BuyingPower",
     "Execution",
     "ExecutionKind",
+    "HistoryRequestError",
+    "Interval",
     "InvalidOrderError",
     "KISBroker",
     "KISBrokerAdapter",
     "KISConfig",
+    "LiveBars",
+    "Market",
     "MemoryJournal",
     "MockBroker",
     "Mode",
@@ -89,5 +101,6 @@ __all__ = [
     "StreamStatus",
     "SubscriptionError",
     "TrackedOrder",
+    "Trade",
     "__version__",
 ]

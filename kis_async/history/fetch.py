@@ -40,6 +40,7 @@ __all__ = [
     "DayMinutes",
     "HistoryFetcher",
     "aggregate",
+    "check_request",
     "minute_bars",
 ]
 
@@ -183,6 +184,44 @@ def _check_page(
         )
 
 
+def check_request(
+    symbol: str,
+    interval: Interval | str,
+    *,
+    start: date | datetime | str | None,
+    end: date | datetime | str | None,
+    adjusted: bool,
+    market: Market | str,
+    now: datetime,
+) -> BarRequest:
+    """Normalise a bar request (shared by the KIS pager and MockBroker).
+
+    ``end`` defaults to (and is capped at) ``now``; a minute request without ``start``
+    starts at today's midnight.
+
+    Raises:
+        InvalidOrderError: ``symbol`` is not a KRX code.
+        HistoryRequestError: unknown interval or market, a malformed date, ``start`` after
+            ``end``.
+    """
+    if not is_valid_symbol(symbol) or symbol != symbol.strip():
+        raise InvalidOrderError("symbol must be a 6-character KRX code such as '005930'")
+    iv = Interval.parse(interval)
+    try:
+        mkt = Market(market.value if isinstance(market, Market) else str(market).upper())
+    except ValueError:
+        known = ", ".join(f"{m.name} ({m.value})" for m in Market)
+        raise HistoryRequestError(f"unknown market {market!r}; known: {known}") from None
+    now = now.astimezone(KST)
+    first = _as_kst(start, end=False) if start is not None else None
+    last = min(_as_kst(end, end=True), now) if end is not None else now
+    if first is not None and first > last:
+        raise HistoryRequestError(f"start {first.isoformat()} is after end {last.isoformat()}")
+    if iv.is_intraday and first is None:
+        first = datetime.combine(now.date(), time(), KST)
+    return BarRequest(symbol, iv, first, last, bool(adjusted), mkt)
+
+
 class HistoryFetcher:
     """Pages KIS's chart APIs for one :class:`RestClient`.
 
@@ -219,34 +258,24 @@ class HistoryFetcher:
                 bars older than :data:`MINUTE_HISTORY_DAYS`; past-day minute bars in paper
                 mode (KIS documents that TR for live accounts only).
         """
-        if not is_valid_symbol(symbol) or symbol != symbol.strip():
-            raise InvalidOrderError("symbol must be a 6-character KRX code such as '005930'")
-        iv = Interval.parse(interval)
-        try:
-            mkt = Market(market.value if isinstance(market, Market) else str(market).upper())
-        except ValueError:
-            known = ", ".join(f"{m.name} ({m.value})" for m in Market)
-            raise HistoryRequestError(f"unknown market {market!r}; known: {known}") from None
-        now = self.now()
-        first = _as_kst(start, end=False) if start is not None else None
-        last = min(_as_kst(end, end=True), now) if end is not None else now
-        if first is not None and first > last:
-            raise HistoryRequestError(f"start {first.isoformat()} is after end {last.isoformat()}")
-        if iv.is_intraday:
-            today = now.date()
-            if first is None:
-                first = datetime.combine(today, time(), KST)
+        request = check_request(
+            symbol, interval, start=start, end=end, adjusted=adjusted, market=market,
+            now=self.now(),
+        )  # fmt: skip
+        if request.interval.is_intraday:
+            assert request.start is not None
+            today = self.now().date()
             oldest = today - timedelta(days=MINUTE_HISTORY_DAYS)
-            if first.date() < oldest:
+            if request.start.date() < oldest:
                 raise HistoryRequestError(
                     f"KIS keeps minute bars for one year: start must be on or after {oldest}"
                 )
-            if self._rest.config.is_paper and first.date() < today:
+            if self._rest.config.is_paper and request.start.date() < today:
                 raise HistoryRequestError(
                     "minute bars of past days (inquire-time-dailychartprice) are not served "
                     "to paper accounts; paper mode has today's minutes only"
                 )
-        return BarRequest(symbol, iv, first, last, bool(adjusted), mkt)
+        return request
 
     # -- bars --------------------------------------------------------------------------------
 
