@@ -38,6 +38,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
 from pydantic import BaseModel, SecretStr
 
+from kis_async.cli_bars import add_bars_parser, cmd_bars
 from kis_async.config import KISConfig, Mode
 from kis_async.errors import (
     BrokerAPIError,
@@ -967,6 +968,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     price = sub.add_parser("price", parents=[common], help="current price of a symbol")
     price.add_argument("symbol")
+    add_bars_parser(sub, common)
     book = sub.add_parser("book", parents=[common], help="10-level order book of a symbol")
     book.add_argument("symbol")
     sub.add_parser("cash", parents=[common], help="deposit (예수금)")
@@ -1012,6 +1014,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _HANDLERS: Final[Mapping[str, Handler]] = {
     "price": _cmd_price,
+    "bars": cmd_bars,
     "book": _cmd_book,
     "cash": _cmd_cash,
     "balance": _cmd_balance,

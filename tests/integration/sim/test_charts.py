@@ -86,7 +86,7 @@ async def test_past_minutes_agree_with_the_daily_bar(serve: Callable[..., Any]) 
             rows.extend(page)
             if len(page) < 120:
                 break
-            last = datetime.strptime(page[-1]["stck_cntg_hour"], "%H%M%S")
+            last = datetime.strptime(page[-1]["stck_cntg_hour"] + "+0900", "%H%M%S%z")
             hour = (last - timedelta(minutes=1)).strftime("%H%M%S")
         assert set(rows[0]) == MINUTE_FIELDS
         assert len(rows) == 381
