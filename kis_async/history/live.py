@@ -150,6 +150,7 @@ class LiveBars(AsyncClosing):
         if self._closed:
             return
         self._closed = True
+        self._queue.put_nowait(_End())  # wakes a reader waiting for the next tick
         task, self._pump_task = self._pump_task, None
         if task is not None:
             task.cancel()
@@ -213,6 +214,8 @@ class LiveBars(AsyncClosing):
                 await self._close_due()
                 continue
             if isinstance(item, _End):
+                if self._closed:
+                    raise StopAsyncIteration
                 await self._close_all()
                 if not self._out:
                     raise StopAsyncIteration

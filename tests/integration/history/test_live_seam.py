@@ -159,3 +159,22 @@ async def test_live_bars_equal_sim_minutes(running_sim: KISSimulator) -> None:
     assert [bar.start for bar in got] == window
     for bar in got:
         assert ohlcv(bar) == ohlcv(truth[bar.start])
+
+
+async def test_aclose_from_another_task_ends_a_waiting_reader(running_sim: KISSimulator) -> None:
+    """A consumer blocked on the next bar gets StopAsyncIteration when another task closes
+    the live bars; the pump task is gone and the quote registration released."""
+    sim = running_sim
+    async with KISBroker(
+        sim.config(requests_per_second=None), clock=sim.clock.now, stream_options=FAST
+    ) as broker:
+        bars = broker.live_bars([SYMBOL], "60m")
+        await bars.start()
+        reader = asyncio.create_task(anext(bars))
+        await asyncio.sleep(0.3)
+        assert not reader.done()
+        await bars.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(reader, 5)
+        assert not [t for t in asyncio.all_tasks() if t.get_name() == "kis-live-bars"]
+        await bars.aclose()  # idempotent
