@@ -110,7 +110,7 @@ class KISBroker(BrokerPort):
             self._rest,
             clock=clock if clock is not None else _system_clock,
             quotes=self.quotes,
-            reconnects=lambda: self._streams.status.reconnects,
+            reconnects=lambda: self.stream_status.reconnects,
         )
 
     # -- lifecycle --------------------------------------------------------------------------
