@@ -21,6 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_decode
+import bench_history
 import bench_memory
 import bench_ratelimit
 import bench_rest
@@ -33,6 +34,7 @@ BENCHMARKS: list[tuple[str, Callable[[list[str]], Any]]] = [
     ("rest", bench_rest.main),
     ("ratelimit", bench_ratelimit.main),
     ("memory", bench_memory.main),
+    ("history", bench_history.main),
 ]
 
 

@@ -16,6 +16,7 @@ from kis_async.errors import (
     BrokerConnectionError,
     BrokerError,
     BrokerTimeoutError,
+    HistoryRequestError,
     InvalidOrderError,
     OrderRejectedError,
     OrderStateUnknownError,
@@ -25,12 +26,16 @@ from kis_async.errors import (
     StreamOverflowError,
     SubscriptionError,
 )
+from kis_async.history import BarStream, LiveBars
 from kis_async.mock import MockBroker
 from kis_async.models import (
     AuthenticationToken,
+    Bar,
     BuyingPower,
     Execution,
     ExecutionKind,
+    Interval,
+    Market,
     Order,
     OrderBook,
     OrderRequest,
@@ -41,6 +46,7 @@ from kis_async.models import (
     PriceSnapshot,
     Quote,
     Side,
+    Trade,
 )
 from kis_async.orders.journal import MemoryJournal, OrderJournal, SQLiteJournal
 from kis_async.orders.placement import PlacementOptions, ReconcileReport
@@ -54,6 +60,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthenticationError",
     "AuthenticationToken",
+    "Bar",
+    "BarStream",
     "BrokerAPIError",
     "BrokerClosedError",
     "BrokerConnectionError",
@@ -63,10 +71,14 @@ __all__ = [
     "BuyingPower",
     "Execution",
     "ExecutionKind",
+    "HistoryRequestError",
+    "Interval",
     "InvalidOrderError",
     "KISBroker",
     "KISBrokerAdapter",
     "KISConfig",
+    "LiveBars",
+    "Market",
     "MemoryJournal",
     "MockBroker",
     "Mode",
@@ -97,5 +109,6 @@ __all__ = [
     "SubscriptionError",
     "SyncKISBroker",
     "TrackedOrder",
+    "Trade",
     "__version__",
 ]

@@ -10,7 +10,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +18,15 @@ import httpx
 
 from kis_async.config import KISConfig
 from kis_async.errors import InvalidOrderError
+from kis_async.history import BarStream, History, LiveBars
 from kis_async.models import (
+    KST,
     AuthenticationToken,
+    Bar,
     BuyingPower,
     Execution,
+    Interval,
+    Market,
     Order,
     OrderBook,
     OrderRequest,
@@ -29,6 +34,7 @@ from kis_async.models import (
     Position,
     PriceSnapshot,
     Quote,
+    Trade,
 )
 from kis_async.orders.journal import MemoryJournal, OrderJournal
 from kis_async.orders.placement import OrderPlacer, PlacementOptions, ReconcileReport
@@ -77,6 +83,9 @@ class KISBroker(BrokerPort):
         stream_options: WebSocket session tuning (reconnect, liveness, queue sizes, cap).
         placement_options: how uncertain order outcomes are reconciled (poll attempts and
             interval, clock tolerance).
+        clock: the current time (aware) for price history: which day is "today" and which
+            bars are complete. Defaults to the system clock; point it at a simulator's clock
+            (``sim.clock.now``) when the simulator runs on simulated time.
     """
 
     def __init__(
@@ -87,6 +96,7 @@ class KISBroker(BrokerPort):
         journal: OrderJournal | None = None,
         stream_options: StreamOptions | None = None,
         placement_options: PlacementOptions | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         if not isinstance(config, KISConfig):
             raise TypeError("KISBroker needs a KISConfig")
@@ -103,6 +113,12 @@ class KISBroker(BrokerPort):
         )
         self._placer = OrderPlacer(
             rest=self._rest, journal=self._journal, streams=self._streams, options=placement_options
+        )
+        self._history = History(
+            self._rest,
+            clock=clock if clock is not None else _system_clock,
+            quotes=self.quotes,
+            reconnects=lambda: self.stream_status.reconnects,
         )
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -299,6 +315,95 @@ class KISBroker(BrokerPort):
         self._check_open()
         return await self._placer.reconcile()
 
+    # -- price history ----------------------------------------------------------------------
+
+    def bars(
+        self,
+        symbol: str,
+        interval: Interval | str,
+        *,
+        start: date | datetime | str | None = None,
+        end: date | datetime | str | None = None,
+        adjusted: bool = True,
+        market: Market | str = Market.KRX,
+        live: bool = False,
+    ) -> BarStream:
+        """Bars of ``symbol``, oldest first, paging back through KIS's row caps by itself.
+
+        ``1d``/``1w``/``1M``/``1y`` come from the period chart (``adjusted`` picks 수정주가;
+        the running period is included as KIS serves it). Minute intervals come from KIS's
+        1-minute rows (today's TR for today, the past-day TR for earlier days, one day at a
+        time) and only complete bars are yielded; N-minute bars are cut client-side on the
+        session-aligned N-minute grid. Minute bars are never adjusted. Every page goes
+        through the rate limiter; a failed page raises instead of leaving a gap.
+
+        With ``live=True`` (minute intervals, no ``end``) the iterator goes on with live bars
+        after the history, with no gap and no duplicate at the seam (see README, "History").
+
+        Args:
+            symbol: a KRX code.
+            interval: ``"1m"``, ``"3m"``, ``"5m"``, ``"10m"``, ``"15m"``, ``"30m"``, ``"60m"``,
+                ``"1d"``, ``"1w"``, ``"1M"`` or ``"1y"`` (or an :class:`Interval`).
+            start: first bar (date or datetime; naive means KST). Default: all KIS has for
+                periods, today's session for minutes.
+            end: last bar (a date means the whole day). Default: now.
+            adjusted: adjusted prices for period bars.
+            market: :class:`Market` (``KRX``/``NXT``/``UNIFIED``) or its code.
+            live: continue with live bars.
+
+        Raises:
+            InvalidOrderError: bad symbol.
+            HistoryRequestError: unknown interval or market, ``start`` after ``end``, minute
+                bars older than a year, past-day minute bars in paper mode; all before any
+                request.
+        """
+        self._check_open()
+        return self._history.bars(
+            symbol, interval, start=start, end=end, adjusted=adjusted, market=market, live=live
+        )
+
+    async def get_bars(
+        self,
+        symbol: str,
+        interval: Interval | str,
+        *,
+        start: date | datetime | str | None = None,
+        end: date | datetime | str | None = None,
+        adjusted: bool = True,
+        market: Market | str = Market.KRX,
+    ) -> list[Bar]:
+        """:meth:`bars` collected into a list, oldest first."""
+        self._check_open()
+        return await self._history.get_bars(
+            symbol, interval, start=start, end=end, adjusted=adjusted, market=market
+        )
+
+    def live_bars(
+        self,
+        symbols: Iterable[str],
+        interval: Interval | str = Interval.MINUTE_1,
+        *,
+        partial: bool = False,
+        market: Market | str = Market.KRX,
+    ) -> LiveBars:
+        """Completed bars built from the trade stream (H0STCNT0) of ``symbols``.
+
+        A bar closes on the first trade of a later interval, or two seconds after its end
+        when none comes. A bar that lost prints (conflation, reconnect) or during which the
+        WebSocket reconnected is fetched again over REST before it is emitted. With
+        ``partial=True`` the forming bar is also yielded on every trade (``bar.partial``).
+        """
+        self._check_open()
+        return self._history.live_bars(symbols, interval, partial=partial, market=market)
+
+    async def recent_trades(self, symbol: str, *, market: Market | str = Market.KRX) -> list[Trade]:
+        """The latest 30 trades of ``symbol`` (inquire-ccnl), oldest first.
+
+        Tick-level prints (time, price, quantity, 체결강도) that no bar carries.
+        """
+        self._check_open()
+        return await self._history.recent_trades(symbol, market=market)
+
     # -- streaming --------------------------------------------------------------------------
 
     def quotes(self, symbols: Iterable[str]) -> QuoteStream:
@@ -370,3 +475,7 @@ class KISBroker(BrokerPort):
 
 #: The name the design spec uses for the KIS implementation of :class:`BrokerPort`.
 KISBrokerAdapter = KISBroker
+
+
+def _system_clock() -> datetime:
+    return datetime.now(KST)

@@ -39,6 +39,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
 from pydantic import BaseModel, SecretStr
 
+from kis_async.cli_bars import add_bars_parser, cmd_bars
 from kis_async.config import KISConfig, Mode
 from kis_async.errors import (
     BrokerAPIError,
@@ -50,6 +51,7 @@ from kis_async.errors import (
     SubscriptionError,
 )
 from kis_async.models import (
+    Bar,
     Execution,
     ExecutionKind,
     Order,
@@ -579,6 +581,8 @@ class _DemoState:
     book: OrderBook | None = None
     books_seen: int = 0
     events: list[str] = dataclasses.field(default_factory=list)
+    bar: Bar | None = None
+    bars_completed: int = 0
 
 
 class _PlainDemoView:
@@ -663,10 +667,29 @@ class _RichDemoView:
         log = Panel(
             Text("\n".join(self._state.events[-10:]) or "waiting..."), title="orders & notices"
         )
-        return Group(quotes, book_table, log)
+        return Group(quotes, book_table, _bar_table(self._state), log)
 
     def close(self) -> None:
         self._live.stop()
+
+
+def _bar_table(state: _DemoState) -> Any:
+    """The live 1-minute bar panel: the forming bar of the focus symbol, from the trades."""
+    from rich.table import Table  # noqa: PLC0415
+
+    bar = state.bar
+    title = "1-minute bar " + (
+        f"{bar.symbol} {bar.start:%H:%M} ({'forming' if bar.partial else 'complete'}; "
+        f"{state.bars_completed} completed)"
+        if bar is not None
+        else "(waiting for a trade)"
+    )
+    table = Table(title=title)
+    for head in ("open", "high", "low", "close", "volume"):
+        table.add_column(head, justify="right")
+    if bar is not None:
+        table.add_row(won(bar.open), won(bar.high), won(bar.low), won(bar.close), won(bar.volume))
+    return table
 
 
 class _Notices:
@@ -722,10 +745,11 @@ async def run_demo(duration: float, *, seed: int, out: Output) -> int:
         ) as sim:
             event(f"simulator (paper mode, seed {seed}) listening on {sim.rest_url}")
             async with (
-                KISBroker(sim.config()) as broker,
+                KISBroker(sim.config(), clock=sim.clock.now) as broker,
                 broker.quotes(DEMO_SYMBOLS) as quotes,
                 broker.orderbooks([focus]) as books,
                 broker.executions() as executions,
+                broker.live_bars([focus], "1m", partial=True) as bars,
             ):
                 event(f"subscribed: quotes for {', '.join(DEMO_SYMBOLS)}; book for {focus}")
 
@@ -744,6 +768,12 @@ async def run_demo(duration: float, *, seed: int, out: Output) -> int:
                         notices.add(e)
                         event("notice   " + _execution_line(e))
 
+                async def pump_bars() -> None:
+                    async for bar in bars:
+                        state.bar = bar
+                        if not bar.partial:
+                            state.bars_completed += 1
+
                 async def refresh() -> None:
                     while True:
                         view.tick(time.monotonic() - started)
@@ -753,6 +783,7 @@ async def run_demo(duration: float, *, seed: int, out: Output) -> int:
                     asyncio.create_task(pump_quotes()),
                     asyncio.create_task(pump_books()),
                     asyncio.create_task(pump_executions()),
+                    asyncio.create_task(pump_bars()),
                     asyncio.create_task(refresh()),
                 ]
                 try:
@@ -783,6 +814,7 @@ async def run_demo(duration: float, *, seed: int, out: Output) -> int:
         "notices": len(notices.items),
         "fills": sum(1 for n in notices.items if n.kind is ExecutionKind.FILLED),
         "reconnects": status.reconnects,
+        "bars_completed": state.bars_completed,
     }
     if out.as_json:
         out.json(summary)
@@ -936,6 +968,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     price = sub.add_parser("price", parents=[common], help="current price of a symbol")
     price.add_argument("symbol")
+    add_bars_parser(sub, common)
     book = sub.add_parser("book", parents=[common], help="10-level order book of a symbol")
     book.add_argument("symbol")
     sub.add_parser("cash", parents=[common], help="deposit (예수금)")
@@ -981,6 +1014,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _HANDLERS: Final[Mapping[str, Handler]] = {
     "price": _cmd_price,
+    "bars": cmd_bars,
     "book": _cmd_book,
     "cash": _cmd_cash,
     "balance": _cmd_balance,

@@ -4,6 +4,8 @@
 
     BrokerError                          root of everything this library raises on purpose
     ├── InvalidOrderError (ValueError)   bad input, raised before any network call
+    │   └── HistoryRequestError          a bar request KIS cannot serve (interval, range,
+    │                                    depth, paper mode), raised before any request
     ├── BrokerConnectionError (ConnectionError)
     │   │                                no usable answer from KIS (connect/transport failure,
     │   │                                WebSocket session given up after max retries);
@@ -41,6 +43,7 @@ __all__ = [
     "BrokerConnectionError",
     "BrokerError",
     "BrokerTimeoutError",
+    "HistoryRequestError",
     "InvalidOrderError",
     "OrderRejectedError",
     "OrderStateUnknownError",
@@ -68,6 +71,12 @@ class BrokerError(Exception):
 
 class InvalidOrderError(BrokerError, ValueError):
     """Bad input (order, symbol, quantity, price, key conflict), raised before any request."""
+
+
+class HistoryRequestError(InvalidOrderError):
+    """A price-history request KIS cannot serve: unknown interval, ``start`` after ``end``,
+    minute bars older than KIS keeps, or an API the paper servers lack. Raised before any
+    request."""
 
 
 class BrokerConnectionError(BrokerError, ConnectionError):

@@ -52,12 +52,17 @@ from kis_async.errors import (
     InvalidOrderError,
     OrderRejectedError,
 )
+from kis_async.history.memory import MemoryBars
+from kis_async.history.service import BarStream
 from kis_async.models import (
     KST,
     AuthenticationToken,
+    Bar,
     BuyingPower,
     Execution,
     ExecutionKind,
+    Interval,
+    Market,
     Order,
     OrderBook,
     OrderRequest,
@@ -1108,3 +1113,51 @@ class MockBroker(BrokerPort):
             order.status = OrderStatus.CANCELLED
         new = self._book(request, market, original_order_id=order.order_id)
         return new.order_id
+
+    # -- price history (in memory; see kis_async.history.memory) ----------------------------
+
+    @property
+    def _history(self) -> MemoryBars:
+        # Made on first use: most mocks never serve bars.
+        store: MemoryBars | None = self.__dict__.get("_memory_bars")
+        if store is None:
+            store = MemoryBars(self._clock)
+            self.__dict__["_memory_bars"] = store
+        return store
+
+    def set_bars(self, symbol: str, bars: Iterable[Bar]) -> None:
+        """Give :meth:`bars` / :meth:`get_bars` the bars of ``symbol`` (any intervals; set
+        1-minute bars and N-minute requests are folded from them)."""
+        self._history.set_bars(check_symbol(symbol), bars)
+
+    def bars(
+        self,
+        symbol: str,
+        interval: Interval | str,
+        *,
+        start: date | datetime | str | None = None,
+        end: date | datetime | str | None = None,
+        adjusted: bool = True,
+        market: Market | str = Market.KRX,
+    ) -> BarStream:
+        """The bars given to :meth:`set_bars`, oldest first, checked like KISBroker's."""
+        self._check_open()
+        return self._history.bars(
+            symbol, interval, start=start, end=end, adjusted=adjusted, market=market
+        )
+
+    async def get_bars(
+        self,
+        symbol: str,
+        interval: Interval | str,
+        *,
+        start: date | datetime | str | None = None,
+        end: date | datetime | str | None = None,
+        adjusted: bool = True,
+        market: Market | str = Market.KRX,
+    ) -> list[Bar]:
+        """:meth:`bars` as a list."""
+        async with self.bars(
+            symbol, interval, start=start, end=end, adjusted=adjusted, market=market
+        ) as stream:
+            return [bar async for bar in stream]

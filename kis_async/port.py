@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from kis_async.models import (
     AuthenticationToken,
+    Bar,
     BuyingPower,
     Execution,
+    Interval,
+    Market,
     Order,
     OrderBook,
     OrderRequest,
@@ -173,6 +176,34 @@ class BrokerPort(AsyncClosing):
     @abc.abstractmethod
     async def get_stock_balance(self) -> list[Position]:
         """Holdings, all pages."""
+
+    # -- price history ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def bars(
+        self,
+        symbol: str,
+        interval: Interval | str,
+        *,
+        start: date | datetime | str | None = None,
+        end: date | datetime | str | None = None,
+        adjusted: bool = True,
+        market: Market | str = Market.KRX,
+    ) -> Stream[Bar]:
+        """Bars of ``symbol`` from ``start`` to ``end``, oldest first (see KISBroker.bars)."""
+
+    @abc.abstractmethod
+    async def get_bars(
+        self,
+        symbol: str,
+        interval: Interval | str,
+        *,
+        start: date | datetime | str | None = None,
+        end: date | datetime | str | None = None,
+        adjusted: bool = True,
+        market: Market | str = Market.KRX,
+    ) -> list[Bar]:
+        """:meth:`bars` as a list."""
 
     # -- streaming --------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Public models. REST models are frozen pydantic v2 models with KIS field names as aliases;
 the high-rate streaming models are slotted frozen dataclasses."""
 
+from kis_async.models.bars import Bar, Interval, Trade
 from kis_async.models.common import KST, is_on_tick, is_valid_symbol, tick_size
-from kis_async.models.market import OrderBook, PriceLevel, PriceSnapshot
+from kis_async.models.market import Market, OrderBook, PriceLevel, PriceSnapshot
 from kis_async.models.orders import (
     AuthenticationToken,
     BuyingPower,
@@ -18,9 +19,12 @@ from kis_async.models.stream import Execution, ExecutionKind, Quote
 __all__ = [
     "KST",
     "AuthenticationToken",
+    "Bar",
     "BuyingPower",
     "Execution",
     "ExecutionKind",
+    "Interval",
+    "Market",
     "Order",
     "OrderBook",
     "OrderRequest",
@@ -31,6 +35,7 @@ __all__ = [
     "PriceSnapshot",
     "Quote",
     "Side",
+    "Trade",
     "is_on_tick",
     "is_valid_symbol",
     "tick_size",

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import NamedTuple
 
 from pydantic import Field
 
 from kis_async.models.common import KISModel
 
-__all__ = ["OrderBook", "PriceLevel", "PriceSnapshot"]
+__all__ = ["Market", "OrderBook", "PriceLevel", "PriceSnapshot"]
 
 
 class PriceSnapshot(KISModel):
@@ -87,3 +88,11 @@ class OrderBook:
         if not self.asks or not self.bids:
             return None
         return self.asks[0].price - self.bids[0].price
+
+
+class Market(StrEnum):
+    """The market a quotation asks about (KIS ``FID_COND_MRKT_DIV_CODE``)."""
+
+    KRX = "J"
+    NXT = "NX"
+    UNIFIED = "UN"

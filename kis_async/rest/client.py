@@ -364,6 +364,17 @@ class RestClient:
             what="inquire-asking-price-exp-ccn",
         )
 
+    async def get_quotation(self, api: Api, params: Mapping[str, str]) -> KISResponse:
+        """One GET of a quotation API, inside the rate limiter and the read retry policy
+        (the chart pager in :mod:`kis_async.history` calls this once per page).
+
+        Raises:
+            UnsupportedInPaperError: ``api`` has no paper TR id.
+        """
+        self._check_open()
+        tr = tr_id(api, self._config.mode)
+        return await self._call(_GET, PATHS[api], tr=tr, params=params)
+
     # -- orders -----------------------------------------------------------------------------
 
     def remember_order(self, order_id: str, branch_no: str) -> None:

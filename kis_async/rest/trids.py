@@ -31,6 +31,10 @@ class Api(StrEnum):
     BUYING_POWER = "buying_power"
     PRICE = "price"
     ORDERBOOK = "orderbook"
+    PERIOD_CHART = "period_chart"
+    MINUTE_CHART_TODAY = "minute_chart_today"
+    MINUTE_CHART_DAY = "minute_chart_day"
+    RECENT_TRADES = "recent_trades"
 
 
 class UnsupportedInPaperError(LookupError):
@@ -51,6 +55,10 @@ PATHS: Final[Mapping[Api, str]] = {
     Api.BUYING_POWER: f"{_PREFIX}/trading/inquire-psbl-order",
     Api.PRICE: f"{_PREFIX}/quotations/inquire-price",
     Api.ORDERBOOK: f"{_PREFIX}/quotations/inquire-asking-price-exp-ccn",
+    Api.PERIOD_CHART: f"{_PREFIX}/quotations/inquire-daily-itemchartprice",
+    Api.MINUTE_CHART_TODAY: f"{_PREFIX}/quotations/inquire-time-itemchartprice",
+    Api.MINUTE_CHART_DAY: f"{_PREFIX}/quotations/inquire-time-dailychartprice",
+    Api.RECENT_TRADES: f"{_PREFIX}/quotations/inquire-ccnl",
 }
 
 # (live, paper); paper None = the API does not exist on the paper servers.
@@ -65,6 +73,13 @@ _TABLE: Final[Mapping[Api, tuple[str, str | None]]] = {
     Api.BUYING_POWER: ("TTTC8908R", "VTTC8908R"),
     Api.PRICE: ("FHKST01010100", "FHKST01010100"),
     Api.ORDERBOOK: ("FHKST01010200", "FHKST01010200"),
+    # Charts (protocol doc §10): one TR id for live and paper. Past-day minute bars have no
+    # paper switch in the official samples and the text says "실전계좌의 경우" ([UNCERTAIN]):
+    # we treat them as live-only.
+    Api.PERIOD_CHART: ("FHKST03010100", "FHKST03010100"),
+    Api.MINUTE_CHART_TODAY: ("FHKST03010200", "FHKST03010200"),
+    Api.MINUTE_CHART_DAY: ("FHKST03010230", None),
+    Api.RECENT_TRADES: ("FHKST01010300", "FHKST01010300"),
 }
 
 #: TR ids whose calls are orders (priority in the limiter, order retry policy, rejections).

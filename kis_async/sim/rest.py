@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from kis_async.config import Mode
 from kis_async.models.common import is_valid_symbol, tick_size
+from kis_async.sim.charts import CHART_ROUTES, ChartApi
 from kis_async.sim.exchange import (
     ORDER_TYPE_NAMES,
     SimExchange,
@@ -33,6 +34,7 @@ from kis_async.sim.exchange import (
     SimRejectionError,
 )
 from kis_async.sim.faults import SimFaults, SimStats
+from kis_async.sim.history import SimHistory
 from kis_async.sim.options import SimOptions
 
 __all__ = ["ApiError", "RestApi", "TokenRecord"]
@@ -67,6 +69,8 @@ TR_TABLE: Final[Mapping[str, Mapping[str, tuple[Mode | None, str]]]] = {
     },
     "/quotations/inquire-price": {"FHKST01010100": (None, "price")},
     "/quotations/inquire-asking-price-exp-ccn": {"FHKST01010200": (None, "asking_price")},
+    # Charts (protocol doc §10), answered by kis_async.sim.charts.
+    **{path: {tr: (None, "chart")} for path, tr in CHART_ROUTES.items()},
 }  # fmt: skip
 _METHODS: Final = {
     "/trading/order-cash": "POST",
@@ -178,6 +182,8 @@ class RestApi:
         self._rng = random.Random(options.seed ^ 0xA0A0)
         self._signing_key = self._rng.randbytes(32)
         faults._expire_tokens = self.expire_tokens
+        self.history = SimHistory(exchange, seed=options.seed)
+        self.charts = ChartApi(self.history, self._price_fields)
 
     # -- ASGI entry --------------------------------------------------------------------------
 
@@ -252,6 +258,7 @@ class RestApi:
             "psbl_order": self._psbl_order,
             "price": self._price,
             "asking_price": self._asking_price,
+            "chart": self._chart,
         }
 
     # -- checks ------------------------------------------------------------------------------
@@ -885,6 +892,21 @@ class RestApi:
             "new_hgpr_lwpr_cls_code": "",
         }
         return _json(_ok(_QUOTE_OK) | {"output": output}, tr_id=tr_id), False
+
+    # -- charts (protocol doc §10; bodies in kis_async.sim.charts) ----------------------------
+
+    def _price_fields(self, symbol: str) -> dict[str, str]:
+        inst = self.exchange.instrument(symbol)
+        return {
+            "prdy_vrss": str(inst.change),
+            "prdy_vrss_sign": inst.sign,
+            "prdy_ctrt": _s(inst.change_rate),
+        }
+
+    async def _chart(self, request: Request, tr_id: str) -> tuple[Response, bool]:
+        symbol = self._quote_symbol(request)
+        body = self.charts.answer(tr_id, symbol, self._params(request))
+        return _json(_ok(_QUOTE_OK) | body, tr_id=tr_id), False
 
     async def _asking_price(self, request: Request, tr_id: str) -> tuple[Response, bool]:
         inst = self.exchange.instrument(self._quote_symbol(request))

@@ -297,6 +297,12 @@ class FakePort(BrokerPort):
     async def subscribe_executions(self, callback: Callback[Execution]) -> Subscription:
         raise AssertionError("not used")
 
+    def bars(self, symbol: str, interval: Any, **kwargs: Any) -> Any:
+        raise AssertionError("not used")
+
+    async def get_bars(self, symbol: str, interval: Any, **kwargs: Any) -> Any:
+        raise AssertionError("not used")
+
 
 def notice(
     kind: ExecutionKind,
