@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _frames  # noqa: E402
+import _frames
 
 TRADE_TR = "H0STCNT0"
 BOOK_TR = "H0STASP0"

@@ -63,9 +63,12 @@ class Recorder:
 
 def approval_key(info: dict[str, Any]) -> str:
     body = json.dumps(
-        {"grant_type": "client_credentials", "appkey": info["app_key"],
-         "secretkey": info["app_secret"]}
-    ).encode()  # fmt: skip
+        {
+            "grant_type": "client_credentials",
+            "appkey": info["app_key"],
+            "secretkey": info["app_secret"],
+        }
+    ).encode()
     request = urllib.request.Request(  # noqa: S310 (loopback simulator URL)
         info["rest_url"] + "/oauth2/Approval",
         data=body,
@@ -75,7 +78,9 @@ def approval_key(info: dict[str, Any]) -> str:
         return str(json.loads(response.read())["approval_key"])
 
 
-async def run_raw(info: dict[str, Any], regs: list[tuple[str, str]], rec: Recorder) -> dict[str, Any]:
+async def run_raw(
+    info: dict[str, Any], regs: list[tuple[str, str]], rec: Recorder
+) -> dict[str, Any]:
     from websockets.asyncio.client import connect
 
     key = approval_key(info)
@@ -84,11 +89,15 @@ async def run_raw(info: dict[str, Any], regs: list[tuple[str, str]], rec: Record
             await ws.send(
                 json.dumps(
                     {
-                        "header": {"approval_key": key, "custtype": "P", "tr_type": "1",
-                                   "content-type": "utf-8"},
+                        "header": {
+                            "approval_key": key,
+                            "custtype": "P",
+                            "tr_type": "1",
+                            "content-type": "utf-8",
+                        },
                         "body": {"input": {"tr_id": tr_id, "tr_key": symbol}},
                     }
-                )  # fmt: skip
+                )
             )
         async for message in ws:
             text = message if isinstance(message, str) else message.decode()
@@ -127,7 +136,9 @@ async def _books(broker: Any, symbols: list[str], rec: Recorder) -> None:
                 return
 
 
-async def run_quotes(info: dict[str, Any], regs: list[tuple[str, str]], rec: Recorder) -> dict[str, Any]:
+async def run_quotes(
+    info: dict[str, Any], regs: list[tuple[str, str]], rec: Recorder
+) -> dict[str, Any]:
     trades = [s for tr, s in regs if tr == TRADE_TR]
     books = [s for tr, s in regs if tr == BOOK_TR]
 
@@ -147,7 +158,9 @@ async def run_quotes(info: dict[str, Any], regs: list[tuple[str, str]], rec: Rec
     return {"conflated": status.quotes_dropped + status.orderbooks_dropped}
 
 
-async def run_callback(info: dict[str, Any], regs: list[tuple[str, str]], rec: Recorder) -> dict[str, Any]:
+async def run_callback(
+    info: dict[str, Any], regs: list[tuple[str, str]], rec: Recorder
+) -> dict[str, Any]:
     trades = [s for tr, s in regs if tr == TRADE_TR]
     books = [s for tr, s in regs if tr == BOOK_TR]
 
@@ -167,7 +180,9 @@ async def run_callback(info: dict[str, Any], regs: list[tuple[str, str]], rec: R
     return {"conflated": status.quotes_dropped + status.orderbooks_dropped}
 
 
-async def run_kis_trader(info: dict[str, Any], regs: list[tuple[str, str]], rec: Recorder) -> dict[str, Any]:
+async def run_kis_trader(
+    info: dict[str, Any], regs: list[tuple[str, str]], rec: Recorder
+) -> dict[str, Any]:
     from kis_trader.realtime import parsers  # noqa: F401  (registers the TR parsers)
     from kis_trader.realtime._connection import RealtimeConnection
 

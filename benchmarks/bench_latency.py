@@ -114,13 +114,21 @@ def run_consumer(python: str, mode: str, info: dict[str, str], timeout: float) -
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         proc = subprocess.run(
-            [python, str(BENCH_DIR / "_latency_worker.py"), "--mode", mode,
-             "--info", json.dumps(info), "--out", str(out)],
+            [
+                python,
+                str(BENCH_DIR / "_latency_worker.py"),
+                "--mode",
+                mode,
+                "--info",
+                json.dumps(info),
+                "--out",
+                str(out),
+            ],
             capture_output=True,
             text=True,
             check=False,
             timeout=timeout,
-        )  # fmt: skip
+        )
         if proc.returncode != 0 or not out.exists():
             tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
             return {"error": tail[0][:160]}
@@ -206,8 +214,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raw_p99 = med("raw", rate, "p99") if samples["raw"] else float("nan")
         for mode in modes:
             if not samples[mode]:
-                rows.append([f"{rate:,}", LABELS[mode], *["n/a"] * 7,
-                             errors.get(mode) or peer_notes.get(mode, "not run")])  # fmt: skip
+                rows.append(
+                    [
+                        f"{rate:,}",
+                        LABELS[mode],
+                        *["n/a"] * 7,
+                        errors.get(mode) or peer_notes.get(mode, "not run"),
+                    ]
+                )
                 continue
             target = ""
             p99 = med(mode, rate, "p99")
@@ -238,8 +252,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print_table(
         f"Stream latency at fixed offered loads: H0STCNT0 + H0STASP0 over 41 registrations, "
         f"{seconds:g} s per rate (median of {reps})",
-        ["records/s", "consumer", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "delivered",
-         "dropped", "p99 vs raw ms", "target"],  # fmt: skip
+        [
+            "records/s",
+            "consumer",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "delivered",
+            "dropped",
+            "p99 vs raw ms",
+            "target",
+        ],
         rows,
     )
     notes = [

@@ -11,11 +11,12 @@ replayed by a bare ``httpx.AsyncClient`` over the same transport, which also dec
 body; kis_async and bare httpx alternate over repetitions. Target: kis_async <= 1.15x the bare
 client's time per call.
 
-**Against the simulator (an end-to-end figure).** The simulator runs in its own process with its rate limit off. In the same event loop, one
-after the other and interleaved over repetitions, 1,000 ``get_price`` calls are made by
-kis_async (``requests_per_second=None``) and the same 1,000 requests (same URL, headers and
-token) by a bare ``httpx.AsyncClient`` that only reads the price out of the JSON. Both run
-sequentially and with 16 in flight. Target: kis_async takes at most 1.2x the bare client.
+**Against the simulator (an end-to-end figure).** The simulator runs in its own process
+with its rate limit off. In the same event loop, one after the other and interleaved over
+repetitions, 1,000 ``get_price`` calls are made by kis_async (``requests_per_second=None``)
+and the same 1,000 requests (same URL, headers and token) by a bare ``httpx.AsyncClient``
+that only reads the price out of the JSON. Both run sequentially and with 16 in flight.
+Target: kis_async takes at most 1.2x the bare client.
 """
 
 from __future__ import annotations
@@ -251,8 +252,15 @@ def _print_inprocess(result: dict[str, dict[str, float]], calls: int, reps: int)
     print_table(
         f"REST overhead in process: canned answers through httpx.MockTransport, {calls:,} calls "
         f"per kind (median of {reps})",
-        ["call", "HTTP requests", "bare httpx us/call", "kis_async us/call",
-         "kis_async extra us", "kis_async / bare", f"<= {MAX_INPROC_RATIO}x"],  # fmt: skip
+        [
+            "call",
+            "HTTP requests",
+            "bare httpx us/call",
+            "kis_async us/call",
+            "kis_async extra us",
+            "kis_async / bare",
+            f"<= {MAX_INPROC_RATIO}x",
+        ],
         rows,
     )
     return max(ratios)
@@ -275,8 +283,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     inproc = asyncio.run(_measure_inprocess(sim.info, canned, inproc_calls, reps))
     inproc_worst = _print_inprocess(inproc, inproc_calls, reps)
     print("\nTargets:")
-    print(f"- kis_async <= {MAX_INPROC_RATIO}x bare httpx per call, in process (worst call): "
-          f"{fmt_ratio(inproc_worst)} -> {verdict(inproc_worst <= MAX_INPROC_RATIO)}")  # fmt: skip
+    print(
+        f"- kis_async <= {MAX_INPROC_RATIO}x bare httpx per call, in process (worst call): "
+        f"{fmt_ratio(inproc_worst)} -> {verdict(inproc_worst <= MAX_INPROC_RATIO)}"
+    )
     rows = []
     ratios = []
     for concurrency, times in result.items():
@@ -307,8 +317,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     worst = max(ratios)
     print("\nTargets:")
-    print(f"- kis_async <= {MAX_RATIO}x bare httpx (worst mode): {fmt_ratio(worst)} -> "
-          f"{verdict(worst <= MAX_RATIO)}")  # fmt: skip
+    print(
+        f"- kis_async <= {MAX_RATIO}x bare httpx (worst mode): {fmt_ratio(worst)} -> "
+        f"{verdict(worst <= MAX_RATIO)}"
+    )
     return {"ratios": ratios, "inprocess": inproc}
 
 

@@ -5,44 +5,97 @@ async with KISBroker(KISConfig.from_env()) as broker:
         ...
 """
 
-from kis_async.broker import KISBroker, KISBrokerAdapter
-from kis_async.config import KISConfig, Mode
-from kis_async.errors import (
-    AuthenticationError,
-    BrokerAPIError,
-    BrokerConnectionError,
-    BrokerError,
-    BrokerTimeoutError,
-    InvalidOrderError,
-    OrderRejectedError,
-    OrderStateUnknownError,
-    RateLimitError,
-    ServerError,
-    StreamOverflowError,
-    SubscriptionError,
-)
-from kis_async.mock import MockBroker
-from kis_async.models import (
-    AuthenticationToken,
-    BuyingPower,
-    Execution,
-    ExecutionKind,
-    Order,
-    OrderBook,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    Position,
-    PriceLevel,
-    PriceSnapshot,
-    Quote,
-    Side,
-)
-from kis_async.orders.journal import MemoryJournal, OrderJournal, SQLiteJournal
-from kis_async.orders.placement import PlacementOptions, ReconcileReport
-from kis_async.orders.service import OrderService, PreTradeLimits, TrackedOrder
-from kis_async.port import BrokerPort
-from kis_async.stream.manager import StreamOptions, StreamStatus
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kis_async.broker import KISBroker, KISBrokerAdapter
+    from kis_async.config import KISConfig, Mode
+    from kis_async.errors import (
+        AuthenticationError,
+        BrokerAPIError,
+        BrokerConnectionError,
+        BrokerError,
+        BrokerTimeoutError,
+        InvalidOrderError,
+        OrderRejectedError,
+        OrderStateUnknownError,
+        RateLimitError,
+        ServerError,
+        StreamOverflowError,
+        SubscriptionError,
+    )
+    from kis_async.mock import MockBroker
+    from kis_async.models import (
+        AuthenticationToken,
+        BuyingPower,
+        Execution,
+        ExecutionKind,
+        Order,
+        OrderBook,
+        OrderRequest,
+        OrderStatus,
+        OrderType,
+        Position,
+        PriceLevel,
+        PriceSnapshot,
+        Quote,
+        Side,
+    )
+    from kis_async.orders.journal import MemoryJournal, OrderJournal, SQLiteJournal
+    from kis_async.orders.placement import PlacementOptions, ReconcileReport
+    from kis_async.orders.service import OrderService, PreTradeLimits, TrackedOrder
+    from kis_async.port import BrokerPort
+    from kis_async.stream.manager import StreamOptions, StreamStatus
+
+#: Where each public name lives. Imported on first access (PEP 562), so ``import kis_async``
+#: costs next to nothing and a program pays only for what it uses (the order journal's
+#: SQLite, the mock broker, the stream and REST stacks); ``from kis_async import X`` works
+#: as before.
+_LAZY: dict[str, str] = {
+    "AuthenticationError": "kis_async.errors",
+    "AuthenticationToken": "kis_async.models",
+    "BrokerAPIError": "kis_async.errors",
+    "BrokerConnectionError": "kis_async.errors",
+    "BrokerError": "kis_async.errors",
+    "BrokerPort": "kis_async.port",
+    "BrokerTimeoutError": "kis_async.errors",
+    "BuyingPower": "kis_async.models",
+    "Execution": "kis_async.models",
+    "ExecutionKind": "kis_async.models",
+    "InvalidOrderError": "kis_async.errors",
+    "KISBroker": "kis_async.broker",
+    "KISBrokerAdapter": "kis_async.broker",
+    "KISConfig": "kis_async.config",
+    "MemoryJournal": "kis_async.orders.journal",
+    "MockBroker": "kis_async.mock",
+    "Mode": "kis_async.config",
+    "Order": "kis_async.models",
+    "OrderBook": "kis_async.models",
+    "OrderJournal": "kis_async.orders.journal",
+    "OrderRejectedError": "kis_async.errors",
+    "OrderRequest": "kis_async.models",
+    "OrderService": "kis_async.orders.service",
+    "OrderStateUnknownError": "kis_async.errors",
+    "OrderStatus": "kis_async.models",
+    "OrderType": "kis_async.models",
+    "PlacementOptions": "kis_async.orders.placement",
+    "Position": "kis_async.models",
+    "PreTradeLimits": "kis_async.orders.service",
+    "PriceLevel": "kis_async.models",
+    "PriceSnapshot": "kis_async.models",
+    "Quote": "kis_async.models",
+    "RateLimitError": "kis_async.errors",
+    "ReconcileReport": "kis_async.orders.placement",
+    "SQLiteJournal": "kis_async.orders.journal",
+    "ServerError": "kis_async.errors",
+    "Side": "kis_async.models",
+    "StreamOptions": "kis_async.stream.manager",
+    "StreamOverflowError": "kis_async.errors",
+    "StreamStatus": "kis_async.stream.manager",
+    "SubscriptionError": "kis_async.errors",
+    "TrackedOrder": "kis_async.orders.service",
+}
 
 __version__ = "0.1.0"
 
@@ -91,3 +144,16 @@ __all__ = [
     "TrackedOrder",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kis_async' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
