@@ -17,22 +17,25 @@ pytestmark = pytest.mark.reliability
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = (
     "### Decode",
-    "### End-to-end stream",
-    "### REST overhead",
+    "### Stream latency at fixed offered loads",
+    "### Throughput note",
+    "### REST overhead in process",
+    "### REST end to end",
+    "### Start-up",
     "### Rate limiter",
     "### Memory",
 )
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(300)
 def test_run_all_quick_completes_and_prints_every_table() -> None:
-    """run_all.py --quick exits 0 and prints all five tables."""
+    """run_all.py --quick exits 0 and prints every table."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(  # noqa: S603 (our own interpreter and script)
         [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick"],
         capture_output=True,
         text=True,
-        timeout=140,
+        timeout=280,
         cwd=ROOT,
         env=env,
         check=False,
