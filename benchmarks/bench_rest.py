@@ -6,10 +6,10 @@ Two tables.
 ``httpx.MockTransport``. The answers are recorded once from the simulator (so they are real
 KIS-shaped bodies and headers); the order-list answer is served as two pages (``tr_cont`` M,
 then D). For each call -- ``get_price``, ``get_orders`` (2 pages) and ``place_order`` with an
-``idempotency_key`` -- the exact HTTP requests the SDK sends (recorded from one SDK call) are
-replayed by a bare ``httpx.AsyncClient`` over the same transport, which also decodes each JSON
-body; kis_async and bare httpx alternate over repetitions. Target: kis_async <= 1.15x the bare
-client's time per call.
+``idempotency_key`` -- the HTTP requests the SDK sends (recorded from one SDK call: same URL,
+query parameters, KIS headers and JSON body) are made by a bare ``httpx.AsyncClient`` over the
+same transport, which also decodes each JSON body; kis_async and bare httpx alternate over
+repetitions. Target: kis_async <= 1.15x the bare client's time per call.
 
 **Against the simulator (an end-to-end figure).** The simulator runs in its own process
 with its rate limit off. In the same event loop, one after the other and interleaved over
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -156,6 +157,27 @@ class Canned:
         return httpx.Response(status, headers=headers, content=body)
 
 
+#: Headers httpx adds by itself; the bare client lets httpx add them too.
+_HTTPX_OWN_HEADERS = frozenset(
+    {"host", "accept", "accept-encoding", "connection", "user-agent", "content-length"}
+)
+
+
+def _as_user_call(request: httpx.Request) -> dict[str, Any]:
+    """The keywords a developer would pass to ``httpx.AsyncClient.request`` for ``request``:
+    URL and query parameters apart, the KIS headers, the JSON body as an object (so the bare
+    client pays for the same URL building and JSON encoding as the SDK's call)."""
+    call: dict[str, Any] = {
+        "method": request.method,
+        "url": str(request.url.copy_with(query=None)),
+        "params": dict(request.url.params),
+        "headers": {k: v for k, v in request.headers.items() if k not in _HTTPX_OWN_HEADERS},
+    }
+    if request.content:
+        call["json"] = json.loads(request.content)
+    return call
+
+
 def _order(key: str) -> OrderRequest:
     return OrderRequest(symbol="005930", side="buy", qty=1, price=70_000, idempotency_key=key)
 
@@ -199,12 +221,12 @@ async def _measure_inprocess(
             sdk_client.event_hooks["request"] = [keep]
             await call(broker)
             sdk_client.event_hooks["request"] = []
-            plan = [(r.method, str(r.url), list(r.headers.items()), r.content) for r in sent]
+            plan = [_as_user_call(r) for r in sent]
 
-            async def bare_call(plan: list[Any] = plan) -> Any:
+            async def bare_call(plan: list[dict[str, Any]] = plan) -> Any:
                 body = None
-                for method, url, headers, content in plan:
-                    response = await bare.request(method, url, headers=headers, content=content)
+                for kwargs in plan:
+                    response = await bare.request(**kwargs)
                     body = response.json()
                 return body
 
