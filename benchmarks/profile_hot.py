@@ -24,33 +24,89 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 
-def _report(profile: cProfile.Profile | pstats.Stats, title: str, top: int, per: int) -> None:
+def _area(filename: str) -> str:
+    """The package (or stdlib module) a profiled function belongs to."""
+    if filename.startswith(("~", "<")):
+        return "builtins"
+    if "site-packages/" in filename:
+        return filename.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    if "/kis_async/" in filename:
+        return "kis_async/" + filename.split("/kis_async/", 1)[1].split("/", 1)[0].removesuffix(
+            ".py"
+        )
+    if "/benchmarks/" in filename:
+        return "benchmark harness"
+    return "stdlib " + Path(filename).stem
+
+
+def _short(filename: str, line: int, name: str) -> str:
+    where = filename.replace(str(HERE.parent) + "/", "")
+    if "site-packages/" in where:
+        where = where.split("site-packages/", 1)[1]
+    elif "/lib/python3" in where:
+        where = "stdlib " + where.split("/lib/python3", 1)[1].split("/", 1)[1]
+    return f"{where}:{line}({name})"
+
+
+def _report(
+    profile: cProfile.Profile | pstats.Stats, title: str, top: int, per: int, areas: int = 12
+) -> dict[str, float]:
+    """Print own time by area, the top functions by own time and kis_async's by cumulative
+    time, all per unit; return own us/unit by area."""
     stats = profile if isinstance(profile, pstats.Stats) else pstats.Stats(profile)
-    total = stats.total_tt  # type: ignore[attr-defined]
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    total = sum(v[2] for v in raw.values())
     print(f"\n## {title}\n")
-    print(
-        f"profiled total {total * 1e3:,.0f} ms for {per:,} units = {total / per * 1e6:,.1f} us/unit"
-    )
-    print(f"{'own %':>6} {'own us/unit':>11} {'calls/unit':>10}  function")
-    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
-    for (filename, line, name), (_cc, nc, tt, _ct, _callers) in rows[:top]:
-        where = filename.replace(str(HERE.parent) + "/", "")
-        if "site-packages/" in where:
-            where = where.split("site-packages/", 1)[1]
-        print(f"{tt / total:6.1%} {tt / per * 1e6:11.2f} {nc / per:10.2f}  {where}:{line}({name})")
+    print(f"profiled total {total * 1e6 / per:,.1f} us/unit ({per:,} units; cProfile inflates)")
+    by_area: dict[str, float] = {}
+    for (filename, _line, _name), (_cc, _nc, tt, _ct, _callers) in raw.items():
+        area = _area(filename)
+        by_area[area] = by_area.get(area, 0.0) + tt
+    print("\nown time by area:")
+    for area, tt in sorted(by_area.items(), key=lambda kv: kv[1], reverse=True)[:areas]:
+        print(f"  {tt / total:6.1%} {tt / per * 1e6:9.2f} us/unit  {area}")
+    print(f"\ntop {top} functions by own time:")
+    print(f"  {'own %':>6} {'us/unit':>8} {'calls/unit':>10}  function")
+    ranked = sorted(raw.items(), key=lambda kv: kv[1][2], reverse=True)
+    for (filename, line, name), (_cc, nc, tt, _ct, _callers) in ranked[:top]:
+        print(f"  {tt / total:6.1%} {tt / per * 1e6:8.2f} {nc / per:10.2f}  "
+              f"{_short(filename, line, name)}")  # fmt: skip
+    print("\nkis_async functions by cumulative time:")
+    ours = [kv for kv in raw.items() if "/kis_async/" in kv[0][0]]
+    for (filename, line, name), (_cc, nc, _tt, ct, _callers) in sorted(
+        ours, key=lambda kv: kv[1][3], reverse=True
+    )[: max(8, top // 2)]:
+        print(f"  {ct / total:6.1%} {ct / per * 1e6:8.2f} {nc / per:10.2f}  "
+              f"{_short(filename, line, name)}")  # fmt: skip
+    return {area: tt / per * 1e6 for area, tt in by_area.items()}
+
+
+def _diff_functions(ours: cProfile.Profile, bare: cProfile.Profile, per: int, top: int) -> None:
+    """The functions whose own time (or call count) the SDK adds over the bare client."""
+    a: dict[Any, Any] = pstats.Stats(ours).stats  # type: ignore[attr-defined]
+    b: dict[Any, Any] = pstats.Stats(bare).stats  # type: ignore[attr-defined]
+    rows = []
+    for key in {*a, *b}:
+        tt = (a[key][2] if key in a else 0.0) - (b[key][2] if key in b else 0.0)
+        nc = (a[key][1] if key in a else 0) - (b[key][1] if key in b else 0)
+        rows.append((tt, nc, key))
+    print(f"\ntop {top} functions the SDK adds (own us/call, extra calls/call):")
+    for tt, nc, (filename, line, name) in sorted(rows, reverse=True)[:top]:
+        print(f"  {tt / per * 1e6:+8.2f} us {nc / per:+7.2f}  {_short(filename, line, name)}")
 
 
 def profile_rest(top: int, calls: int) -> None:
     """get_price through httpx.MockTransport with answers recorded from the simulator."""
     import httpx
     from _common import SimProcess
-    from bench_rest import Canned, _measure, config_from
+    from bench_rest import Canned, _as_user_call, _measure, config_from
 
     from kis_async import KISBroker
 
@@ -59,7 +115,7 @@ def profile_rest(top: int, calls: int) -> None:
         _, canned = asyncio.run(_measure(sim.info, 5, 1))
     assert isinstance(canned, Canned)
 
-    async def run() -> cProfile.Profile:
+    async def run() -> tuple[cProfile.Profile, cProfile.Profile]:
         client = httpx.AsyncClient(transport=httpx.MockTransport(canned.handler))
         config = config_from(sim.info, requests_per_second=None)
         async with client, KISBroker(config, http_client=client) as broker:
@@ -71,9 +127,38 @@ def profile_rest(top: int, calls: int) -> None:
             for _ in range(calls):
                 await broker.get_price("005930")
             profile.disable()
-            return profile
+        # The bare httpx call of bench_rest.py, profiled the same way.
+        bare = httpx.AsyncClient(transport=httpx.MockTransport(canned.handler))
+        sent: list[httpx.Request] = []
 
-    _report(asyncio.run(run()), f"get_price via MockTransport ({calls:,} calls)", top, calls)
+        async def keep(request: httpx.Request) -> None:
+            sent.append(request)
+
+        client = httpx.AsyncClient(
+            transport=httpx.MockTransport(canned.handler), event_hooks={"request": [keep]}
+        )
+        async with client, KISBroker(config, http_client=client) as broker:
+            await broker.get_price("005930")
+        call = _as_user_call(sent[-1])
+        async with bare:
+            for _ in range(200):
+                (await bare.request(**call)).json()
+            bare_profile = cProfile.Profile()
+            bare_profile.enable()
+            for _ in range(calls):
+                (await bare.request(**call)).json()
+            bare_profile.disable()
+        return profile, bare_profile
+
+    ours, bare = asyncio.run(run())
+    _diff_functions(ours, bare, calls, top)
+    sdk = _report(ours, f"get_price via MockTransport ({calls:,} calls)", top, calls)
+    floor = _report(bare, f"bare httpx, same request ({calls:,} calls)", 10, calls)
+    print("\nSDK minus bare, own us/call by area (positive = the SDK's extra):")
+    diff = {a: sdk.get(a, 0.0) - floor.get(a, 0.0) for a in {*sdk, *floor}}
+    for area, us in sorted(diff.items(), key=lambda kv: kv[1], reverse=True):
+        if abs(us) >= 1.0:
+            print(f"  {us:+8.1f} us  {area}")
 
 
 def profile_decode(top: int, frames: int) -> None:
