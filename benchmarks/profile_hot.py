@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/profile_hot.py rest     # get_price through httpx.MockTransport
+    python benchmarks/profile_hot.py order    # keyed place_order through httpx.MockTransport
     python benchmarks/profile_hot.py decode   # H0STCNT0 / H0STASP0 / notices, built+read
     python benchmarks/profile_hot.py stream   # the latency consumer at 5k records/s
     python benchmarks/profile_hot.py all [--top N]
@@ -102,11 +103,14 @@ def _diff_functions(ours: cProfile.Profile, bare: cProfile.Profile, per: int, to
         print(f"  {tt / per * 1e6:+8.2f} us {nc / per:+7.2f}  {_short(filename, line, name)}")
 
 
-def profile_rest(top: int, calls: int) -> None:
-    """get_price through httpx.MockTransport with answers recorded from the simulator."""
+def profile_rest(top: int, calls: int, kind: str = "get_price") -> None:
+    """``get_price`` or a keyed ``place_order`` through httpx.MockTransport (answers recorded
+    from the simulator), then the bare httpx request of bench_rest.py profiled the same way."""
+    import itertools
+
     import httpx
     from _common import SimProcess
-    from bench_rest import Canned, _as_user_call, _measure, config_from
+    from bench_rest import Canned, _as_user_call, _measure, _order, config_from
 
     from kis_async import KISBroker
 
@@ -114,21 +118,14 @@ def profile_rest(top: int, calls: int) -> None:
     with SimProcess(options) as sim:
         _, canned = asyncio.run(_measure(sim.info, 5, 1))
     assert isinstance(canned, Canned)
+    keys = itertools.count()
+
+    def call(broker: KISBroker) -> Any:
+        if kind == "place_order":
+            return broker.place_order(_order(f"profile-{next(keys)}"))
+        return broker.get_price("005930")
 
     async def run() -> tuple[cProfile.Profile, cProfile.Profile]:
-        client = httpx.AsyncClient(transport=httpx.MockTransport(canned.handler))
-        config = config_from(sim.info, requests_per_second=None)
-        async with client, KISBroker(config, http_client=client) as broker:
-            await broker.authenticate()
-            for _ in range(200):
-                await broker.get_price("005930")
-            profile = cProfile.Profile()
-            profile.enable()
-            for _ in range(calls):
-                await broker.get_price("005930")
-            profile.disable()
-        # The bare httpx call of bench_rest.py, profiled the same way.
-        bare = httpx.AsyncClient(transport=httpx.MockTransport(canned.handler))
         sent: list[httpx.Request] = []
 
         async def keep(request: httpx.Request) -> None:
@@ -137,22 +134,33 @@ def profile_rest(top: int, calls: int) -> None:
         client = httpx.AsyncClient(
             transport=httpx.MockTransport(canned.handler), event_hooks={"request": [keep]}
         )
+        config = config_from(sim.info, requests_per_second=None)
         async with client, KISBroker(config, http_client=client) as broker:
-            await broker.get_price("005930")
-        call = _as_user_call(sent[-1])
+            await broker.authenticate()
+            await call(broker)
+            request = _as_user_call(sent[-1])
+            client.event_hooks["request"] = []
+            for _ in range(200):
+                await call(broker)
+            profile = cProfile.Profile()
+            profile.enable()
+            for _ in range(calls):
+                await call(broker)
+            profile.disable()
+        bare = httpx.AsyncClient(transport=httpx.MockTransport(canned.handler))
         async with bare:
             for _ in range(200):
-                (await bare.request(**call)).json()
+                (await bare.request(**request)).json()
             bare_profile = cProfile.Profile()
             bare_profile.enable()
             for _ in range(calls):
-                (await bare.request(**call)).json()
+                (await bare.request(**request)).json()
             bare_profile.disable()
         return profile, bare_profile
 
     ours, bare = asyncio.run(run())
     _diff_functions(ours, bare, calls, top)
-    sdk = _report(ours, f"get_price via MockTransport ({calls:,} calls)", top, calls)
+    sdk = _report(ours, f"{kind} via MockTransport ({calls:,} calls)", top, calls)
     floor = _report(bare, f"bare httpx, same request ({calls:,} calls)", 10, calls)
     print("\nSDK minus bare, own us/call by area (positive = the SDK's extra):")
     diff = {a: sdk.get(a, 0.0) - floor.get(a, 0.0) for a in {*sdk, *floor}}
@@ -234,11 +242,13 @@ def profile_stream(top: int, seconds: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["rest", "decode", "stream", "all"])
+    parser.add_argument("what", choices=["rest", "order", "decode", "stream", "all"])
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     if args.what in ("rest", "all"):
         profile_rest(args.top, 3_000)
+    if args.what in ("order", "all"):
+        profile_rest(args.top, 2_000, "place_order")
     if args.what in ("decode", "all"):
         profile_decode(args.top, 20_000)
     if args.what in ("stream", "all"):
