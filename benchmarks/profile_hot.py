@@ -6,7 +6,7 @@ Usage::
     python benchmarks/profile_hot.py order    # keyed place_order through httpx.MockTransport
     python benchmarks/profile_hot.py decode   # H0STCNT0 / H0STASP0 / notices, built+read
     python benchmarks/profile_hot.py stream   # the latency consumer at 5k records/s
-    python benchmarks/profile_hot.py all [--top N]
+    python benchmarks/profile_hot.py all [--top N] [--quick]
 
 Each section prints the functions with the most own time (``tottime``) and the share of the
 profiled total they take. cProfile inflates the cost of many small calls, so read the shares
@@ -244,15 +244,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["rest", "order", "decode", "stream", "all"])
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--quick", action="store_true", help="small counts (CI: completes)")
     args = parser.parse_args()
+    scale = 0.05 if args.quick else 1.0
     if args.what in ("rest", "all"):
-        profile_rest(args.top, 3_000)
+        profile_rest(args.top, int(3_000 * scale))
     if args.what in ("order", "all"):
-        profile_rest(args.top, 2_000, "place_order")
+        profile_rest(args.top, int(2_000 * scale), "place_order")
     if args.what in ("decode", "all"):
-        profile_decode(args.top, 20_000)
+        profile_decode(args.top, int(20_000 * scale))
     if args.what in ("stream", "all"):
-        profile_stream(args.top, 4.0)
+        profile_stream(args.top, 4.0 * scale)
 
 
 if __name__ == "__main__":
