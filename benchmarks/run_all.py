@@ -22,16 +22,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_decode
 import bench_history
+import bench_latency
 import bench_memory
 import bench_ratelimit
 import bench_rest
+import bench_startup
 import bench_stream
 from _common import machine_summary
 
 BENCHMARKS: list[tuple[str, Callable[[list[str]], Any]]] = [
     ("decode", bench_decode.main),
+    ("latency", bench_latency.main),
     ("stream", bench_stream.main),
     ("rest", bench_rest.main),
+    ("startup", bench_startup.main),
     ("ratelimit", bench_ratelimit.main),
     ("memory", bench_memory.main),
     ("history", bench_history.main),

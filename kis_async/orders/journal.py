@@ -17,19 +17,22 @@ coroutine blocks the event loop.
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final, NamedTuple, Protocol, TypeVar, runtime_checkable
-
-import anyio
-import anyio.to_thread
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from kis_async.models import OrderRequest, OrderType, Side
+
+if TYPE_CHECKING:
+    # sqlite3 and anyio are imported by SQLiteJournal when one is made: most programs use the
+    # in-memory journal and should not pay for them at `import kis_async`.
+    import sqlite3
+
+    import anyio
 
 __all__ = [
     "Claim",
@@ -365,10 +368,12 @@ class SQLiteJournal:
     def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
         self._path = Path(path).expanduser()
         self._busy_timeout = busy_timeout
+        import anyio  # noqa: PLC0415 (deferred: see the TYPE_CHECKING block)
+
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         # One statement at a time per journal: the connection is shared by worker threads.
-        self._limiter = anyio.CapacityLimiter(1)
+        self._limiter: anyio.CapacityLimiter = anyio.CapacityLimiter(1)
         self._lock = threading.Lock()
 
     @property
@@ -396,6 +401,8 @@ class SQLiteJournal:
             await self._run(conn.close)
 
     def _connect(self) -> sqlite3.Connection:
+        import sqlite3  # noqa: PLC0415 (deferred: see the TYPE_CHECKING block)
+
         self._path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             self._path,
@@ -416,6 +423,8 @@ class SQLiteJournal:
         def locked() -> _T:
             with self._lock:
                 return fn()
+
+        import anyio.to_thread  # noqa: PLC0415 (deferred: see the TYPE_CHECKING block)
 
         # Not abandoned on cancellation: a claim either commits or does not, and we wait.
         return await anyio.to_thread.run_sync(locked, limiter=self._limiter)
