@@ -4,6 +4,7 @@
 
     BrokerError                          root of everything this library raises on purpose
     ├── InvalidOrderError (ValueError)   bad input, raised before any network call
+    │   └── PaperModeError               not available on the paper servers (NXT/SOR, NX/UN)
     ├── BrokerConnectionError (ConnectionError)
     │   │                                no usable answer from KIS (connect/transport failure,
     │   │                                WebSocket session given up after max retries)
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidOrderError",
     "OrderRejectedError",
     "OrderStateUnknownError",
+    "PaperModeError",
     "RateLimitError",
     "ServerError",
     "StreamOverflowError",
@@ -64,6 +66,11 @@ class BrokerError(Exception):
 
 class InvalidOrderError(BrokerError, ValueError):
     """Bad input (order, symbol, quantity, price, key conflict), raised before any request."""
+
+
+class PaperModeError(InvalidOrderError):
+    """The request needs KIS's live servers: paper trading is KRX-only (NXT/SOR orders,
+    NX/UN quotes) and lacks some APIs. Raised before any network call."""
 
 
 class BrokerConnectionError(BrokerError, ConnectionError):

@@ -2,10 +2,11 @@
 the high-rate streaming models are slotted frozen dataclasses."""
 
 from kis_async.models.common import KST, is_on_tick, is_valid_symbol, tick_size
-from kis_async.models.market import OrderBook, PriceLevel, PriceSnapshot
+from kis_async.models.market import Market, OrderBook, PriceLevel, PriceSnapshot
 from kis_async.models.orders import (
     AuthenticationToken,
     BuyingPower,
+    Exchange,
     Order,
     OrderRequest,
     OrderStatus,
@@ -20,7 +21,9 @@ __all__ = [
     "AuthenticationToken",
     "BuyingPower",
     "Execution",
+    "Exchange",
     "ExecutionKind",
+    "Market",
     "Order",
     "OrderBook",
     "OrderRequest",

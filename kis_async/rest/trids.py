@@ -31,6 +31,7 @@ class Api(StrEnum):
     BUYING_POWER = "buying_power"
     PRICE = "price"
     ORDERBOOK = "orderbook"
+    HOLIDAYS = "holidays"
 
 
 class UnsupportedInPaperError(LookupError):
@@ -51,6 +52,7 @@ PATHS: Final[Mapping[Api, str]] = {
     Api.BUYING_POWER: f"{_PREFIX}/trading/inquire-psbl-order",
     Api.PRICE: f"{_PREFIX}/quotations/inquire-price",
     Api.ORDERBOOK: f"{_PREFIX}/quotations/inquire-asking-price-exp-ccn",
+    Api.HOLIDAYS: f"{_PREFIX}/quotations/chk-holiday",
 }
 
 # (live, paper); paper None = the API does not exist on the paper servers.
@@ -65,6 +67,7 @@ _TABLE: Final[Mapping[Api, tuple[str, str | None]]] = {
     Api.BUYING_POWER: ("TTTC8908R", "VTTC8908R"),
     Api.PRICE: ("FHKST01010100", "FHKST01010100"),
     Api.ORDERBOOK: ("FHKST01010200", "FHKST01010200"),
+    Api.HOLIDAYS: ("CTCA0903R", None),
 }
 
 #: TR ids whose calls are orders (priority in the limiter, order retry policy, rejections).
