@@ -6,6 +6,7 @@ async with KISBroker(KISConfig.from_env()) as broker:
 """
 
 from kis_async.broker import KISBroker, KISBrokerAdapter
+from kis_async.calendar import Session
 from kis_async.config import KISConfig, Mode
 from kis_async.errors import (
     AuthenticationError,
@@ -16,6 +17,7 @@ from kis_async.errors import (
     InvalidOrderError,
     OrderRejectedError,
     OrderStateUnknownError,
+    PaperModeError,
     RateLimitError,
     ServerError,
     StreamOverflowError,
@@ -25,8 +27,10 @@ from kis_async.mock import MockBroker
 from kis_async.models import (
     AuthenticationToken,
     BuyingPower,
+    Exchange,
     Execution,
     ExecutionKind,
+    Market,
     Order,
     OrderBook,
     OrderRequest,
@@ -55,12 +59,14 @@ __all__ = [
     "BrokerPort",
     "BrokerTimeoutError",
     "BuyingPower",
+    "Exchange",
     "Execution",
     "ExecutionKind",
     "InvalidOrderError",
     "KISBroker",
     "KISBrokerAdapter",
     "KISConfig",
+    "Market",
     "MemoryJournal",
     "MockBroker",
     "Mode",
@@ -73,6 +79,7 @@ __all__ = [
     "OrderStateUnknownError",
     "OrderStatus",
     "OrderType",
+    "PaperModeError",
     "PlacementOptions",
     "Position",
     "PreTradeLimits",
@@ -83,6 +90,7 @@ __all__ = [
     "ReconcileReport",
     "SQLiteJournal",
     "ServerError",
+    "Session",
     "Side",
     "StreamOptions",
     "StreamOverflowError",
