@@ -199,9 +199,7 @@ class KISBroker(BrokerPort):
         _check_symbol(symbol)
         return await self._rest.get_price(symbol, market)
 
-    async def get_orderbook(
-        self, symbol: str, *, market: Market | str = Market.KRX
-    ) -> OrderBook:
+    async def get_orderbook(self, symbol: str, *, market: Market | str = Market.KRX) -> OrderBook:
         """Ten-level order book of ``symbol`` (inquire-asking-price-exp-ccn) on ``market``.
 
         Raises:

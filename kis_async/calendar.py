@@ -218,9 +218,7 @@ def sessions_of_day(
     if not (fallback_is_trading_day(day) if trading_day is None else trading_day):
         return []
     hours = _hours(Exchange.KRX if venue is Exchange.SOR else venue, day)
-    return [
-        (datetime.combine(day, a, KST), datetime.combine(day, b, KST), s) for a, b, s in hours
-    ]
+    return [(datetime.combine(day, a, KST), datetime.combine(day, b, KST), s) for a, b, s in hours]
 
 
 def _venue_session(when: datetime, venue: Exchange) -> Session:

@@ -742,9 +742,7 @@ class MockBroker(BrokerPort):
                 "price": data.price,
                 "change": change,
                 "change_sign": sign,
-                "change_rate": (change / data.base * 100).quantize(
-                    Decimal("0.01"), ROUND_HALF_UP
-                ),
+                "change_rate": (change / data.base * 100).quantize(Decimal("0.01"), ROUND_HALF_UP),
                 "open": data.open,
                 "high": data.high,
                 "low": data.low,
@@ -757,9 +755,7 @@ class MockBroker(BrokerPort):
             }
         )
 
-    async def get_orderbook(
-        self, symbol: str, *, market: Market | str = Market.KRX
-    ) -> OrderBook:
+    async def get_orderbook(self, symbol: str, *, market: Market | str = Market.KRX) -> OrderBook:
         """The last pushed book, or ten levels one tick apart around the last price (the
         same for every ``market``)."""
         self._check_open()

@@ -126,9 +126,7 @@ class BrokerPort(AsyncClosing):
         """Current price of ``symbol`` on ``market`` (KRX, NXT or UNIFIED)."""
 
     @abc.abstractmethod
-    async def get_orderbook(
-        self, symbol: str, *, market: Market | str = Market.KRX
-    ) -> OrderBook:
+    async def get_orderbook(self, symbol: str, *, market: Market | str = Market.KRX) -> OrderBook:
         """Ten-level order book of ``symbol`` on ``market``."""
 
     async def is_trading_day(self, day: date) -> bool:

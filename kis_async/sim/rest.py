@@ -34,6 +34,7 @@ from kis_async.sim.exchange import (
 )
 from kis_async.sim.faults import SimFaults, SimStats
 from kis_async.sim.options import SimOptions
+from kis_async.sim.venues import KRX, NXT, SOR, merge_levels
 
 __all__ = ["ApiError", "RestApi", "TokenRecord"]
 
@@ -67,6 +68,9 @@ TR_TABLE: Final[Mapping[str, Mapping[str, tuple[Mode | None, str]]]] = {
     },
     "/quotations/inquire-price": {"FHKST01010100": (None, "price")},
     "/quotations/inquire-asking-price-exp-ccn": {"FHKST01010200": (None, "asking_price")},
+    # chk-holiday is live only (protocol doc §11.1): a paper server answers its TR id the
+    # way it answers every live TR id, EGW00213.
+    "/quotations/chk-holiday": {"CTCA0903R": (_L, "holidays")},
 }  # fmt: skip
 _METHODS: Final = {
     "/trading/order-cash": "POST",
@@ -88,7 +92,18 @@ REJECTIONS: Final[Mapping[str, tuple[str, str, str]]] = {
     "insufficient_holdings": ("APBK0400", "40240000", "주문가능수량을 초과 했습니다."),
     # The paper message is the one captured in protocol doc §3.2; its code was not captured.
     "nothing_to_cancel": ("APBK0915", "40330000", "정정/취소할 수량이 없습니다."),
+    "not_in_session": (
+        "APBK0560",
+        "40580000",
+        "장운영시간이 아닙니다. 주문구분을 확인하여 주십시오.",
+    ),
+    "venue_type": ("APBK1680", "40170000", "해당 거래소에서 주문할 수 없는 주문구분입니다."),
+    "bad_stop_price": ("APBK1681", "40180000", "스톱지정가 조건가격을 확인하여 주십시오."),
+    "wrong_venue": ("APBK1682", "40190000", "원주문의 거래소구분과 일치하지 않습니다."),
 }
+
+#: Days per chk-holiday reply (the simulator's choice; the count is undocumented).
+HOLIDAY_ROWS: Final = 31
 
 _PAPER_QUERY_OK: Final = ("20310000", "모의투자 조회가 완료되었습니다.")
 _LIVE_QUERY_OK: Final = ("KIOK0510", "조회가 완료되었습니다")
@@ -225,7 +240,10 @@ class RestApi:
             self._rate_limit(request)
             return await self._hashkey(request), False
         if not path.startswith(PREFIX) or path[len(PREFIX) :] not in TR_TABLE:
-            return JSONResponse({"error": "not found"}, status_code=404), False
+            # A KIS-shaped envelope, so a client's error mapping sees rt_cd/msg_cd as from any
+            # other failure; the code is the simulator's choice (KIS's answer to an unknown
+            # path was not captured).
+            raise ApiError(404, "OPSQ0003", "요청하신 서비스를 찾을 수 없습니다.")
         sub = path[len(PREFIX) :]
         expected = _METHODS.get(sub, "GET")
         if request.method != expected:
@@ -252,6 +270,7 @@ class RestApi:
             "psbl_order": self._psbl_order,
             "price": self._price,
             "asking_price": self._asking_price,
+            "holidays": self._holidays,
         }
 
     # -- checks ------------------------------------------------------------------------------
@@ -465,29 +484,34 @@ class RestApi:
                 # The simulator's choice of code for a missing body field.
                 raise ApiError(200, "OPSQ2001", f"ERROR : INPUT FIELD NOT FOUND [{name}]")
 
-    def _check_exchange(self, fields: Mapping[str, str]) -> None:
+    def _check_exchange(self, fields: Mapping[str, str]) -> str:
+        """The venue of an order body; blank is KRX (KIS's default, protocol doc §4.1)."""
         venue = fields.get("EXCG_ID_DVSN_CD", "").upper()
-        allowed = ("", "KRX") if self.options.is_paper else ("", "KRX", "NXT", "SOR")
+        allowed = ("", KRX) if self.options.is_paper else ("", KRX, NXT, SOR)
         if venue not in allowed:
             raise self._reject("bad_exchange")
+        return venue or KRX
 
     async def _order_cash(self, request: Request, tr_id: str) -> tuple[Response, bool]:
         fields = await self._order_fields(request)
         self._require(fields, "CANO", "ACNT_PRDT_CD", "PDNO", "ORD_DVSN", "ORD_QTY", "ORD_UNPR")
         self._check_account(fields)
-        self._check_exchange(fields)
+        venue = self._check_exchange(fields)
         _, action = TR_TABLE["/trading/order-cash"][tr_id]
         side = "02" if action == "buy" else "01"
         qty = _int(fields["ORD_QTY"])
         price = _int(fields["ORD_UNPR"] or "0")
+        stop = _int(fields.get("CNDT_PRIC", "") or "0")
         if qty is None:
             raise self._reject("bad_qty")
         if price is None:
             raise self._reject("off_tick")
+        if stop is None:
+            raise self._reject("bad_stop_price")
         try:
             order = self.exchange.place_order(
                 symbol=fields["PDNO"], side=side, qty=qty, order_type=fields["ORD_DVSN"],
-                price=price,
+                price=price, exchange=venue, stop_price=stop,
             )  # fmt: skip
         except SimRejectionError as exc:
             raise self._reject(exc.reason) from None
@@ -516,7 +540,7 @@ class RestApi:
             "RVSE_CNCL_DVSN_CD", "ORD_QTY", "ORD_UNPR", "QTY_ALL_ORD_YN",
         )  # fmt: skip
         self._check_account(fields)
-        self._check_exchange(fields)
+        venue = self._check_exchange(fields)
         original_id = fields["ORGN_ODNO"].zfill(10)
         try:
             original = self.exchange.order(original_id)
@@ -524,6 +548,11 @@ class RestApi:
             raise self._reject("nothing_to_cancel") from None
         if fields["KRX_FWDG_ORD_ORGNO"].zfill(5) != original.branch_no:
             raise self._reject("nothing_to_cancel")
+        # The revise/cancel names the venue the original was placed with. For SOR orders KIS
+        # has no text (protocol doc §13 [UNCERTAIN]): SOR (kis-trader's choice) and the
+        # routed venue are both accepted; any other mismatch is refused.
+        if venue not in (original.placed_on, original.venue):
+            raise self._reject("wrong_venue")
         whole = fields["QTY_ALL_ORD_YN"].upper() == "Y"
         qty = None if whole else _int(fields["ORD_QTY"])
         if not whole and (qty is None or qty <= 0):
@@ -538,9 +567,13 @@ class RestApi:
                 price = _int(fields["ORD_UNPR"] or "0")
                 if price is None:
                     raise self._reject("off_tick")
+                stop = _int(fields.get("CNDT_PRIC", "") or "0")
+                if stop is None:
+                    raise self._reject("bad_stop_price")
                 result = self.exchange.modify_order(
-                    original_id, qty=qty, order_type=fields["ORD_DVSN"], price=price
-                )
+                    original_id, qty=qty, order_type=fields["ORD_DVSN"], price=price,
+                    stop_price=stop,
+                )  # fmt: skip
                 self.stats.modifies_received += 1
                 code = _PAPER_MODIFY_OK if self.options.is_paper else _LIVE_ORDER_OK
             else:
@@ -601,8 +634,10 @@ class RestApi:
             "loan_dt": "",
             "ordr_empno": "",
             "ord_dvsn_cd": order.order_type,
-            # The spec spells it cncl_cfrm_qty; one OTA file says cnc_cfrm_qty [CONFLICT].
+            # The spec spells it cncl_cfrm_qty, the official sample (and kis-trader) read
+            # cnc_cfrm_qty [CONFLICT]: both are sent.
             "cncl_cfrm_qty": str(order.cancelled_qty),
+            "cnc_cfrm_qty": str(order.cancelled_qty),
             "rmn_qty": str(order.remaining_qty),
             "rjct_qty": str(order.rejected_qty),
             "ccld_cndt_name": cond,
@@ -616,9 +651,11 @@ class RestApi:
             "cpbc_ordp_mtrl_dvsn_cd": "",
             "ord_orgno": order.branch_no,
             "rsvn_ord_end_dt": "",
-            "excg_id_dvsn_Cd": "KRX",
-            "stpm_cndt_pric": "0",
-            "stpm_efct_occr_dtmd": "",
+            # Spelled as in the spec and OTA (kis-trader reads it lowercase [CONFLICT]); SOR
+            # orders report SOR, the venue they were placed with (§13 [UNCERTAIN]).
+            "excg_id_dvsn_Cd": order.placed_on,
+            "stpm_cndt_pric": str(order.stop_price),
+            "stpm_efct_occr_dtmd": _stop_stamp(order),
         }
 
     async def _daily_ccld(self, request: Request, tr_id: str) -> tuple[Response, bool]:
@@ -631,6 +668,8 @@ class RestApi:
         ccld = params.get("CCLD_DVSN", "00") or "00"
         symbol = params.get("PDNO", "").strip()
         odno = params.get("ODNO", "").strip()
+        # KRX / NXT / SOR filter by the venue placed with; ALL or blank: every order.
+        venue = params.get("EXCG_ID_DVSN_CD", "").strip().upper()
         selected: list[SimOrder] = []
         for order in self.exchange.orders:
             day = order.created_at.strftime("%Y%m%d")
@@ -641,6 +680,8 @@ class RestApi:
             if symbol and order.symbol != symbol:
                 continue
             if odno and order.order_id != odno.zfill(10):
+                continue
+            if venue in (KRX, NXT, SOR) and order.placed_on != venue:
                 continue
             if ccld == "01" and order.filled_qty == 0:
                 continue
@@ -704,10 +745,10 @@ class RestApi:
                     "ord_dvsn_cd": order.order_type,
                     "mgco_aptm_odno": "",
                     "excg_dvsn_cd": "02",
-                    "excg_id_dvsn_cd": "KRX",
-                    "excg_id_dvsn_name": "한국거래소",
-                    "stpm_cndt_pric": "0",
-                    "stpm_efct_occr_yn": "N",
+                    "excg_id_dvsn_cd": order.placed_on,
+                    "excg_id_dvsn_name": _VENUE_NAMES[order.placed_on],
+                    "stpm_cndt_pric": str(order.stop_price),
+                    "stpm_efct_occr_yn": "Y" if order.stop_price and order.armed else "N",
                 }
             )
         page, tr_cont, next_key = self._page(request, rows, "odno", self.options.rvsecncl_page_size)
@@ -804,6 +845,36 @@ class RestApi:
         }
         return _json(body, tr_id=tr_id, tr_cont=tr_cont), False
 
+    async def _holidays(self, request: Request, tr_id: str) -> tuple[Response, bool]:
+        """chk-holiday: one row per calendar day from ``BASS_DT`` (protocol doc §11.1), from
+        the simulator's deterministic calendar. One page of :data:`HOLIDAY_ROWS` days
+        (``tr_cont "D"``); rows per reply are undocumented, so the count is the simulator's."""
+        params = self._params(request)
+        text = params.get("BASS_DT", "").strip()
+        try:
+            base = datetime.strptime(text, "%Y%m%d").date()
+        except ValueError:
+            raise ApiError(200, "OPQ00001", "입력값을 확인하여 주십시오.") from None
+        self.stats.holiday_requests += 1
+        rows = []
+        for offset in range(HOLIDAY_ROWS):
+            day = base + timedelta(days=offset)
+            open_ = self.exchange.calendar.is_trading_day(day)
+            weekday = day.weekday() < 5
+            rows.append(
+                {
+                    "bass_dt": day.strftime("%Y%m%d"),
+                    # 01 Sunday ... 07 Saturday (COMMUNITY, §11.1).
+                    "wday_dvsn_cd": f"{(day.isoweekday() % 7) + 1:02d}",
+                    "bzdy_yn": "Y" if open_ or weekday else "N",
+                    "tr_day_yn": "Y" if open_ else "N",
+                    "opnd_yn": "Y" if open_ else "N",
+                    "sttl_day_yn": "Y" if open_ else "N",
+                }
+            )
+        body = self._query_ok() | {"ctx_area_nk": "", "ctx_area_fk": "", "output": rows}
+        return _json(body, tr_id=tr_id, tr_cont="D"), False
+
     async def _psbl_order(self, request: Request, tr_id: str) -> tuple[Response, bool]:
         params = self._params(request)
         self._check_account(params)
@@ -833,19 +904,30 @@ class RestApi:
         }
         return _json(self._query_ok() | {"output": output}, tr_id=tr_id), False
 
-    def _quote_symbol(self, request: Request) -> str:
+    def _quote_symbol(self, request: Request) -> tuple[str, str]:
         params = self._params(request)
         symbol = params.get("FID_INPUT_ISCD", "").strip()
         market = params.get("FID_COND_MRKT_DIV_CODE", "J").strip().upper()
         if market not in ("J", "NX", "UN") or not is_valid_symbol(symbol):
             # The simulator's choice of code for malformed quote parameters.
             raise ApiError(200, "OPQ00001", "입력값을 확인하여 주십시오.")
+        if market != "J" and self.options.is_paper:
+            # Paper trading is KRX-only (protocol doc §8); whether the paper server answers
+            # NX/UN is [UNCERTAIN] (§9 item 18). The simulator refuses, with its own code.
+            raise ApiError(200, "OPQ00003", "모의투자에서는 KRX 시세만 조회할 수 있습니다.")
         if not self.exchange.has_symbol(symbol):
             raise ApiError(200, "OPQ00002", "조회할 자료가 없습니다.")
-        return symbol
+        return symbol, market
 
     async def _price(self, request: Request, tr_id: str) -> tuple[Response, bool]:
-        inst = self.exchange.instrument(self._quote_symbol(request))
+        symbol, market = self._quote_symbol(request)
+        inst = self.exchange.instrument(symbol)
+        last, volume, turnover = inst.price, inst.volume, inst.turnover
+        if market == "NX":
+            last, volume, turnover = inst.nxt_price, inst.nxt_volume, inst.nxt_turnover
+        elif market == "UN":
+            last = inst.unified_price
+            volume, turnover = volume + inst.nxt_volume, turnover + inst.nxt_turnover
         output = dict.fromkeys(_PRICE_ZERO_FIELDS, "0") | dict.fromkeys(_PRICE_BLANK_FIELDS, "")
         output |= {
             "iscd_stat_cls_code": "55",
@@ -858,12 +940,12 @@ class RestApi:
             "crdt_able_yn": "Y",
             "grmn_rate_cls_code": "40",
             "elw_pblc_yn": "N",
-            "stck_prpr": str(inst.price),
-            "prdy_vrss": str(inst.change),
-            "prdy_vrss_sign": inst.sign,
-            "prdy_ctrt": _s(inst.change_rate),
-            "acml_tr_pbmn": str(inst.turnover),
-            "acml_vol": str(inst.volume),
+            "stck_prpr": str(last),
+            "prdy_vrss": str(last - inst.prev_close),
+            "prdy_vrss_sign": _sign(last, inst.prev_close, inst.upper_limit, inst.lower_limit),
+            "prdy_ctrt": _s((last - inst.prev_close) / inst.prev_close * 100),
+            "acml_tr_pbmn": str(turnover),
+            "acml_vol": str(volume),
             "stck_oprc": str(inst.open),
             "stck_hgpr": str(inst.high),
             "stck_lwpr": str(inst.low),
@@ -871,7 +953,7 @@ class RestApi:
             "stck_llam": str(inst.lower_limit),
             "stck_sdpr": str(inst.prev_close),
             "wghn_avrg_stck_prc": _s(inst.vwap),
-            "aspr_unit": str(tick_size(inst.price)),
+            "aspr_unit": str(tick_size(last)),
             "hts_deal_qty_unit_val": "1",
             "stck_shrn_iscd": inst.symbol,
             "ssts_yn": "Y",
@@ -887,8 +969,17 @@ class RestApi:
         return _json(_ok(_QUOTE_OK) | {"output": output}, tr_id=tr_id), False
 
     async def _asking_price(self, request: Request, tr_id: str) -> tuple[Response, bool]:
-        inst = self.exchange.instrument(self._quote_symbol(request))
-        asks, bids = self.exchange.book(inst.symbol)
+        symbol, market = self._quote_symbol(request)
+        inst = self.exchange.instrument(symbol)
+        if market == "UN":
+            krx_asks, krx_bids = self.exchange.book(symbol, KRX)
+            nxt_asks, nxt_bids = self.exchange.book(symbol, NXT)
+            asks = [_Lv(p, q) for p, q in merge_levels(krx_asks, nxt_asks, ascending=True)]
+            bids = [_Lv(p, q) for p, q in merge_levels(krx_bids, nxt_bids, ascending=False)]
+        else:
+            book_asks, book_bids = self.exchange.book(symbol, NXT if market == "NX" else KRX)
+            asks = [_Lv(lv.price, lv.qty) for lv in book_asks]
+            bids = [_Lv(lv.price, lv.qty) for lv in book_bids]
         out1: dict[str, str] = {"aspr_acpt_hour": self.clock.now().strftime("%H%M%S")}
         for i in range(10):
             ask = asks[i] if i < len(asks) else None
@@ -928,6 +1019,30 @@ class RestApi:
         }
         body = _ok(_QUOTE_OK) | {"output1": out1, "output2": out2}
         return _json(body, tr_id=tr_id), False
+
+
+_VENUE_NAMES: Final = {KRX: "한국거래소", NXT: "넥스트레이드", SOR: "SOR"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Lv:
+    price: int
+    qty: int
+
+
+def _sign(price: int, base: int, upper: int, lower: int) -> str:
+    if price >= upper:
+        return "1"
+    if price <= lower:
+        return "4"
+    return "2" if price > base else "5" if price < base else "3"
+
+
+def _stop_stamp(order: SimOrder) -> str:
+    # When the stop triggered is not tracked; the order time stands in once it has.
+    if order.stop_price and order.armed:
+        return order.created_at.strftime("%Y%m%d%H%M%S")
+    return ""
 
 
 _PRICE_ZERO_FIELDS: Final = [

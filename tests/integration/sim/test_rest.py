@@ -242,12 +242,14 @@ async def test_modify_and_cancel_remaining(paper: Any) -> None:
         (("buy", "005930", 1, "01", 70000), "40110000"),
         (("buy", "005930", 10_000, "00", 70000), "40250000"),
         (("sell", "005930", 1, "00", 70000), "40240000"),
-        (("buy", "005930", 1, "41", 70000), "40120000"),
+        (("buy", "005930", 1, "99", 70000), "40120000"),
+        (("buy", "005930", 1, "41", 70000), "40580000"),
     ],
 )
 async def test_business_rejections(paper: Any, order: tuple[Any, ...], msg_cd: str) -> None:
     """Unknown symbol, qty 0, off-tick price, market with price, no cash, no holdings and an
-    unsupported division are refused with rt_cd 1 and nothing is booked."""
+    unknown division and an after-market division in regular hours are refused with rt_cd 1
+    and nothing is booked."""
     sim, kis = paper
     side, symbol, qty, ord_dvsn, price = order
     response = await kis.order(side, symbol, qty, ord_dvsn=ord_dvsn, price=price)
