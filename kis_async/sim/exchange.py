@@ -734,7 +734,9 @@ class SimExchange:
             exchange: ``EXCG_ID_DVSN_CD``: KRX, NXT or SOR (routed to the better venue).
             stop_price: ``CNDT_PRIC`` of a stop-limit (22) order.
         """
-        inst = self._validate_new(symbol, side, qty, order_type, price, exchange, stop_price)
+        inst = self._validate_new(
+            symbol, side, qty, order_type, price, exchange=exchange, stop_price=stop_price
+        )
         venue = self._route(inst, side, order_type, exchange)
         order = self._new_order(symbol, side, order_type, qty, price, kind="new")
         order.placed_on, order.venue, order.stop_price = exchange, venue, stop_price
@@ -838,13 +840,12 @@ class SimExchange:
                 raise SimRejectionError("off_tick")
         else:
             raise SimRejectionError("bad_order_type")
-        if order_type == "22":
-            if stop_price <= 0 or stop_price % tick_size(stop_price):
-                raise SimRejectionError("bad_stop_price")
+        if order_type == "22" and (stop_price <= 0 or stop_price % tick_size(stop_price)):
+            raise SimRejectionError("bad_stop_price")
         return inst
 
     def _validate_new(
-        self, symbol: str, side: str, qty: int, order_type: str, price: int, exchange: str,
+        self, symbol: str, side: str, qty: int, order_type: str, price: int, *, exchange: str,
         stop_price: int,
     ) -> Instrument:  # fmt: skip
         if side not in ("01", "02"):

@@ -17,7 +17,7 @@ import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -852,7 +852,9 @@ class RestApi:
         params = self._params(request)
         text = params.get("BASS_DT", "").strip()
         try:
-            base = datetime.strptime(text, "%Y%m%d").date()
+            if len(text) != 8 or not text.isdigit():
+                raise ValueError(text)
+            base = date(int(text[:4]), int(text[4:6]), int(text[6:]))
         except ValueError:
             raise ApiError(200, "OPQ00001", "입력값을 확인하여 주십시오.") from None
         self.stats.holiday_requests += 1
