@@ -40,6 +40,7 @@ import importlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -177,12 +178,16 @@ BUILTIN_HOLIDAYS: Final = frozenset(
 @cache
 def _xkrx() -> Any:
     """The exchange-calendars XKRX calendar, or None when the extra is not installed."""
-    try:
-        # Optional and heavy (pandas): imported on first use only.
-        module = importlib.import_module("exchange_calendars")
-    except ImportError:
-        return None
-    return module.get_calendar("XKRX")
+    # exchange-calendars on recent pandas emits pandas deprecation warnings that are not ours
+    # to act on; they are silenced around its calls only.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            # Optional and heavy (pandas): imported on first use only.
+            module = importlib.import_module("exchange_calendars")
+        except ImportError:
+            return None
+        return module.get_calendar("XKRX")
 
 
 def fallback_source() -> str:
@@ -194,9 +199,11 @@ def fallback_is_trading_day(day: date) -> bool:
     """Whether KRX trades on ``day`` without asking KIS (XKRX, else the built-in rule)."""
     cal = _xkrx()
     if cal is not None:
-        first, last = cal.first_session.date(), cal.last_session.date()
-        if first <= day <= last:
-            return bool(cal.is_session(day.isoformat()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            first, last = cal.first_session.date(), cal.last_session.date()
+            if first <= day <= last:
+                return bool(cal.is_session(day.isoformat()))
     return day.weekday() < 5 and day not in BUILTIN_HOLIDAYS
 
 

@@ -51,7 +51,9 @@ async def test_marketable_buy_fills_on_its_venue(
     live_sim.exchange.check_invariants()
 
 
-async def test_sor_routes_to_the_better_price(live_sim: KISSimulator, live_broker: KISBroker) -> None:
+async def test_sor_routes_to_the_better_price(
+    live_sim: KISSimulator, live_broker: KISBroker
+) -> None:
     """Over many market steps, every SOR buy goes where the ask is lower (KRX on ties)."""
     routed: set[str] = set()
     for _ in range(40):
@@ -59,9 +61,7 @@ async def test_sor_routes_to_the_better_price(live_sim: KISSimulator, live_broke
         krx_ask, _ = _best(live_sim, "KRX")
         nxt_ask, _ = _best(live_sim, "NXT")
         order_id = await live_broker.place_order(
-            OrderRequest(
-                SYMBOL, "buy", 1, order_type=OrderType.IOC_BEST, exchange=Exchange.SOR
-            )
+            OrderRequest(SYMBOL, "buy", 1, order_type=OrderType.IOC_BEST, exchange=Exchange.SOR)
         )
         venue = live_sim.exchange.order(order_id).venue
         assert venue == ("NXT" if nxt_ask < krx_ask else "KRX")
@@ -160,11 +160,11 @@ async def test_prices_and_books_per_market(
     }[market]
     assert snap.price == expected_price
     if market is Market.KRX:
-        asks, bids = live_sim.exchange.book(SYMBOL, "KRX")
+        asks, _ = live_sim.exchange.book(SYMBOL, "KRX")
         assert [lv.price for lv in book.asks] == [lv.price for lv in asks]
         assert snap.volume == inst.volume
     elif market is Market.NXT:
-        asks, bids = live_sim.exchange.book(SYMBOL, "NXT")
+        asks, _ = live_sim.exchange.book(SYMBOL, "NXT")
         assert [lv.qty for lv in book.asks] == [lv.qty for lv in asks]
         assert snap.volume == inst.nxt_volume
     else:
