@@ -395,3 +395,17 @@ async def test_config_points_at_the_served_simulator(paper: Any) -> None:
     assert config.mode is Mode.PAPER
     assert config.token_cache_dir is None
     assert config.timeout == 3.0
+
+
+async def test_order_rows_carry_both_cancel_quantity_spellings(paper: Any) -> None:
+    """inquire-daily-ccld rows carry cncl_cfrm_qty (spec) and cnc_cfrm_qty (official sample,
+    kis-trader) with the same value, and name the venue the order was placed with."""
+    sim, kis = paper
+    price = sim.exchange.price("005930") - 1_000
+    placed = (await kis.order("buy", "005930", 4, price=price)).json()["output"]["ODNO"]
+    assert (await kis.revise_cancel(placed, cancel=True, qty=3)).json()["rt_cd"] == "0"
+    rows = {row["odno"]: row for row in (await kis.daily_ccld()).json()["output1"]}
+    row = rows[placed]
+    assert row["cncl_cfrm_qty"] == row["cnc_cfrm_qty"] == "3"
+    assert row["rmn_qty"] == "1"
+    assert row["excg_id_dvsn_Cd"] == "KRX"
