@@ -261,15 +261,19 @@ def session_at(
 def allowed_order_types(exchange: Exchange | str, session: Session) -> frozenset[OrderType]:
     """The order types ``exchange`` takes during ``session`` (venue rules included)."""
     venue = Exchange.parse(exchange)
+    routed = venue
     if venue is Exchange.KRX:
         table = _KRX_TYPES
     elif venue is Exchange.NXT:
         table = _NXT_TYPES
     else:
         # SOR routes to KRX while KRX's market runs, else to NXT: its session's types on
-        # that venue.
-        table = _KRX_TYPES if session in _SOR_KRX_SESSIONS else _NXT_TYPES
-    return frozenset(t for t in table.get(session, frozenset()) if t.allowed_on(venue))
+        # that venue, and that venue's rules on top of SOR's.
+        routed = Exchange.KRX if session in _SOR_KRX_SESSIONS else Exchange.NXT
+        table = _KRX_TYPES if routed is Exchange.KRX else _NXT_TYPES
+    return frozenset(
+        t for t in table.get(session, frozenset()) if t.allowed_on(venue) and t.allowed_on(routed)
+    )
 
 
 _SOR_KRX_SESSIONS: Final = frozenset(
@@ -319,13 +323,19 @@ def next_open(
         day = moment.date() + timedelta(days=offset)
         if not is_trading_day(day):
             continue
-        for start, end, _ in sessions_of_day(day, venue, trading_day=True):
-            if end > moment:
-                return max(start, moment)
         if venue is Exchange.SOR:
-            for start, end, _ in sessions_of_day(day, Exchange.NXT, trading_day=True):
-                if end > moment:
-                    return max(start, moment)
+            # SOR trades while KRX's market runs or, outside it, while NXT's does.
+            spans = [
+                (start, end)
+                for start, end, session in sessions_of_day(day, Exchange.KRX, trading_day=True)
+                if session in _SOR_KRX_SESSIONS
+            ]
+            spans += [(a, b) for a, b, _ in sessions_of_day(day, Exchange.NXT, trading_day=True)]
+        else:
+            spans = [(a, b) for a, b, _ in sessions_of_day(day, venue, trading_day=True)]
+        starts = [max(start, moment) for start, end in spans if end > moment]
+        if starts:
+            return min(starts)
     raise LookupError("no trading day within a year")
 
 
