@@ -354,15 +354,17 @@ class WsHub:
         day = self.exchange.clock.now().strftime("%Y%m%d")
         opts = self.options
         frames: dict[tuple[str, str], str] = {}
+        now = self.exchange.clock.market_now()
+        cls_of = {
+            venue: market_cls_code(self.exchange.calendar.session(now, venue))
+            for venue in (KRX, NXT)
+        }
         for tr, symbol in wanted:
             group = by_symbol.get(symbol)
             if not group:
                 continue
             kind, venue = MARKET_TRS[tr]
-            session = self.exchange.calendar.session(
-                self.exchange.clock.market_now(), NXT if venue == NXT else KRX
-            )
-            cls = market_cls_code(session)
+            cls = cls_of[NXT if venue == NXT else KRX]
             if kind == "trade":
                 printed = [t for t in group if venue != NXT or t.nxt_qty]
                 records = [
