@@ -190,8 +190,6 @@ class OrderPlacer:
                 tell; the entry stays ``unknown``.
             BrokerError: other failures where the order certainly was not booked.
         """
-        if self.options.check_session and self._session_check is not None:
-            await self._session_check(request)
         key = request.idempotency_key
         if key is None:
             return await self._send_unkeyed(request)
@@ -216,6 +214,7 @@ class OrderPlacer:
             task.exception()  # retrieved here; every waiter re-raises it
 
     async def _send_unkeyed(self, request: OrderRequest) -> str:
+        await self._check_session(request)
         token, done = object(), asyncio.Event()
         self._posting[token] = (request.fingerprint, done)
         try:
@@ -272,6 +271,9 @@ class OrderPlacer:
         cause: BaseException
         try:
             try:
+                # Checked only when the order is about to be sent: a repeat of a key whose
+                # order is already placed returns its number at any hour.
+                await self._check_session(request)
                 placed = await self._rest.place_order(request)
             except OrderRejectedError as exc:
                 await self._journal.update(
@@ -310,6 +312,10 @@ class OrderPlacer:
             done.set()
             del self._posting[token]
         return await self._resolve_uncertain(entry, cause)
+
+    async def _check_session(self, request: OrderRequest) -> None:
+        if self.options.check_session and self._session_check is not None:
+            await self._session_check(request)
 
     async def _mark_unknown(self, key: str, reason: str) -> None:
         await self._journal.update(

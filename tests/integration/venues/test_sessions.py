@@ -225,3 +225,26 @@ async def test_paper_holiday_api_answers_like_kis(sim: KISSimulator) -> None:
         assert envelope["msg_cd"]
         assert envelope["msg1"]
         assert "error" not in envelope
+
+
+async def test_check_session_with_idempotency_keys(live_sim: KISSimulator, tmp_path: Path) -> None:
+    """With check_session, a key whose order is placed replays its number after the session
+    ended; a key refused outside its session is not booked and sends once the session opens."""
+    options = PlacementOptions(check_session=True, clock=live_sim.market_now)
+    config = live_sim.config(requests_per_second=None, token_cache_dir=tmp_path)
+    async with KISBroker(config, placement_options=options) as broker:
+        price = live_sim.exchange.price(SYMBOL) - 1_000
+        day_order = OrderRequest(SYMBOL, "buy", 1, price=price, idempotency_key="day-1")
+        first = await broker.place_order(day_order)
+        live_sim.set_time(datetime(2026, 12, 1, 21, 0, tzinfo=KST))
+        assert await broker.place_order(day_order) == first
+        evening = OrderRequest(
+            SYMBOL, "buy", 1, order_type="41", price=price, idempotency_key="evening-1"
+        )
+        live_sim.set_time(datetime(2026, 12, 1, 10, 30, tzinfo=KST))
+        with pytest.raises(InvalidOrderError, match="regular session"):
+            await broker.place_order(evening)
+        live_sim.set_time(datetime(2026, 12, 1, 16, 5, tzinfo=KST))
+        second = await broker.place_order(evening)
+        assert live_sim.exchange.order(second).order_type == "41"
+        assert len(live_sim.exchange.orders) == 2
