@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from kis_async.config import Mode
-from kis_async.models.common import is_valid_symbol, tick_size
+from kis_async.models.common import is_valid_symbol
 from kis_async.sim.exchange import (
     ORDER_TYPE_NAMES,
     SimExchange,
@@ -34,7 +34,9 @@ from kis_async.sim.exchange import (
 )
 from kis_async.sim.faults import SimFaults, SimStats
 from kis_async.sim.options import SimOptions
-from kis_async.sim.venues import KRX, NXT, SOR, merge_levels
+from kis_async.sim.quotes import holiday_rows, orderbook_outputs, price_output
+from kis_async.sim.quotes import number_text as _s
+from kis_async.sim.venues import KRX, NXT, SOR
 
 __all__ = ["ApiError", "RestApi", "TokenRecord"]
 
@@ -102,9 +104,6 @@ REJECTIONS: Final[Mapping[str, tuple[str, str, str]]] = {
     "wrong_venue": ("APBK1682", "40190000", "원주문의 거래소구분과 일치하지 않습니다."),
 }
 
-#: Days per chk-holiday reply (the simulator's choice; the count is undocumented).
-HOLIDAY_ROWS: Final = 31
-
 _PAPER_QUERY_OK: Final = ("20310000", "모의투자 조회가 완료되었습니다.")
 _LIVE_QUERY_OK: Final = ("KIOK0510", "조회가 완료되었습니다")
 _QUOTE_OK: Final = ("MCA00000", "정상처리 되었습니다.")
@@ -167,12 +166,6 @@ def _ok(code: tuple[str, str]) -> dict[str, Any]:
 
 def _ctx(text: str) -> str:
     return text.ljust(100)
-
-
-def _s(value: float | int) -> str:
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
 
 
 class RestApi:
@@ -847,8 +840,7 @@ class RestApi:
 
     async def _holidays(self, request: Request, tr_id: str) -> tuple[Response, bool]:
         """chk-holiday: one row per calendar day from ``BASS_DT`` (protocol doc §11.1), from
-        the simulator's deterministic calendar. One page of :data:`HOLIDAY_ROWS` days
-        (``tr_cont "D"``); rows per reply are undocumented, so the count is the simulator's."""
+        the simulator's deterministic calendar, in one page (``tr_cont "D"``)."""
         params = self._params(request)
         text = params.get("BASS_DT", "").strip()
         try:
@@ -858,22 +850,7 @@ class RestApi:
         except ValueError:
             raise ApiError(200, "OPQ00001", "입력값을 확인하여 주십시오.") from None
         self.stats.holiday_requests += 1
-        rows = []
-        for offset in range(HOLIDAY_ROWS):
-            day = base + timedelta(days=offset)
-            open_ = self.exchange.calendar.is_trading_day(day)
-            weekday = day.weekday() < 5
-            rows.append(
-                {
-                    "bass_dt": day.strftime("%Y%m%d"),
-                    # 01 Sunday ... 07 Saturday (COMMUNITY, §11.1).
-                    "wday_dvsn_cd": f"{(day.isoweekday() % 7) + 1:02d}",
-                    "bzdy_yn": "Y" if open_ or weekday else "N",
-                    "tr_day_yn": "Y" if open_ else "N",
-                    "opnd_yn": "Y" if open_ else "N",
-                    "sttl_day_yn": "Y" if open_ else "N",
-                }
-            )
+        rows = holiday_rows(self.exchange.calendar, base)
         body = self._query_ok() | {"ctx_area_nk": "", "ctx_area_fk": "", "output": rows}
         return _json(body, tr_id=tr_id, tr_cont="D"), False
 
@@ -923,102 +900,12 @@ class RestApi:
 
     async def _price(self, request: Request, tr_id: str) -> tuple[Response, bool]:
         symbol, market = self._quote_symbol(request)
-        inst = self.exchange.instrument(symbol)
-        last, volume, turnover = inst.price, inst.volume, inst.turnover
-        if market == "NX":
-            last, volume, turnover = inst.nxt_price, inst.nxt_volume, inst.nxt_turnover
-        elif market == "UN":
-            last = inst.unified_price
-            volume, turnover = volume + inst.nxt_volume, turnover + inst.nxt_turnover
-        output = dict.fromkeys(_PRICE_ZERO_FIELDS, "0") | dict.fromkeys(_PRICE_BLANK_FIELDS, "")
-        output |= {
-            "iscd_stat_cls_code": "55",
-            "marg_rate": "20.00",
-            "rprs_mrkt_kor_name": "KOSPI200",
-            "bstp_kor_isnm": "전기.전자",
-            "temp_stop_yn": "N",
-            "oprc_rang_cont_yn": "N",
-            "clpr_rang_cont_yn": "N",
-            "crdt_able_yn": "Y",
-            "grmn_rate_cls_code": "40",
-            "elw_pblc_yn": "N",
-            "stck_prpr": str(last),
-            "prdy_vrss": str(last - inst.prev_close),
-            "prdy_vrss_sign": _sign(last, inst.prev_close, inst.upper_limit, inst.lower_limit),
-            "prdy_ctrt": _s((last - inst.prev_close) / inst.prev_close * 100),
-            "acml_tr_pbmn": str(turnover),
-            "acml_vol": str(volume),
-            "stck_oprc": str(inst.open),
-            "stck_hgpr": str(inst.high),
-            "stck_lwpr": str(inst.low),
-            "stck_mxpr": str(inst.upper_limit),
-            "stck_llam": str(inst.lower_limit),
-            "stck_sdpr": str(inst.prev_close),
-            "wghn_avrg_stck_prc": _s(inst.vwap),
-            "aspr_unit": str(tick_size(last)),
-            "hts_deal_qty_unit_val": "1",
-            "stck_shrn_iscd": inst.symbol,
-            "ssts_yn": "Y",
-            "short_over_yn": "N",
-            "sltr_yn": "N",
-            "invt_caful_yn": "N",
-            "mrkt_warn_cls_code": "00",
-            "vi_cls_code": "N",
-            "ovtm_vi_cls_code": "N",
-            "mang_issu_cls_code": "N",
-            "new_hgpr_lwpr_cls_code": "",
-        }
+        output = price_output(self.exchange.instrument(symbol), market)
         return _json(_ok(_QUOTE_OK) | {"output": output}, tr_id=tr_id), False
 
     async def _asking_price(self, request: Request, tr_id: str) -> tuple[Response, bool]:
         symbol, market = self._quote_symbol(request)
-        inst = self.exchange.instrument(symbol)
-        if market == "UN":
-            krx_asks, krx_bids = self.exchange.book(symbol, KRX)
-            nxt_asks, nxt_bids = self.exchange.book(symbol, NXT)
-            asks = [_Lv(p, q) for p, q in merge_levels(krx_asks, nxt_asks, ascending=True)]
-            bids = [_Lv(p, q) for p, q in merge_levels(krx_bids, nxt_bids, ascending=False)]
-        else:
-            book_asks, book_bids = self.exchange.book(symbol, NXT if market == "NX" else KRX)
-            asks = [_Lv(lv.price, lv.qty) for lv in book_asks]
-            bids = [_Lv(lv.price, lv.qty) for lv in book_bids]
-        out1: dict[str, str] = {"aspr_acpt_hour": self.clock.now().strftime("%H%M%S")}
-        for i in range(10):
-            ask = asks[i] if i < len(asks) else None
-            bid = bids[i] if i < len(bids) else None
-            out1[f"askp{i + 1}"] = str(ask.price if ask else 0)
-            out1[f"bidp{i + 1}"] = str(bid.price if bid else 0)
-            out1[f"askp_rsqn{i + 1}"] = str(ask.qty if ask else 0)
-            out1[f"bidp_rsqn{i + 1}"] = str(bid.qty if bid else 0)
-            out1[f"askp_rsqn_icdc{i + 1}"] = "0"
-            out1[f"bidp_rsqn_icdc{i + 1}"] = "0"
-        out1 |= {
-            "total_askp_rsqn": str(sum(lv.qty for lv in asks)),
-            "total_bidp_rsqn": str(sum(lv.qty for lv in bids)),
-            "total_askp_rsqn_icdc": "0",
-            "total_bidp_rsqn_icdc": "0",
-            "ovtm_total_askp_icdc": "0",
-            "ovtm_total_bidp_icdc": "0",
-            "ovtm_total_askp_rsqn": "0",
-            "ovtm_total_bidp_rsqn": "0",
-            "ntby_aspr_rsqn": str(sum(lv.qty for lv in bids) - sum(lv.qty for lv in asks)),
-            "new_mkop_cls_code": "20",
-        }
-        out2 = {
-            "antc_mkop_cls_code": "311",
-            "stck_prpr": str(inst.price),
-            "stck_oprc": str(inst.open),
-            "stck_hgpr": str(inst.high),
-            "stck_lwpr": str(inst.low),
-            "stck_sdpr": str(inst.prev_close),
-            "antc_cnpr": "0",
-            "antc_cntg_vrss_sign": "3",
-            "antc_cntg_vrss": "0",
-            "antc_cntg_prdy_ctrt": "0.00",
-            "antc_vol": "0",
-            "stck_shrn_iscd": inst.symbol,
-            "vi_cls_code": "N",
-        }
+        out1, out2 = orderbook_outputs(self.exchange, symbol, market, self.clock.now())
         body = _ok(_QUOTE_OK) | {"output1": out1, "output2": out2}
         return _json(body, tr_id=tr_id), False
 
@@ -1026,78 +913,11 @@ class RestApi:
 _VENUE_NAMES: Final = {KRX: "한국거래소", NXT: "넥스트레이드", SOR: "SOR"}
 
 
-@dataclass(frozen=True, slots=True)
-class _Lv:
-    price: int
-    qty: int
-
-
-def _sign(price: int, base: int, upper: int, lower: int) -> str:
-    if price >= upper:
-        return "1"
-    if price <= lower:
-        return "4"
-    return "2" if price > base else "5" if price < base else "3"
-
-
 def _stop_stamp(order: SimOrder) -> str:
     # When the stop triggered is not tracked; the order time stands in once it has.
     if order.stop_price and order.armed:
         return order.created_at.strftime("%Y%m%d%H%M%S")
     return ""
-
-
-_PRICE_ZERO_FIELDS: Final = [
-    "prdy_vrss_vol_rate",
-    "hts_frgn_ehrt",
-    "frgn_ntby_qty",
-    "pgtr_ntby_qty",
-    "pvt_scnd_dmrs_prc",
-    "pvt_frst_dmrs_prc",
-    "pvt_pont_val",
-    "pvt_frst_dmsp_prc",
-    "pvt_scnd_dmsp_prc",
-    "dmrs_val",
-    "dmsp_val",
-    "cpfn",
-    "rstc_wdth_prc",
-    "stck_fcam",
-    "stck_sspr",
-    "lstn_stcn",
-    "hts_avls",
-    "per",
-    "pbr",
-    "vol_tnrt",
-    "eps",
-    "bps",
-    "d250_hgpr",
-    "d250_hgpr_vrss_prpr_rate",
-    "d250_lwpr",
-    "d250_lwpr_vrss_prpr_rate",
-    "stck_dryy_hgpr",
-    "dryy_hgpr_vrss_prpr_rate",
-    "stck_dryy_lwpr",
-    "dryy_lwpr_vrss_prpr_rate",
-    "w52_hgpr",
-    "w52_hgpr_vrss_prpr_ctrt",
-    "w52_lwpr",
-    "w52_lwpr_vrss_prpr_ctrt",
-    "whol_loan_rmnd_rate",
-    "apprch_rate",
-    "frgn_hldn_qty",
-    "last_ssts_cntg_qty",
-]
-_PRICE_BLANK_FIELDS: Final = [
-    "stac_month",
-    "d250_hgpr_date",
-    "d250_lwpr_date",
-    "dryy_hgpr_date",
-    "dryy_lwpr_date",
-    "w52_hgpr_date",
-    "w52_lwpr_date",
-    "fcam_cnnm",
-    "cpfn_cnnm",
-]
 
 
 def _int(text: str) -> int | None:
