@@ -1,8 +1,8 @@
 """kis_async: an asyncio-native SDK for the Korea Investment & Securities (KIS) Open API.
 
-async with KISBroker(KISConfig.from_env()) as broker:
-    async for quote in broker.quotes(["005930"]):
-        ...
+    async with KISBroker(KISConfig.from_env()) as broker:
+        async for quote in broker.quotes(["005930"]):
+            ...
 
 From threads and synchronous code, ``SyncKISBroker`` has the same methods, blocking.
 """
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kis_async.broker import KISBroker, KISBrokerAdapter
+    from kis_async.calendar import Session
     from kis_async.config import KISConfig, Mode
     from kis_async.errors import (
         AuthenticationError,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
         InvalidOrderError,
         OrderRejectedError,
         OrderStateUnknownError,
+        PaperModeError,
         RateLimitError,
         ResponseTooLargeError,
         ServerError,
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
         AuthenticationToken,
         Bar,
         BuyingPower,
+        Exchange,
         Execution,
         ExecutionKind,
         Interval,
@@ -83,6 +86,7 @@ _LAZY: dict[str, str] = {
     "BrokerPort": "kis_async.port",
     "BrokerTimeoutError": "kis_async.errors",
     "BuyingPower": "kis_async.models",
+    "Exchange": "kis_async.models",
     "Execution": "kis_async.models",
     "ExecutionKind": "kis_async.models",
     "HistoryRequestError": "kis_async.errors",
@@ -105,6 +109,7 @@ _LAZY: dict[str, str] = {
     "OrderStateUnknownError": "kis_async.errors",
     "OrderStatus": "kis_async.models",
     "OrderType": "kis_async.models",
+    "PaperModeError": "kis_async.errors",
     "PlacementOptions": "kis_async.orders.placement",
     "Position": "kis_async.models",
     "PreTradeLimits": "kis_async.orders.service",
@@ -116,6 +121,7 @@ _LAZY: dict[str, str] = {
     "ResponseTooLargeError": "kis_async.errors",
     "SQLiteJournal": "kis_async.orders.journal",
     "ServerError": "kis_async.errors",
+    "Session": "kis_async.calendar",
     "Side": "kis_async.models",
     "StreamOptions": "kis_async.stream.manager",
     "StreamOverflowError": "kis_async.errors",
@@ -140,6 +146,7 @@ __all__ = [
     "BrokerPort",
     "BrokerTimeoutError",
     "BuyingPower",
+    "Exchange",
     "Execution",
     "ExecutionKind",
     "HistoryRequestError",
@@ -162,6 +169,7 @@ __all__ = [
     "OrderStateUnknownError",
     "OrderStatus",
     "OrderType",
+    "PaperModeError",
     "PlacementOptions",
     "Position",
     "PreTradeLimits",
@@ -173,6 +181,7 @@ __all__ = [
     "ResponseTooLargeError",
     "SQLiteJournal",
     "ServerError",
+    "Session",
     "Side",
     "StreamOptions",
     "StreamOverflowError",

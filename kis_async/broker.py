@@ -10,12 +10,13 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from kis_async import calendar
 from kis_async.config import KISConfig
 from kis_async.errors import InvalidOrderError
 from kis_async.history import BarStream, History, LiveBars
@@ -24,6 +25,7 @@ from kis_async.models import (
     AuthenticationToken,
     Bar,
     BuyingPower,
+    Exchange,
     Execution,
     Interval,
     Market,
@@ -41,6 +43,7 @@ from kis_async.orders.placement import OrderPlacer, PlacementOptions, ReconcileR
 from kis_async.owner import OwnerLoop
 from kis_async.port import BrokerPort, Callback, Subscription
 from kis_async.rest.client import RestClient
+from kis_async.rest.orders import check_paper_venue
 from kis_async.stream.manager import StreamManager, StreamOptions, StreamStatus
 from kis_async.validation import check_order_id, check_symbol
 
@@ -111,8 +114,17 @@ class KISBroker(BrokerPort):
             fetch_orders=self._rest.get_orders,
             options=stream_options,
         )
+        # chk-holiday exists only on the live servers; paper mode uses the offline fallback.
+        self._calendar = calendar.MarketCalendar(
+            None if config.is_paper else self._rest.get_holidays,
+            cache_dir=config.token_cache_dir,
+        )
         self._placer = OrderPlacer(
-            rest=self._rest, journal=self._journal, streams=self._streams, options=placement_options
+            rest=self._rest,
+            journal=self._journal,
+            streams=self._streams,
+            options=placement_options,
+            session_check=self._check_session,
         )
         self._history = History(
             self._rest,
@@ -214,21 +226,81 @@ class KISBroker(BrokerPort):
         self._check_open()
         await self._rest.revoke_token()
 
-    async def get_price(self, symbol: str) -> PriceSnapshot:
-        """Current price of ``symbol`` (inquire-price).
+    async def get_price(self, symbol: str, *, market: Market | str = Market.KRX) -> PriceSnapshot:
+        """Current price of ``symbol`` (inquire-price) on ``market``: KRX (default), NXT or
+        UNIFIED (KIS's 통합 view of both venues).
 
         Raises:
-            InvalidOrderError: ``symbol`` is not a KRX code.
+            InvalidOrderError: ``symbol`` is not a KRX code, or ``market`` is unknown.
+            PaperModeError: NXT/UNIFIED in paper mode (KIS paper serves KRX only).
         """
         self._check_open()
         check_symbol(symbol)
-        return await self._rest.get_price(symbol)
+        return await self._rest.get_price(symbol, market)
 
-    async def get_orderbook(self, symbol: str) -> OrderBook:
-        """Ten-level order book of ``symbol`` (inquire-asking-price-exp-ccn)."""
+    async def get_orderbook(self, symbol: str, *, market: Market | str = Market.KRX) -> OrderBook:
+        """Ten-level order book of ``symbol`` (inquire-asking-price-exp-ccn) on ``market``.
+
+        Raises:
+            InvalidOrderError: ``symbol`` is not a KRX code, or ``market`` is unknown.
+            PaperModeError: NXT/UNIFIED in paper mode.
+        """
         self._check_open()
         check_symbol(symbol)
-        return await self._rest.get_orderbook(symbol)
+        return await self._rest.get_orderbook(symbol, market)
+
+    # -- calendar ---------------------------------------------------------------------------
+
+    @property
+    def market_calendar(self) -> calendar.MarketCalendar:
+        """Trading days: KIS's holiday API live (cached on disk, once a day), the offline
+        fallback on paper (see :mod:`kis_async.calendar`)."""
+        return self._calendar
+
+    async def is_trading_day(self, day: date) -> bool:
+        """Whether KRX trades on ``day`` (chk-holiday ``opnd_yn`` live; fallback on paper)."""
+        self._check_open()
+        return await self._calendar.is_trading_day(day)
+
+    async def trading_days(self, start: date, end: date) -> list[date]:
+        """The trading days from ``start`` to ``end``, both included.
+
+        Raises:
+            ValueError: ``start`` is after ``end``.
+        """
+        self._check_open()
+        return await self._calendar.trading_days(start, end)
+
+    async def session_at(
+        self, when: datetime | None = None, exchange: Exchange | str = Exchange.KRX
+    ) -> calendar.Session:
+        """The session of ``exchange`` at ``when`` (default now), on KIS's calendar."""
+        self._check_open()
+        moment = when or datetime.now(KST)
+        open_day = await self._calendar.is_trading_day(moment.astimezone(KST).date())
+        return calendar.session_at(moment, exchange, trading_day=open_day)
+
+    async def next_open(
+        self, exchange: Exchange | str = Exchange.KRX, *, after: datetime | None = None
+    ) -> datetime:
+        """The start of the next session of ``exchange`` that takes orders (now, when one
+        is running), on KIS's calendar for the next three weeks and the fallback after."""
+        self._check_open()
+        moment = (after or datetime.now(KST)).astimezone(KST)
+        first = moment.date()
+        known = set(await self._calendar.trading_days(first, first + timedelta(days=21)))
+        horizon = first + timedelta(days=21)
+
+        def open_day(day: date) -> bool:
+            return day in known if day <= horizon else calendar.fallback_is_trading_day(day)
+
+        return calendar.next_open(exchange, after=moment, is_trading_day=open_day)
+
+    async def _check_session(self, request: OrderRequest) -> None:
+        clock = self._placer.options.clock
+        moment = clock() if clock is not None else datetime.now(KST)
+        open_day = await self._calendar.is_trading_day(moment.astimezone(KST).date())
+        calendar.check_session(request, moment, trading_day=open_day)
 
     async def place_order(self, request: OrderRequest) -> str:
         """Send an order; return its order number (ODNO).
@@ -239,13 +311,17 @@ class KISBroker(BrokerPort):
         at most once per key, uncertain outcomes reconciled.
 
         Raises:
-            InvalidOrderError: not an :class:`OrderRequest`, or a key conflict.
+            InvalidOrderError: not an :class:`OrderRequest`, a key conflict, or (with
+                ``PlacementOptions(check_session=True)``) a type the venue does not take in
+                the session running now.
+            PaperModeError: an NXT or SOR order in paper mode.
             OrderRejectedError: KIS refused the order.
             OrderStateUnknownError: the order may be booked and reconciliation could not tell.
         """
         self._check_open()
         if not isinstance(request, OrderRequest):
             raise InvalidOrderError("place_order needs an OrderRequest")
+        check_paper_venue(self._config.is_paper, request.exchange)
         return await self._placer.place(request)
 
     async def cancel_order(self, broker_order_id: str) -> bool:

@@ -32,7 +32,7 @@ import time
 import traceback
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Protocol
@@ -51,9 +51,12 @@ from kis_async.errors import (
     SubscriptionError,
 )
 from kis_async.models import (
+    KST,
     Bar,
+    Exchange,
     Execution,
     ExecutionKind,
+    Market,
     Order,
     OrderBook,
     OrderRequest,
@@ -286,7 +289,7 @@ def _report_error(exc: BaseException, *, as_json: bool, prefix: str = "error") -
 
 
 async def _cmd_price(broker: KISBroker, args: argparse.Namespace, out: Output) -> int:
-    snap = await broker.get_price(args.symbol)
+    snap = await broker.get_price(args.symbol, market=args.market)
     if out.as_json:
         out.json(snap)
         return EXIT_OK
@@ -307,7 +310,7 @@ def _price_line(snap: PriceSnapshot) -> str:
 
 
 async def _cmd_book(broker: KISBroker, args: argparse.Namespace, out: Output) -> int:
-    book = await broker.get_orderbook(args.symbol)
+    book = await broker.get_orderbook(args.symbol, market=args.market)
     if out.as_json:
         out.json(book)
         return EXIT_OK
@@ -398,6 +401,7 @@ def _order_request(args: argparse.Namespace) -> OrderRequest:
             args.command,
             args.qty,
             order_type=OrderType.MARKET,
+            exchange=args.exchange,
             idempotency_key=args.key,
         )
     return OrderRequest(
@@ -406,6 +410,7 @@ def _order_request(args: argparse.Namespace) -> OrderRequest:
         args.qty,
         order_type=OrderType.LIMIT,
         price=args.price,
+        exchange=args.exchange,
         idempotency_key=args.key,
     )
 
@@ -427,13 +432,15 @@ def _request_dict(request: OrderRequest) -> dict[str, Any]:
         "qty": request.qty,
         "order_type": request.order_type,
         "price": request.price,
+        "exchange": request.exchange.value,
         "idempotency_key": request.idempotency_key,
     }
 
 
 def _request_text(request: OrderRequest) -> str:
     price = "at market" if request.price is None else f"at {won(request.price)}"
-    return f"{request.side.name} {request.qty} {request.symbol} {price}"
+    venue = "" if request.exchange is Exchange.KRX else f" on {request.exchange.value}"
+    return f"{request.side.name} {request.qty} {request.symbol} {price}{venue}"
 
 
 async def _cmd_cancel(broker: KISBroker, args: argparse.Namespace, out: Output) -> int:
@@ -534,6 +541,85 @@ def _confirm_live(config: KISConfig, args: argparse.Namespace) -> None:
     answer = sys.stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
         raise UsageError("not confirmed; nothing was sent")
+
+
+# -- calendar -------------------------------------------------------------------------------
+
+
+async def calendar_report(
+    is_trading_day: Callable[[date], Awaitable[bool]], *, now: datetime, days: int, source: str
+) -> dict[str, Any]:
+    """The next ``days`` trading days from ``now``'s date and today's sessions per venue."""
+    from kis_async import calendar  # noqa: PLC0415  (keeps `--help` fast)
+
+    today = now.astimezone(KST).date()
+    upcoming: list[date] = []
+    day = today
+    while len(upcoming) < days and (day - today).days < 400:
+        if await is_trading_day(day):
+            upcoming.append(day)
+        day += timedelta(days=1)
+    open_today = await is_trading_day(today)
+    sessions = {
+        venue.value: [
+            {"session": s.value, "start": a.strftime("%H:%M"), "end": b.strftime("%H:%M")}
+            for a, b, s in calendar.sessions_of_day(today, venue, trading_day=open_today)
+        ]
+        for venue in (Exchange.KRX, Exchange.NXT)
+    }
+    now_sessions = {
+        venue.value: calendar.session_at(now, venue, trading_day=open_today).value
+        for venue in Exchange
+    }
+    return {
+        "source": source,
+        "now": now.astimezone(KST).isoformat(timespec="seconds"),
+        "trading_day_today": open_today,
+        "next_trading_days": upcoming,
+        "sessions_today": sessions,
+        "session_now": now_sessions,
+    }
+
+
+def _print_calendar(out: Output, report: Mapping[str, Any]) -> None:
+    if out.as_json:
+        out.json(report)
+        return
+    today = "a trading day" if report["trading_day_today"] else "not a trading day"
+    out.line(f"{report['now']} KST: today is {today} (source: {report['source']})")
+    now = ", ".join(f"{venue} {name}" for venue, name in report["session_now"].items())
+    out.line(f"now: {now}")
+    days = ", ".join(d.strftime("%a %Y-%m-%d") for d in report["next_trading_days"])
+    out.line(f"next trading days: {days}")
+    for venue, rows in report["sessions_today"].items():
+        out.table(
+            f"{venue} sessions today",
+            ["session", "from", "to"],
+            [[r["session"], r["start"], r["end"]] for r in rows],
+        )
+
+
+async def _cmd_calendar(broker: KISBroker, args: argparse.Namespace, out: Output) -> int:
+    source = "KIS chk-holiday" if broker.market_calendar.uses_api else "offline"
+    report = await calendar_report(
+        broker.is_trading_day, now=datetime.now(KST), days=args.days, source=source
+    )
+    _print_calendar(out, report)
+    return EXIT_OK
+
+
+async def _offline_calendar(args: argparse.Namespace, out: Output) -> int:
+    from kis_async import calendar  # noqa: PLC0415
+
+    async def is_trading_day(day: date) -> bool:
+        return calendar.fallback_is_trading_day(day)
+
+    source = f"offline ({calendar.fallback_source()}; no KIS credentials configured)"
+    report = await calendar_report(
+        is_trading_day, now=datetime.now(KST), days=args.days, source=source
+    )
+    _print_calendar(out, report)
+    return EXIT_OK
 
 
 def journal_path(config: KISConfig, explicit: str | None = None) -> Path:
@@ -752,6 +838,11 @@ async def run_demo(duration: float, *, seed: int, out: Output) -> int:
                 broker.live_bars([focus], "1m", partial=True) as bars,
             ):
                 event(f"subscribed: quotes for {', '.join(DEMO_SYMBOLS)}; book for {focus}")
+                krx = await broker.get_price(focus)
+                # Paper trading serves KRX quotes only, so the integrated (KRX+NXT) price is
+                # read from the simulator's own 통합 view beside the KRX price KIS returned.
+                unified = sim.exchange.instrument(focus).unified_price
+                event(f"price    {focus}  KRX {won(krx.price)}  |  integrated {won(unified)}")
 
                 async def pump_quotes() -> None:
                     async for q in quotes:
@@ -913,6 +1004,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _market(text: str) -> Market:
+    try:
+        return Market.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _exchange(text: str) -> Exchange:
+    try:
+        return Exchange.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _price(text: str) -> Decimal:
     try:
         return positive_price(text.replace(",", ""))
@@ -966,11 +1071,23 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1234, help="random seed (1234)")
     sim.add_argument("--mode", choices=["paper", "live"], default="paper", help="KIS mode")
 
-    price = sub.add_parser("price", parents=[common], help="current price of a symbol")
+    markets = argparse.ArgumentParser(add_help=False)
+    markets.add_argument(
+        "--market",
+        type=_market,
+        default=Market.KRX,
+        metavar="{krx,nxt,unified}",
+        help="KRX (default), NXT or the integrated KRX+NXT view",
+    )
+    price = sub.add_parser("price", parents=[common, markets], help="current price of a symbol")
     price.add_argument("symbol")
     add_bars_parser(sub, common)
-    book = sub.add_parser("book", parents=[common], help="10-level order book of a symbol")
+    book = sub.add_parser("book", parents=[common, markets], help="10-level order book")
     book.add_argument("symbol")
+    cal = sub.add_parser(
+        "calendar", parents=[common], help="next trading days and today's KRX/NXT sessions"
+    )
+    cal.add_argument("--days", type=_positive_int, default=5, help="trading days to list (5)")
     sub.add_parser("cash", parents=[common], help="deposit (예수금)")
     sub.add_parser("balance", parents=[common], help="cash and holdings")
     orders = sub.add_parser("orders", parents=[common], help="today's orders")
@@ -983,6 +1100,13 @@ def build_parser() -> argparse.ArgumentParser:
         how = place.add_mutually_exclusive_group(required=True)
         how.add_argument("--price", type=_price, help="limit price in won")
         how.add_argument("--market", action="store_true", help="market order")
+        place.add_argument(
+            "--exchange",
+            type=_exchange,
+            default=Exchange.KRX,
+            metavar="{krx,nxt,sor}",
+            help="venue: KRX (default), NXT, or SOR (KIS routes to the better price)",
+        )
         place.add_argument(
             "--key", default=None, help="idempotency key: at most one order per key, across runs"
         )
@@ -1024,6 +1148,7 @@ _HANDLERS: Final[Mapping[str, Handler]] = {
     "cancel": _cmd_cancel,
     "modify": _cmd_modify,
     "stream": _cmd_stream,
+    "calendar": _cmd_calendar,
 }
 
 
@@ -1128,6 +1253,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         args.request = _order_request(args)  # validated before anything is sent
     if args.command == "modify" and args.qty is None and args.price is None and not args.market:
         raise UsageError("modify needs --qty, --price or --market")
+    if args.command == "calendar":
+        try:
+            config = _load_config(args)
+        except UsageError:
+            # The calendar needs no account: without credentials it answers offline.
+            return asyncio.run(_offline_calendar(args, Output(as_json=args.json)))
+        return asyncio.run(_run_account_command(config, _cmd_calendar, args))
     config = _load_config(args)
     if args.command in _ORDER_COMMANDS:
         _confirm_live(config, args)

@@ -6,6 +6,7 @@
     ├── InvalidOrderError (ValueError)   bad input, raised before any network call
     │   └── HistoryRequestError          a bar request KIS cannot serve (interval, range,
     │                                    depth, paper mode), raised before any request
+    │   └── PaperModeError               not available on the paper servers (NXT/SOR, NX/UN)
     ├── BrokerConnectionError (ConnectionError)
     │   │                                no usable answer from KIS (connect/transport failure,
     │   │                                WebSocket session given up after max retries);
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidOrderError",
     "OrderRejectedError",
     "OrderStateUnknownError",
+    "PaperModeError",
     "RateLimitError",
     "ResponseTooLargeError",
     "ServerError",
@@ -77,6 +79,11 @@ class HistoryRequestError(InvalidOrderError):
     """A price-history request KIS cannot serve: unknown interval, ``start`` after ``end``,
     minute bars older than KIS keeps, or an API the paper servers lack. Raised before any
     request."""
+
+
+class PaperModeError(InvalidOrderError):
+    """The request needs KIS's live servers: paper trading is KRX-only (NXT/SOR orders,
+    NX/UN quotes) and lacks some APIs. Raised before any network call."""
 
 
 class BrokerConnectionError(BrokerError, ConnectionError):

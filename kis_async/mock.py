@@ -709,49 +709,52 @@ class MockBroker(BrokerPort):
             )
         return market
 
-    async def get_price(self, symbol: str) -> PriceSnapshot:
+    async def get_price(self, symbol: str, *, market: Market | str = Market.KRX) -> PriceSnapshot:
         """The last pushed price of ``symbol`` with today's statistics.
 
+        The mock has one market per symbol: every ``market`` (KRX, NXT, UNIFIED) sees it.
+
         Raises:
-            InvalidOrderError: ``symbol`` is not a KRX code.
+            InvalidOrderError: ``symbol`` is not a KRX code, or ``market`` is unknown.
             BrokerAPIError: the symbol has no price.
         """
         self._check_open()
-        market = self._market(check_symbol(symbol))
-        change = market.price - market.base
-        tick = tick_size(market.base, symbol=symbol)
-        upper = market.base * (1 + _PRICE_LIMIT_RATE)
-        lower = market.base * (1 - _PRICE_LIMIT_RATE)
+        _check_market(market)
+        data = self._market(check_symbol(symbol))
+        change = data.price - data.base
+        tick = tick_size(data.base, symbol=symbol)
+        upper = data.base * (1 + _PRICE_LIMIT_RATE)
+        lower = data.base * (1 - _PRICE_LIMIT_RATE)
         sign = "2" if change > 0 else "5" if change < 0 else "3"
         return PriceSnapshot.model_validate(
             {
                 "symbol": symbol,
-                "price": market.price,
+                "price": data.price,
                 "change": change,
                 "change_sign": sign,
-                "change_rate": (change / market.base * 100).quantize(
-                    Decimal("0.01"), ROUND_HALF_UP
-                ),
-                "open": market.open,
-                "high": market.high,
-                "low": market.low,
+                "change_rate": (change / data.base * 100).quantize(Decimal("0.01"), ROUND_HALF_UP),
+                "open": data.open,
+                "high": data.high,
+                "low": data.low,
                 "upper_limit": Decimal(int(upper) // tick * tick),
                 "lower_limit": Decimal(-(-int(lower) // tick) * tick),
-                "base_price": market.base,
-                "volume": market.cum_volume,
-                "turnover": market.cum_turnover,
-                "tick_size": tick_size(market.price, symbol=symbol),
+                "base_price": data.base,
+                "volume": data.cum_volume,
+                "turnover": data.cum_turnover,
+                "tick_size": tick_size(data.price, symbol=symbol),
             }
         )
 
-    async def get_orderbook(self, symbol: str) -> OrderBook:
-        """The last pushed book, or ten levels one tick apart around the last price."""
+    async def get_orderbook(self, symbol: str, *, market: Market | str = Market.KRX) -> OrderBook:
+        """The last pushed book, or ten levels one tick apart around the last price (the
+        same for every ``market``)."""
         self._check_open()
-        market = self._market(check_symbol(symbol))
-        if market.book is not None:
-            return market.book
-        ask = market.ask or market.price + tick_size(market.price, symbol=symbol)
-        bid = market.bid or market.price
+        _check_market(market)
+        data = self._market(check_symbol(symbol))
+        if data.book is not None:
+            return data.book
+        ask = data.ask or data.price + tick_size(data.price, symbol=symbol)
+        bid = data.bid or data.price
         asks: list[PriceLevel] = []
         bids: list[PriceLevel] = []
         for _ in range(10):
@@ -1161,3 +1164,10 @@ class MockBroker(BrokerPort):
             symbol, interval, start=start, end=end, adjusted=adjusted, market=market
         ) as stream:
             return [bar async for bar in stream]
+
+
+def _check_market(market: object) -> Market:
+    try:
+        return Market.parse(market)
+    except ValueError as exc:
+        raise InvalidOrderError(str(exc)) from None

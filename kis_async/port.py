@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar, runtime_checkable
@@ -124,12 +124,36 @@ class BrokerPort(AsyncClosing):
         """Return a valid access token, issuing one only when no cached token is usable."""
 
     @abc.abstractmethod
-    async def get_price(self, symbol: str) -> PriceSnapshot:
-        """Current price of ``symbol``."""
+    async def get_price(self, symbol: str, *, market: Market | str = Market.KRX) -> PriceSnapshot:
+        """Current price of ``symbol`` on ``market`` (KRX, NXT or UNIFIED)."""
 
     @abc.abstractmethod
-    async def get_orderbook(self, symbol: str) -> OrderBook:
-        """Ten-level order book of ``symbol``."""
+    async def get_orderbook(self, symbol: str, *, market: Market | str = Market.KRX) -> OrderBook:
+        """Ten-level order book of ``symbol`` on ``market``."""
+
+    async def is_trading_day(self, day: date) -> bool:
+        """Whether KRX trades on ``day``. The default answers from the offline calendar
+        (:func:`kis_async.calendar.fallback_is_trading_day`); :class:`~kis_async.KISBroker`
+        asks KIS's holiday API in live mode."""
+        from kis_async.calendar import fallback_is_trading_day  # noqa: PLC0415 - no cycle
+
+        return fallback_is_trading_day(day)
+
+    async def trading_days(self, start: date, end: date) -> list[date]:
+        """The trading days from ``start`` to ``end``, both included.
+
+        Raises:
+            ValueError: ``start`` is after ``end``.
+        """
+        if start > end:
+            raise ValueError("trading_days: start is after end")
+        days: list[date] = []
+        day = start
+        while day <= end:
+            if await self.is_trading_day(day):
+                days.append(day)
+            day += timedelta(days=1)
+        return days
 
     @abc.abstractmethod
     async def place_order(self, request: OrderRequest) -> str:

@@ -266,18 +266,18 @@ def check_whole_price(value: object, *, what: str = "price") -> Decimal:
     return Decimal(int(price))
 
 
-def check_limit_price(value: object, *, symbol: str | None) -> Decimal:
+def check_limit_price(value: object, *, symbol: str | None, what: str = "price") -> Decimal:
     """A limit price: a whole number of won within KRX's range and on the tick grid of
     ``symbol`` (the stock grid when None).
 
     Raises:
         InvalidOrderError: anything else.
     """
-    price = check_whole_price(value)
+    price = check_whole_price(value, what=what)
     if not is_on_tick(price, symbol=symbol):
         tick = tick_size(price, symbol=symbol)
         raise InvalidOrderError(
-            f"price {price} is not on the KRX tick grid (tick {tick} won at this price)"
+            f"{what} {price} is not on the KRX tick grid (tick {tick} won at this price)"
         )
     return price
 

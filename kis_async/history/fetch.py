@@ -26,13 +26,14 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Final
 
-from kis_async.errors import BrokerAPIError, HistoryRequestError, InvalidOrderError
-from kis_async.models import KST, Bar, Interval, Market, is_valid_symbol
+from kis_async.errors import BrokerAPIError, HistoryRequestError
+from kis_async.models import KST, Bar, Interval, Market
 from kis_async.rest import chart
 from kis_async.rest.chart import ChartSnapshot, MinuteRow
 from kis_async.rest.client import RestClient
 from kis_async.rest.http import KISResponse, decode_output
 from kis_async.rest.trids import Api
+from kis_async.validation import check_symbol
 
 __all__ = [
     "MINUTE_HISTORY_DAYS",
@@ -204,11 +205,10 @@ def check_request(
         HistoryRequestError: unknown interval or market, a malformed date, ``start`` after
             ``end``.
     """
-    if not is_valid_symbol(symbol) or symbol != symbol.strip():
-        raise InvalidOrderError("symbol must be a 6-character KRX code such as '005930'")
+    check_symbol(symbol)
     iv = Interval.parse(interval)
     try:
-        mkt = Market(market.value if isinstance(market, Market) else str(market).upper())
+        mkt = Market.parse(market)
     except ValueError:
         known = ", ".join(f"{m.name} ({m.value})" for m in Market)
         raise HistoryRequestError(f"unknown market {market!r}; known: {known}") from None

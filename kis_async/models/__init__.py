@@ -7,6 +7,7 @@ from kis_async.models.market import Market, OrderBook, PriceLevel, PriceSnapshot
 from kis_async.models.orders import (
     AuthenticationToken,
     BuyingPower,
+    Exchange,
     Order,
     OrderRequest,
     OrderStatus,
@@ -21,6 +22,7 @@ __all__ = [
     "AuthenticationToken",
     "Bar",
     "BuyingPower",
+    "Exchange",
     "Execution",
     "ExecutionKind",
     "Interval",

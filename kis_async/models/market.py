@@ -6,13 +6,39 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import Field
 
 from kis_async.models.common import KISModel
 
 __all__ = ["Market", "OrderBook", "PriceLevel", "PriceSnapshot"]
+
+
+class Market(StrEnum):
+    """Which market a quote comes from: KIS's ``FID_COND_MRKT_DIV_CODE`` (protocol doc §4.9).
+
+    ``UNIFIED`` is KIS's 통합 view of KRX and NXT together.
+    """
+
+    KRX = "J"
+    NXT = "NX"
+    UNIFIED = "UN"
+
+    @classmethod
+    def parse(cls, value: Any) -> Market:
+        """Accept a ``Market``, its name (``"nxt"``, ``"unified"``) or its code (``"UN"``).
+
+        Raises:
+            ValueError: anything else.
+        """
+        if isinstance(value, Market):
+            return value
+        text = str(value).strip().upper()
+        for member in cls:
+            if text in (member.name, member.value):
+                return member
+        raise ValueError(f"unknown market {value!r}: expected KRX, NXT or UNIFIED")
 
 
 class PriceSnapshot(KISModel):
@@ -88,11 +114,3 @@ class OrderBook:
         if not self.asks or not self.bids:
             return None
         return self.asks[0].price - self.bids[0].price
-
-
-class Market(StrEnum):
-    """The market a quotation asks about (KIS ``FID_COND_MRKT_DIV_CODE``)."""
-
-    KRX = "J"
-    NXT = "NX"
-    UNIFIED = "UN"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -89,12 +89,20 @@ class PlacementOptions:
         not_booked_after: :meth:`OrderPlacer.reconcile` declares an entry "not booked" (so
             its key may send again) only when a poll finds no candidate at least this many
             seconds after the claim, long after any POST still in transit would have landed.
+        check_session: before sending, check that the order's venue takes its order type in
+            the session running now (:func:`kis_async.calendar.check_session`), so an
+            after-market order is not sent at 10:00; a mismatch raises
+            :class:`~kis_async.errors.InvalidOrderError` and nothing is sent.
+        clock: the time the session check uses (an aware datetime); default the wall clock.
+            Tests against the simulator pass ``sim.market_now``.
     """
 
     reconcile_attempts: int = 5
     reconcile_interval: float = 1.0
     clock_tolerance: float = 60.0
     not_booked_after: float = 60.0
+    check_session: bool = False
+    clock: Callable[[], datetime] | None = None
 
     def __post_init__(self) -> None:
         if self.reconcile_attempts < 1:
@@ -138,6 +146,9 @@ class OrderPlacer:
         journal: where keys are claimed; durable journals survive restarts.
         streams: the stream manager, for acceptance notices of the execution stream.
         options: reconciliation tuning; see :class:`PlacementOptions`.
+        session_check: the check :attr:`PlacementOptions.check_session` runs (raises
+            :class:`~kis_async.errors.InvalidOrderError`); the broker passes one that knows
+            KIS's trading calendar.
     """
 
     def __init__(
@@ -147,8 +158,10 @@ class OrderPlacer:
         journal: OrderJournal,
         streams: _Streams,
         options: PlacementOptions | None = None,
+        session_check: Callable[[OrderRequest], Awaitable[object]] | None = None,
     ) -> None:
         self._rest = rest
+        self._session_check = session_check
         self._journal = journal
         self._streams = streams
         self.options = options or PlacementOptions()
@@ -202,6 +215,7 @@ class OrderPlacer:
             task.exception()  # retrieved here; every waiter re-raises it
 
     async def _send_unkeyed(self, request: OrderRequest) -> str:
+        await self._check_session(request)
         token, done = object(), asyncio.Event()
         self._posting[token] = (request.fingerprint, done)
         try:
@@ -258,6 +272,9 @@ class OrderPlacer:
         cause: BaseException
         try:
             try:
+                # Checked only when the order is about to be sent: a repeat of a key whose
+                # order is already placed returns its number at any hour.
+                await self._check_session(request)
                 placed = await self._rest.place_order(request)
             except OrderRejectedError as exc:
                 await self._journal.update(
@@ -296,6 +313,10 @@ class OrderPlacer:
             done.set()
             del self._posting[token]
         return await self._resolve_uncertain(entry, cause)
+
+    async def _check_session(self, request: OrderRequest) -> None:
+        if self.options.check_session and self._session_check is not None:
+            await self._session_check(request)
 
     async def _mark_unknown(self, key: str, reason: str) -> None:
         await self._journal.update(

@@ -8,7 +8,15 @@ from decimal import Decimal
 from typing import Any
 
 from kis_async.config import KISConfig
-from kis_async.models import BuyingPower, Order, OrderStatus, OrderType, Position, Side
+from kis_async.models import (
+    BuyingPower,
+    Exchange,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+)
 from kis_async.models.common import kis_datetime, parse_decimal, parse_int
 from kis_async.rest.http import first_object, get_ci, rows
 
@@ -76,10 +84,15 @@ def cancelable_params(config: KISConfig, *, fk: str, nk: str) -> dict[str, str]:
 
 
 def balance_params(config: KISConfig, *, fk: str, nk: str) -> dict[str, str]:
-    """inquire-balance query parameters (by stock, including the previous day's trades)."""
+    """inquire-balance query parameters (by stock, including the previous day's trades).
+
+    ``AFHR_FLPR_YN`` is ``X`` live, the value that includes NXT (protocol doc §4.5, §13), so
+    shares bought on NXT or via SOR appear as KIS reports them; ``N`` on paper, which is
+    KRX-only and documents only N/Y.
+    """
     return {
         **_account(config),
-        "AFHR_FLPR_YN": "N",
+        "AFHR_FLPR_YN": "N" if config.is_paper else "X",
         "OFL_YN": "",
         "INQR_DVSN": "02",
         "UNPR_DVSN": "01",
@@ -210,7 +223,19 @@ def _order_terms(row: Mapping[str, Any]) -> dict[str, Any]:
         "side": Side.parse(_text(row, "sll_buy_dvsn_cd") or ""),
         "order_type": _order_type(get_ci(row, "ord_dvsn_cd")),
         "price": _price(row, "ord_unpr"),
+        # The spec and OTA spell it excg_id_dvsn_Cd, kis-trader excg_id_dvsn_cd [CONFLICT]:
+        # get_ci reads either.
+        "exchange": _exchange(get_ci(row, "excg_id_dvsn_cd")),
+        "stop_price": _price(row, "stpm_cndt_pric"),
     }
+
+
+def _exchange(value: Any) -> Exchange | None:
+    """The venue of an order row; blank (rows from before NXT) or unknown -> None."""
+    try:
+        return Exchange.parse(value) if str(value or "").strip() else None
+    except ValueError:
+        return None
 
 
 def parse_cancelable_row(row: Mapping[str, Any], today: date) -> Order:

@@ -30,11 +30,14 @@ from kis_async.errors import (
     BrokerError,
     InvalidOrderError,
     OrderRejectedError,
+    PaperModeError,
 )
 from kis_async.models import (
     KST,
     AuthenticationToken,
     BuyingPower,
+    Exchange,
+    Market,
     Order,
     OrderBook,
     OrderRequest,
@@ -43,7 +46,9 @@ from kis_async.models import (
     PriceSnapshot,
     Side,
 )
-from kis_async.rest import account, market
+from kis_async.models.orders import check_venue
+from kis_async.rest import account
+from kis_async.rest import market as quotations
 from kis_async.rest.auth import TokenManager
 from kis_async.rest.http import (
     DEFAULT_MAX_PAGES,
@@ -56,8 +61,10 @@ from kis_async.rest.http import (
     rows,
 )
 from kis_async.rest.orders import (
+    OriginalOrder,
     PlacedOrder,
     cancel_body,
+    check_paper_venue,
     modify_body,
     order_cash_body,
     parse_placed,
@@ -85,6 +92,32 @@ class _OrderMemo:
     symbol: str | None = None
     order_type: OrderType | None = None
     price: Decimal | None = None
+    exchange: Exchange | None = None
+    stop_price: Decimal | None = None
+
+    @classmethod
+    def of(cls, order: Order) -> _OrderMemo:
+        """What an order row of today's orders tells."""
+        return cls(
+            branch_no=order.branch_no,
+            symbol=order.symbol,
+            order_type=order.order_type,
+            price=order.price,
+            # A blank venue is a row from before NXT, i.e. KRX (KIS's default for blank).
+            exchange=order.exchange or Exchange.KRX,
+            stop_price=order.stop_price,
+        )
+
+    def original(self) -> OriginalOrder:
+        """The terms a revise/cancel repeats."""
+        assert self.branch_no is not None
+        return OriginalOrder(
+            branch_no=self.branch_no,
+            exchange=self.exchange or Exchange.KRX,
+            order_type=self.order_type,
+            price=self.price,
+            stop_price=self.stop_price,
+        )
 
 
 class _AuthFailedError(Exception):
@@ -342,24 +375,34 @@ class RestClient:
 
     # -- quotations -------------------------------------------------------------------------
 
-    async def get_price(self, symbol: str) -> PriceSnapshot:
-        """Current price of ``symbol`` (inquire-price)."""
+    async def get_price(self, symbol: str, market: Market | str = Market.KRX) -> PriceSnapshot:
+        """Current price of ``symbol`` on ``market`` (inquire-price).
+
+        Raises:
+            PaperModeError: NXT/UNIFIED in paper mode (before any request).
+        """
+        where = quotations.check_market(self._config, market)
         tr = tr_id(Api.PRICE, self._config.mode)
         response = await self._call(
-            _GET, PATHS[Api.PRICE], tr=tr, params=market.quote_params(symbol)
+            _GET, PATHS[Api.PRICE], tr=tr, params=quotations.quote_params(symbol, where)
         )
         return decode_output(
-            lambda: market.parse_price(response.body, symbol), tr_id=tr, what="inquire-price"
+            lambda: quotations.parse_price(response.body, symbol), tr_id=tr, what="inquire-price"
         )
 
-    async def get_orderbook(self, symbol: str) -> OrderBook:
-        """Ten-level order book of ``symbol`` (inquire-asking-price-exp-ccn)."""
+    async def get_orderbook(self, symbol: str, market: Market | str = Market.KRX) -> OrderBook:
+        """Ten-level order book of ``symbol`` on ``market`` (inquire-asking-price-exp-ccn).
+
+        Raises:
+            PaperModeError: NXT/UNIFIED in paper mode (before any request).
+        """
+        where = quotations.check_market(self._config, market)
         tr = tr_id(Api.ORDERBOOK, self._config.mode)
         response = await self._call(
-            _GET, PATHS[Api.ORDERBOOK], tr=tr, params=market.quote_params(symbol)
+            _GET, PATHS[Api.ORDERBOOK], tr=tr, params=quotations.quote_params(symbol, where)
         )
         return decode_output(
-            lambda: market.parse_orderbook(response.body, symbol),
+            lambda: quotations.parse_orderbook(response.body, symbol),
             tr_id=tr,
             what="inquire-asking-price-exp-ccn",
         )
@@ -374,6 +417,39 @@ class RestClient:
         self._check_open()
         tr = tr_id(api, self._config.mode)
         return await self._call(_GET, PATHS[api], tr=tr, params=params)
+
+    async def get_holidays(self, base: date) -> dict[date, bool]:
+        """``{day: market open}`` for the days from ``base`` on (chk-holiday, live only).
+
+        Continuation is followed when KIS sends ``tr_cont`` F/M (OTA loops on it; kis-trader
+        says one reply covers everything [CONFLICT]): at most 5 pages.
+
+        Raises:
+            PaperModeError: in paper mode (the API does not exist there).
+        """
+        self._check_open()
+        if self._config.is_paper:
+            raise PaperModeError("chk-holiday (CTCA0903R) exists only on the live servers")
+        tr = tr_id(Api.HOLIDAYS, self._config.mode)
+        bodies: list[Mapping[str, Any]] = []
+        tr_cont, fk, nk = "", "", ""
+        for _ in range(5):
+            response = await self._call(
+                _GET,
+                PATHS[Api.HOLIDAYS],
+                tr=tr,
+                params=quotations.holiday_params(base, fk=fk, nk=nk),
+                tr_cont=tr_cont,
+            )
+            bodies.append(response.body)
+            if response.tr_cont not in ("F", "M"):
+                break
+            tr_cont = "N"
+            fk = str(get_ci(response.body, "ctx_area_fk") or "")
+            nk = str(get_ci(response.body, "ctx_area_nk") or "")
+        return decode_output(
+            lambda: quotations.parse_holidays(bodies), tr_id=tr, what="chk-holiday"
+        )
 
     # -- orders -----------------------------------------------------------------------------
 
@@ -392,6 +468,8 @@ class RestClient:
                 symbol=memo.symbol or old.symbol,
                 order_type=memo.order_type or old.order_type,
                 price=memo.price if memo.price is not None else old.price,
+                exchange=memo.exchange or old.exchange,
+                stop_price=memo.stop_price if memo.stop_price is not None else old.stop_price,
             )
         self._orders[key] = memo
 
@@ -419,17 +497,19 @@ class RestClient:
         self._check_open()
         if not isinstance(request, OrderRequest):
             raise InvalidOrderError("place_order needs an OrderRequest")
+        check_paper_venue(self._config.is_paper, request.exchange)
         api = Api.ORDER_BUY if request.side is Side.BUY else Api.ORDER_SELL
         tr = tr_id(api, self._config.mode)
         body = order_cash_body(self._config, request)
         hashkey = await self._order_hashkey(body)
         logger.info(
-            "placing order: %s %s qty=%d type=%s price=%s account=%s (tr_id=%s)",
+            "placing order: %s %s qty=%d type=%s price=%s exchange=%s account=%s (tr_id=%s)",
             request.side.name,
             request.symbol,
             request.qty,
             request.order_type.name,
             request.price_text,
+            request.exchange.value,
             self._config.masked_account,
             tr,
         )
@@ -446,6 +526,8 @@ class RestClient:
                 symbol=request.symbol,
                 order_type=request.order_type,
                 price=request.price,
+                exchange=request.exchange,
+                stop_price=request.stop_price,
             ),
         )
         logger.info(
@@ -465,23 +547,20 @@ class RestClient:
         """
         key = normalize_order_id(order_id)
         memo = self._orders.get(key)
+        # Live, the venue is always needed: an order placed elsewhere (the KIS app, another
+        # process) on NXT or via SOR must be revised/cancelled with its own venue (§13).
+        # Paper trading is KRX-only, so there the venue is known without asking.
+        venue_known = self._config.is_paper or (memo is not None and memo.exchange is not None)
         if (
             memo is not None
             and memo.branch_no
+            and venue_known
             and (not need_details or (memo.symbol and memo.order_type))
         ):
             return memo
         for order in await self.get_orders():
             if normalize_order_id(order.broker_order_id) == key:
-                self._remember(
-                    order_id,
-                    _OrderMemo(
-                        branch_no=order.branch_no,
-                        symbol=order.symbol,
-                        order_type=order.order_type,
-                        price=order.price,
-                    ),
-                )
+                self._remember(order_id, _OrderMemo.of(order))
                 found = self._orders[key]
                 if found.branch_no:
                     return found
@@ -502,12 +581,13 @@ class RestClient:
         """
         self._check_open()
         logger.info("cancel requested: order_id=%s", order_id)
-        memo = await self._resolve(order_id, need_details=False)
-        assert memo.branch_no is not None
+        # Live, the original's type and price are repeated on cancel (§13), so an order known
+        # only by its branch is looked up; paper keeps the old LIMIT/"0" cancel when unknown.
+        memo = await self._resolve(order_id, need_details=not self._config.is_paper)
+        original = memo.original()
+        check_paper_venue(self._config.is_paper, original.exchange)
         tr = tr_id(Api.REVISE_CANCEL, self._config.mode)
-        body = cancel_body(
-            self._config, order_id=order_id, branch_no=memo.branch_no, order_type=memo.order_type
-        )
+        body = cancel_body(self._config, order_id=order_id, original=original)
         hashkey = await self._order_hashkey(body)
         try:
             response = await self._call(
@@ -559,20 +639,27 @@ class RestClient:
         validate_modify(qty=qty, price=price, order_type=order_type, symbol=symbol or "Q")
         needs_price = price is None and (order_type is None or order_type.requires_price)
         memo = await self._resolve(order_id, need_details=needs_price or symbol is None)
-        assert memo.branch_no is not None
+        original = memo.original()
+        check_paper_venue(self._config.is_paper, original.exchange)
         args = validate_modify(qty=qty, price=price, order_type=order_type, symbol=memo.symbol)
         new_type = args.order_type or memo.order_type or OrderType.LIMIT
+        check_venue(new_type, original.exchange)
         new_price = args.price if args.price is not None else memo.price
         if new_type.requires_price and new_price is None:
             raise InvalidOrderError(f"modifying to a {new_type.name} order needs a price")
+        if new_type is OrderType.STOP_LIMIT and memo.stop_price is None:
+            raise InvalidOrderError(
+                "modifying to a STOP_LIMIT order needs the stop price of a stop-limit original"
+            )
         tr = tr_id(Api.REVISE_CANCEL, self._config.mode)
         body = modify_body(
             self._config,
             order_id=order_id,
-            branch_no=memo.branch_no,
+            original=original,
             order_type=new_type,
             qty=args.qty,
-            price=new_price if new_type.requires_price else None,
+            price=new_price if new_type.accepts_price else None,
+            stop_price=memo.stop_price,
         )
         hashkey = await self._order_hashkey(body)
         logger.info(
@@ -594,7 +681,9 @@ class RestClient:
                 branch_no=placed.branch_no or memo.branch_no,
                 symbol=memo.symbol,
                 order_type=new_type,
-                price=new_price if new_type.requires_price else None,
+                price=new_price if new_type.accepts_price else None,
+                exchange=original.exchange,
+                stop_price=memo.stop_price if new_type is OrderType.STOP_LIMIT else None,
             ),
         )
         logger.info(
@@ -628,15 +717,7 @@ class RestClient:
         orders = decode_output(parse, tr_id=tr, what="inquire-daily-ccld")
         for order in orders:
             if order.branch_no and order.broker_order_id:
-                self._remember(
-                    order.broker_order_id,
-                    _OrderMemo(
-                        branch_no=order.branch_no,
-                        symbol=order.symbol,
-                        order_type=order.order_type,
-                        price=order.price,
-                    ),
-                )
+                self._remember(order.broker_order_id, _OrderMemo.of(order))
         return orders
 
     async def get_orders(
@@ -678,15 +759,7 @@ class RestClient:
         orders = decode_output(parse, tr_id=tr, what="inquire-psbl-rvsecncl")
         for order in orders:
             if order.branch_no:
-                self._remember(
-                    order.broker_order_id,
-                    _OrderMemo(
-                        branch_no=order.branch_no,
-                        symbol=order.symbol,
-                        order_type=order.order_type,
-                        price=order.price,
-                    ),
-                )
+                self._remember(order.broker_order_id, _OrderMemo.of(order))
         return [o for o in orders if o.remaining_qty > 0]
 
     async def get_cash(self) -> Decimal:

@@ -2,22 +2,77 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from kis_async.models import OrderBook, PriceLevel, PriceSnapshot
+from kis_async.config import KISConfig
+from kis_async.errors import InvalidOrderError, PaperModeError
+from kis_async.models import Market, OrderBook, PriceLevel, PriceSnapshot
 from kis_async.models.common import kis_datetime, parse_decimal, parse_int
-from kis_async.rest.http import first_object, get_ci
+from kis_async.rest.http import first_object, get_ci, rows
 
-__all__ = ["parse_orderbook", "parse_price", "quote_params"]
+__all__ = [
+    "check_market",
+    "holiday_params",
+    "parse_holidays",
+    "parse_orderbook",
+    "parse_price",
+    "quote_params",
+]
 
 _LEVELS = 10
 
 
-def quote_params(symbol: str) -> dict[str, str]:
-    """Query parameters of both quotation APIs (``J`` = KRX)."""
-    return {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol}
+def check_market(config: KISConfig, market: Market | str) -> Market:
+    """``market`` parsed; NX/UN refused in paper mode before any request.
+
+    OTA gives the NX/UN quote codes no paper switch and paper trading is KRX-only (protocol doc
+    §8, §12), so the SDK refuses them rather than sending a request the paper server rejects.
+
+    Raises:
+        InvalidOrderError: an unknown market.
+        PaperModeError: NXT or UNIFIED in paper mode.
+    """
+    try:
+        parsed = Market.parse(market)
+    except ValueError as exc:
+        raise InvalidOrderError(str(exc)) from None
+    if config.is_paper and parsed is not Market.KRX:
+        raise PaperModeError(
+            f"market {parsed.name} ({parsed.value}) quotes need the live servers: "
+            "KIS paper trading serves KRX quotes only"
+        )
+    return parsed
+
+
+def quote_params(symbol: str, market: Market = Market.KRX) -> dict[str, str]:
+    """Query parameters of both quotation APIs (``J`` KRX, ``NX`` NXT, ``UN`` 통합)."""
+    return {"FID_COND_MRKT_DIV_CODE": market.value, "FID_INPUT_ISCD": symbol}
+
+
+def holiday_params(base: date, *, fk: str = "", nk: str = "") -> dict[str, str]:
+    """chk-holiday query parameters (``CTX_AREA_FK``/``NK`` without the 100 suffix, §11.1)."""
+    return {"BASS_DT": base.strftime("%Y%m%d"), "CTX_AREA_NK": nk, "CTX_AREA_FK": fk}
+
+
+def parse_holidays(bodies: Iterable[Mapping[str, Any]]) -> dict[date, bool]:
+    """``{day: opnd_yn == "Y"}`` from chk-holiday pages (protocol doc §11.1).
+
+    ``opnd_yn`` (개장일) is the flag OTA says to use for "can orders be placed"; duplicate
+    dates (OTA issue #37) keep the first row.
+    """
+    days: dict[date, bool] = {}
+    for body in bodies:
+        for row in rows(get_ci(body, "output")):
+            text = str(get_ci(row, "bass_dt") or "").strip()
+            if len(text) != 8 or not text.isdigit():
+                continue
+            day = date(int(text[:4]), int(text[4:6]), int(text[6:]))
+            flag = str(get_ci(row, "opnd_yn") or "").strip().upper()
+            days.setdefault(day, flag == "Y")
+    return days
 
 
 def parse_price(body: Mapping[str, Any], symbol: str) -> PriceSnapshot:

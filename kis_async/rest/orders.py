@@ -9,24 +9,24 @@ from decimal import Decimal
 from typing import Any
 
 from kis_async.config import KISConfig
-from kis_async.errors import BrokerAPIError, InvalidOrderError
-from kis_async.models import OrderRequest, OrderType
+from kis_async.errors import BrokerAPIError, InvalidOrderError, PaperModeError
+from kis_async.models import Exchange, OrderRequest, OrderType
 from kis_async.models.common import kis_datetime
 from kis_async.rest.http import first_object, get_ci
 from kis_async.validation import check_limit_price, check_qty, coerce_price
 
 __all__ = [
     "ModifyArgs",
+    "OriginalOrder",
     "PlacedOrder",
     "cancel_body",
+    "check_paper_venue",
     "modify_body",
     "order_cash_body",
     "parse_placed",
     "validate_modify",
 ]
 
-# Orders go to KRX; the paper servers accept nothing else (protocol doc §4.1, §8).
-_EXCHANGE = "KRX"
 _REVISE = "01"
 _CANCEL = "02"
 
@@ -47,17 +47,37 @@ class PlacedOrder:
     ordered_at: datetime | None
 
 
+def check_paper_venue(is_paper: bool, exchange: Exchange) -> None:
+    """Refuse NXT/SOR in paper mode before any request (protocol doc §4.1, §13: paper is
+    KRX-only; kis-trader refuses the same way).
+
+    Raises:
+        PaperModeError: an ``InvalidOrderError`` naming the reason.
+    """
+    if is_paper and exchange is not Exchange.KRX:
+        raise PaperModeError(
+            f"{exchange.value} orders need the live servers: KIS paper trading is KRX-only"
+        )
+
+
 def order_cash_body(config: KISConfig, request: OrderRequest) -> dict[str, str]:
     """The order-cash JSON body; every value a string, as KIS expects."""
-    return {
+    body = {
         "CANO": config.cano,
         "ACNT_PRDT_CD": config.product_code,
         "PDNO": request.symbol,
         "ORD_DVSN": request.order_type.value,
         "ORD_QTY": str(request.qty),
         "ORD_UNPR": request.price_text,
-        "EXCG_ID_DVSN_CD": _EXCHANGE,
+        # Always explicit: KIS reads a blank as KRX, the official sample rejects a blank
+        # (protocol doc §13).
+        "EXCG_ID_DVSN_CD": request.exchange.value,
     }
+    # The official sample sends CNDT_PRIC only with ORD_DVSN 22; kis-trader sends "0" on
+    # every other order. We follow the sample (the field is optional, §4.1).
+    if request.stop_price is not None:
+        body["CNDT_PRIC"] = request.stop_price_text
+    return body
 
 
 def parse_placed(body: Mapping[str, Any], *, tr_id: str | None) -> PlacedOrder:
@@ -110,7 +130,7 @@ def validate_modify(
     parsed_type = None if order_type is None else OrderType.parse(order_type)
     parsed_price: Decimal | None = None
     if price is not None:
-        if parsed_type is not None and not parsed_type.requires_price:
+        if parsed_type is not None and not parsed_type.accepts_price:
             if coerce_price(price) != 0:
                 raise InvalidOrderError(f"a {parsed_type.name} order takes no price")
         else:
@@ -120,34 +140,63 @@ def validate_modify(
     return ModifyArgs(qty=parsed_qty, price=parsed_price, order_type=parsed_type)
 
 
+@dataclass(frozen=True, slots=True)
+class OriginalOrder:
+    """What a revise/cancel must repeat of the original order (protocol doc §13).
+
+    Attributes:
+        branch_no: ``KRX_FWDG_ORD_ORGNO``.
+        exchange: the venue the order was *placed* with (SOR again for an SOR order, not the
+            venue it was routed to: kis-trader's reading; KIS has no text on it [UNCERTAIN]).
+        order_type: the original ``ORD_DVSN`` (None: unknown, LIMIT is sent).
+        price: the original limit price (None for priceless orders).
+        stop_price: the original stop price of a stop-limit order.
+    """
+
+    branch_no: str
+    exchange: Exchange
+    order_type: OrderType | None
+    price: Decimal | None
+    stop_price: Decimal | None = None
+
+
 def _rvsecncl_base(
-    config: KISConfig, *, order_id: str, branch_no: str, order_type: OrderType
+    config: KISConfig, *, order_id: str, original: OriginalOrder, order_type: OrderType
 ) -> dict[str, str]:
     return {
         "CANO": config.cano,
         "ACNT_PRDT_CD": config.product_code,
-        "KRX_FWDG_ORD_ORGNO": branch_no,
+        "KRX_FWDG_ORD_ORGNO": original.branch_no,
         "ORGN_ODNO": order_id,
         "ORD_DVSN": order_type.value,
+        "EXCG_ID_DVSN_CD": original.exchange.value,
     }
 
 
+def _whole(price: Decimal | None) -> str:
+    return "0" if price is None else str(int(price))
+
+
 def cancel_body(
-    config: KISConfig, *, order_id: str, branch_no: str, order_type: OrderType | None
+    config: KISConfig, *, order_id: str, original: OriginalOrder, qty: int | None = None
 ) -> dict[str, str]:
-    """The order-rvsecncl body that cancels all remaining quantity."""
-    body = _rvsecncl_base(
-        config, order_id=order_id, branch_no=branch_no, order_type=order_type or OrderType.LIMIT
-    )
+    """The order-rvsecncl body that cancels ``qty`` (None: all remaining).
+
+    The original order's type, limit price and stop price are repeated, as kis-trader does for
+    NXT/SOR orders (protocol doc §13); ``QTY_ALL_ORD_YN`` is ``Y`` only for a full cancel.
+    """
+    order_type = original.order_type or OrderType.LIMIT
+    body = _rvsecncl_base(config, order_id=order_id, original=original, order_type=order_type)
     body.update(
         {
             "RVSE_CNCL_DVSN_CD": _CANCEL,
-            "ORD_QTY": "0",
-            "ORD_UNPR": "0",
-            "QTY_ALL_ORD_YN": "Y",
-            "EXCG_ID_DVSN_CD": _EXCHANGE,
+            "ORD_QTY": "0" if qty is None else str(qty),
+            "ORD_UNPR": _whole(original.price if order_type.accepts_price else None),
+            "QTY_ALL_ORD_YN": "Y" if qty is None else "N",
         }
     )
+    if original.stop_price is not None:
+        body["CNDT_PRIC"] = _whole(original.stop_price)
     return body
 
 
@@ -155,25 +204,28 @@ def modify_body(
     config: KISConfig,
     *,
     order_id: str,
-    branch_no: str,
+    original: OriginalOrder,
     order_type: OrderType,
     qty: int | None,
     price: Decimal | None,
+    stop_price: Decimal | None = None,
 ) -> dict[str, str]:
     """The order-rvsecncl body of a revision.
 
     ``qty=None`` revises all remaining quantity (``QTY_ALL_ORD_YN=Y``, ``ORD_QTY="0"``);
-    market-type orders send ``ORD_UNPR="0"``.
+    priceless orders send ``ORD_UNPR="0"``. The venue is the original order's.
     """
-    body = _rvsecncl_base(config, order_id=order_id, branch_no=branch_no, order_type=order_type)
-    unit = "0" if price is None or not order_type.requires_price else str(int(price))
+    body = _rvsecncl_base(config, order_id=order_id, original=original, order_type=order_type)
+    unit = "0" if price is None or not order_type.accepts_price else str(int(price))
+    stop = stop_price if order_type is OrderType.STOP_LIMIT else None
     body.update(
         {
             "RVSE_CNCL_DVSN_CD": _REVISE,
             "ORD_QTY": "0" if qty is None else str(qty),
             "ORD_UNPR": unit,
             "QTY_ALL_ORD_YN": "Y" if qty is None else "N",
-            "EXCG_ID_DVSN_CD": _EXCHANGE,
         }
     )
+    if stop is not None:
+        body["CNDT_PRIC"] = _whole(stop)
     return body

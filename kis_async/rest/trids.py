@@ -35,6 +35,7 @@ class Api(StrEnum):
     MINUTE_CHART_TODAY = "minute_chart_today"
     MINUTE_CHART_DAY = "minute_chart_day"
     RECENT_TRADES = "recent_trades"
+    HOLIDAYS = "holidays"
 
 
 class UnsupportedInPaperError(LookupError):
@@ -59,6 +60,7 @@ PATHS: Final[Mapping[Api, str]] = {
     Api.MINUTE_CHART_TODAY: f"{_PREFIX}/quotations/inquire-time-itemchartprice",
     Api.MINUTE_CHART_DAY: f"{_PREFIX}/quotations/inquire-time-dailychartprice",
     Api.RECENT_TRADES: f"{_PREFIX}/quotations/inquire-ccnl",
+    Api.HOLIDAYS: f"{_PREFIX}/quotations/chk-holiday",
 }
 
 # (live, paper); paper None = the API does not exist on the paper servers.
@@ -80,6 +82,7 @@ _TABLE: Final[Mapping[Api, tuple[str, str | None]]] = {
     Api.MINUTE_CHART_TODAY: ("FHKST03010200", "FHKST03010200"),
     Api.MINUTE_CHART_DAY: ("FHKST03010230", None),
     Api.RECENT_TRADES: ("FHKST01010300", "FHKST01010300"),
+    Api.HOLIDAYS: ("CTCA0903R", None),
 }
 
 #: TR ids whose calls are orders (priority in the limiter, order retry policy, rejections).

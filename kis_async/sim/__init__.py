@@ -16,16 +16,24 @@ Faults (``sim.faults``; also ``POST /__sim__/faults`` with ``{"fault": name, ...
 ``mute(muted=True)``, ``refuse_connections(seconds)``, ``clear()``. Inspection: ``sim.stats``
 (``GET /__sim__/stats``) and ``sim.exchange`` (``GET /__sim__/state``, ``/__sim__/orders``).
 
+Venues and sessions: each symbol has a KRX and a thinner NXT book; SOR orders go to the better
+price; sessions follow ``sim.market_now()`` (a trading day at 10:00 by default), moved with
+``KISSimulator(clock=...)`` or ``sim.set_time(...)``; ``sim.calendar`` is the deterministic
+trading calendar behind ``chk-holiday``.
+
 Needs the ``sim`` extra (starlette, uvicorn).
 """
 
-from kis_async.sim.exchange import SimClock, SimExchange, SimInvariantError, SimOrder
+from kis_async.sim.clock import SimClock
+from kis_async.sim.exchange import SimExchange, SimInvariantError, SimOrder
 from kis_async.sim.faults import SimFaults, SimStats
 from kis_async.sim.options import SimOptions
 from kis_async.sim.simulator import KISSimulator
+from kis_async.sim.venues import SimCalendar
 
 __all__ = [
     "KISSimulator",
+    "SimCalendar",
     "SimClock",
     "SimExchange",
     "SimFaults",

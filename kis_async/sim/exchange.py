@@ -11,17 +11,38 @@ Prices and money are whole won (``int``), as on the KRX; the wire layers turn th
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-from kis_async.models.common import KST, tick_size
+from kis_async.models import Exchange, OrderType
+from kis_async.models.common import tick_size
+from kis_async.sim.clock import SimClock
+from kis_async.sim.venues import (
+    BEST_TYPES,
+    CLOSE_TYPES,
+    FOK_TYPES,
+    IOC_TYPES,
+    KRX,
+    MID_TYPES,
+    NXT,
+    OPTIONAL_PRICE_TYPES,
+    ORDER_TYPE_NAMES,
+    PRICED_TYPES,
+    PRIORITY_TYPES,
+    SOR,
+    UNPRICED_TYPES,
+    SimCalendar,
+    route_sor,
+)
+
+# SimClock lives in kis_async.sim.clock; it is re-exported here for older imports.
 
 __all__ = [
     "DEFAULT_SYMBOLS",
+    "ORDER_TYPE_NAMES",
     "BookLevel",
     "Fill",
     "Holding",
@@ -58,80 +79,14 @@ DEFAULT_SYMBOLS: Final[tuple[tuple[str, str, int], ...]] = (
 BOOK_DEPTH: Final = 10
 #: KRX daily price band: ±30% of the previous close.
 PRICE_BAND: Final = 0.30
-#: Order divisions the simulated exchange trades (protocol doc §4.1). The after-hours (05/06/07),
-#: mid-price, stop and after-market divisions are refused because the simulated market is always
-#: in its regular session.
-PRICED_TYPES: Final = frozenset({"00", "02", "11", "12"})
-UNPRICED_TYPES: Final = frozenset({"01", "03", "04", "13", "14", "15", "16"})
-IOC_TYPES: Final = frozenset({"11", "13", "15"})
-FOK_TYPES: Final = frozenset({"12", "14", "16"})
-ORDER_TYPE_NAMES: Final[Mapping[str, str]] = {
-    "00": "지정가",
-    "01": "시장가",
-    "02": "조건부지정가",
-    "03": "최유리지정가",
-    "04": "최우선지정가",
-    "11": "IOC지정가",
-    "12": "FOK지정가",
-    "13": "IOC시장가",
-    "14": "FOK시장가",
-    "15": "IOC최유리",
-    "16": "FOK최유리",
-}
+#: NXT books are thinner than KRX's: their level sizes are KRX-like sizes divided by this.
+NXT_THINNING: Final = 5
+#: How often NXT prints a trade in a market step (its own random stream).
+NXT_TRADE_CHANCE: Final = 0.4
 
 
 class SimInvariantError(AssertionError):
     """The simulated account or market broke one of its own invariants (a simulator bug)."""
-
-
-class SimClock:
-    """Wall-clock time plus a manual offset, in Asia/Seoul.
-
-    The simulator follows real time by default (so token expiry strings make sense to a client
-    comparing them with its own clock); :meth:`advance` jumps forward for tests, and
-    ``start`` pins the starting instant.
-    """
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._origin = start.astimezone(KST) if start is not None else datetime.now(KST)
-        self._mono0 = time.monotonic()
-        self._offset = 0.0
-        self._frozen: float | None = None
-
-    def _elapsed(self) -> float:
-        return time.monotonic() - self._mono0
-
-    def monotonic(self) -> float:
-        """Seconds on a monotonic scale that includes every :meth:`advance`."""
-        base = self._frozen if self._frozen is not None else self._elapsed()
-        return base + self._offset
-
-    def now(self) -> datetime:
-        """The simulated current time (aware, KST)."""
-        return self._origin + timedelta(seconds=self.monotonic())
-
-    def advance(self, seconds: float) -> None:
-        """Jump the clock forward by ``seconds`` (token lifetimes, rate windows, timestamps)."""
-        if seconds < 0:
-            raise ValueError("the simulated clock only moves forward")
-        self._offset += seconds
-
-    def freeze(self) -> None:
-        """Stop the clock: only :meth:`advance` moves it until :meth:`unfreeze` (rate-limit
-        windows and expiries become exact in tests)."""
-        if self._frozen is None:
-            self._frozen = self._elapsed()
-
-    def unfreeze(self) -> None:
-        """Follow wall time again from the frozen instant (the clock never goes back)."""
-        if self._frozen is not None:
-            self._offset -= self._elapsed() - self._frozen
-            self._frozen = None
-
-    @property
-    def frozen(self) -> bool:
-        """True while frozen."""
-        return self._frozen is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +119,23 @@ class Instrument:
     low_time: str = "090000"
     asks: list[BookLevel] = field(default_factory=list)
     bids: list[BookLevel] = field(default_factory=list)
+    nxt_price: int = 0
+    nxt_volume: int = 0
+    nxt_turnover: int = 0
+    nxt_asks: list[BookLevel] = field(default_factory=list)
+    nxt_bids: list[BookLevel] = field(default_factory=list)
+    last_venue: str = KRX
+
+    def venue_book(self, venue: str) -> tuple[list[BookLevel], list[BookLevel]]:
+        """(asks, bids) of ``venue`` (KRX or NXT)."""
+        if venue == NXT:
+            return self.nxt_asks, self.nxt_bids
+        return self.asks, self.bids
+
+    @property
+    def unified_price(self) -> int:
+        """통합 last price: the price of the venue that printed last."""
+        return self.nxt_price if self.last_venue == NXT and self.nxt_price else self.price
 
     @property
     def upper_limit(self) -> int:
@@ -229,6 +201,18 @@ class Tick:
     buy_count: int
     sell_volume: int
     buy_volume: int
+    nxt_price: int = 0
+    nxt_qty: int = 0
+    nxt_volume: int = 0
+    nxt_turnover: int = 0
+    nxt_asks: tuple[BookLevel, ...] = ()
+    nxt_bids: tuple[BookLevel, ...] = ()
+    market_time: datetime | None = None
+
+    @property
+    def unified_price(self) -> int:
+        """The 통합 last price after this step (NXT's when NXT printed last in it)."""
+        return self.nxt_price if self.nxt_qty else self.price
 
 
 @dataclass
@@ -252,6 +236,10 @@ class SimOrder:
     rejected_qty: int = 0
     reserve_price: int = 0  # price cash is reserved at for an open buy
     limit: int | None = None  # the effective matching limit; None = market
+    placed_on: str = KRX  # EXCG_ID_DVSN_CD it was placed with: KRX, NXT or SOR
+    venue: str = KRX  # where it trades: KRX or NXT (an SOR order's routed venue)
+    stop_price: int = 0  # CNDT_PRIC of a stop-limit (22) order
+    armed: bool = True  # False while a stop-limit waits for its trigger
 
     @property
     def is_open(self) -> bool:
@@ -346,6 +334,8 @@ class SimExchange:
         starting_cash: the deposit at start, in won.
         starting_holdings: symbol -> quantity held at start (bought at the reference price).
         symbols: (code, name, price) triples; defaults to :data:`DEFAULT_SYMBOLS`.
+        calendar: the trading calendar sessions are judged by (default: weekends and the
+            built-in holiday list).
     """
 
     def __init__(
@@ -358,11 +348,16 @@ class SimExchange:
         starting_cash: int = 100_000_000,
         starting_holdings: Mapping[str, int] | None = None,
         symbols: Iterable[tuple[str, str, int]] = DEFAULT_SYMBOLS,
+        calendar: SimCalendar | None = None,
     ) -> None:
         self.clock = clock
+        self.calendar = calendar if calendar is not None else SimCalendar()
         self.account_id = account_id
         self.branch_no = branch_no
         self._rng = random.Random(seed)
+        # NXT moves on its own random stream, so KRX's prices and books are the same for a
+        # seed as before NXT existed.
+        self._nxt_rng = random.Random(seed ^ 0x4E5854)
         self._instruments: dict[str, Instrument] = {}
         for code, name, reference in symbols:
             price = reference - reference % tick_size(reference)
@@ -372,6 +367,9 @@ class SimExchange:
             )  # fmt: skip
         for inst in self._instruments.values():
             self._rebuild_book(inst)
+        for inst in self._instruments.values():
+            inst.nxt_price = inst.price
+            self._rebuild_nxt_book(inst)
         self.starting_cash = starting_cash
         self.cash = starting_cash
         self.starting_holdings: dict[str, int] = dict(starting_holdings or {})
@@ -410,10 +408,14 @@ class SimExchange:
         """The last trade price of ``symbol``."""
         return self._instrument(symbol).price
 
-    def book(self, symbol: str) -> tuple[list[BookLevel], list[BookLevel]]:
-        """(asks ascending, bids descending), 10 levels each."""
-        inst = self._instrument(symbol)
-        return list(inst.asks), list(inst.bids)
+    def book(self, symbol: str, venue: str = KRX) -> tuple[list[BookLevel], list[BookLevel]]:
+        """(asks ascending, bids descending) of ``venue`` (KRX or NXT), 10 levels each."""
+        asks, bids = self._instrument(symbol).venue_book(venue)
+        return list(asks), list(bids)
+
+    def session(self, venue: str = KRX) -> str:
+        """The session of ``venue`` now on the market clock (a :class:`Session` value)."""
+        return self.calendar.session(self.clock.market_now(), venue).value
 
     @property
     def orders(self) -> list[SimOrder]:
@@ -503,7 +505,8 @@ class SimExchange:
         if price % tick_size(price) or not inst.lower_limit <= price <= inst.upper_limit:
             raise ValueError("price must be on the tick grid and inside the daily price band")
         buyer = price >= inst.price
-        tick = self._trade(inst, price, qty, buyer_initiated=buyer)
+        tick = self._with_nxt(self._trade(inst, price, qty, buyer_initiated=buyer), inst, 0)
+        inst.last_venue = KRX
         for fn in list(self._tick_listeners):
             fn([tick])
         return tick
@@ -533,7 +536,38 @@ class SimExchange:
             price = _tick_down(price)
         price = min(max(price, inst.lower_limit), inst.upper_limit)
         qty = rng.randint(1, 50) * (10 if price < 50_000 else 1)
-        return self._trade(inst, price, qty, buyer_initiated=price >= inst.price)
+        tick = self._trade(inst, price, qty, buyer_initiated=price >= inst.price)
+        return self._nxt_step(inst, tick)
+
+    def _nxt_step(self, inst: Instrument, tick: Tick) -> Tick:
+        """NXT follows KRX within a tick, on its own random stream, printing now and then."""
+        rng = self._nxt_rng
+        if rng.random() >= NXT_TRADE_CHANCE:
+            self._rebuild_nxt_book(inst)
+            inst.last_venue = KRX
+            return self._with_nxt(tick, inst, 0)
+        shift = rng.choice((-1, 0, 0, 1))
+        price = inst.price
+        if shift > 0:
+            price = _tick_up(price)
+        elif shift < 0:
+            price = _tick_down(price)
+        price = min(max(price, inst.lower_limit), inst.upper_limit)
+        qty = max(1, rng.randint(1, 50) * (10 if price < 50_000 else 1) // NXT_THINNING)
+        inst.nxt_price = price
+        inst.nxt_volume += qty
+        inst.nxt_turnover += qty * price
+        inst.last_venue = NXT
+        self._rebuild_nxt_book(inst)
+        self._match_resting(inst)
+        return self._with_nxt(tick, inst, qty)
+
+    def _with_nxt(self, tick: Tick, inst: Instrument, qty: int) -> Tick:
+        return replace(
+            tick, nxt_price=inst.nxt_price, nxt_qty=qty, nxt_volume=inst.nxt_volume,
+            nxt_turnover=inst.nxt_turnover, nxt_asks=tuple(inst.nxt_asks),
+            nxt_bids=tuple(inst.nxt_bids), market_time=self.clock.market_now(),
+        )  # fmt: skip
 
     def _trade(self, inst: Instrument, price: int, qty: int, *, buyer_initiated: bool) -> Tick:
         now = self.clock.now()
@@ -564,6 +598,26 @@ class SimExchange:
             sell_volume=inst.sell_volume, buy_volume=inst.buy_volume,
         )  # fmt: skip
 
+    def _rebuild_nxt_book(self, inst: Instrument) -> None:
+        """NXT's book: the same tick grid around NXT's last price, thinner than KRX's."""
+        rng = self._nxt_rng
+        scale = 20 if inst.nxt_price < 50_000 else 4
+        asks: list[BookLevel] = []
+        price = _tick_up(inst.nxt_price)
+        for _ in range(BOOK_DEPTH):
+            if price > inst.upper_limit:
+                break
+            asks.append(BookLevel(price, max(1, rng.randint(5, 400) * scale // NXT_THINNING)))
+            price = _tick_up(price)
+        bids: list[BookLevel] = []
+        price = inst.nxt_price
+        for _ in range(BOOK_DEPTH):
+            if price < inst.lower_limit:
+                break
+            bids.append(BookLevel(price, max(1, rng.randint(5, 400) * scale // NXT_THINNING)))
+            price = _tick_down(price)
+        inst.nxt_asks, inst.nxt_bids = asks, bids
+
     def _rebuild_book(self, inst: Instrument) -> None:
         rng = self._rng
         scale = 20 if inst.price < 50_000 else 4
@@ -586,8 +640,9 @@ class SimExchange:
     # -- orders ------------------------------------------------------------------------------
 
     def place_order(
-        self, *, symbol: str, side: str, qty: int, order_type: str, price: int
-    ) -> SimOrder:
+        self, *, symbol: str, side: str, qty: int, order_type: str, price: int,
+        exchange: str = KRX, stop_price: int = 0,
+    ) -> SimOrder:  # fmt: skip
         """Validate and book a new order, then match it (raises :class:`SimRejectionError`).
 
         Args:
@@ -596,11 +651,41 @@ class SimExchange:
             qty: shares, > 0.
             order_type: ORD_DVSN code.
             price: limit price for priced types; 0 for market-type orders.
+            exchange: ``EXCG_ID_DVSN_CD``: KRX, NXT or SOR (routed to the better venue).
+            stop_price: ``CNDT_PRIC`` of a stop-limit (22) order.
         """
-        inst = self._validate_new(symbol, side, qty, order_type, price)
+        inst = self._validate_new(
+            symbol, side, qty, order_type, price, exchange=exchange, stop_price=stop_price
+        )
+        venue = self._route(inst, side, order_type, exchange)
         order = self._new_order(symbol, side, order_type, qty, price, kind="new")
+        order.placed_on, order.venue, order.stop_price = exchange, venue, stop_price
         self._book_and_match(inst, order)
         return order
+
+    def _route(self, inst: Instrument, side: str, order_type: str, exchange: str) -> str:
+        if exchange != SOR:
+            return exchange
+        now = self.clock.market_now()
+        buy = side == "02"
+        krx_asks, krx_bids = inst.venue_book(KRX)
+        nxt_asks, nxt_bids = inst.venue_book(NXT)
+        krx_side, nxt_side = (krx_asks, nxt_asks) if buy else (krx_bids, nxt_bids)
+        return route_sor(
+            buy=buy, order_type=order_type,
+            krx_best=krx_side[0].price if krx_side else None,
+            nxt_best=nxt_side[0].price if nxt_side else None,
+            krx_open=self.calendar.takes(now, KRX, order_type),
+            nxt_open=self.calendar.takes(now, NXT, order_type),
+        )  # fmt: skip
+
+    def _check_session(self, order_type: str, placed_on: str) -> None:
+        now = self.clock.market_now()
+        if not self.calendar.takes(now, placed_on, order_type):
+            session = self.calendar.session(now, placed_on)
+            raise SimRejectionError(
+                "not_in_session", f"{placed_on} {session.value} does not take {order_type}"
+            )
 
     def cancel_order(self, original_id: str, *, qty: int | None = None) -> SimOrder:
         """Cancel ``qty`` (None: all) of an order's remaining quantity; returns the cancel order
@@ -611,6 +696,7 @@ class SimExchange:
             original.symbol, original.side, original.order_type, amount, 0, kind="cancel",
             original_id=original.order_id,
         )  # fmt: skip
+        cancel.placed_on, cancel.venue = original.placed_on, original.venue
         original.remaining_qty -= amount
         original.cancelled_qty += amount
         cancel.cancelled_qty = amount
@@ -620,18 +706,23 @@ class SimExchange:
         return cancel
 
     def modify_order(
-        self, original_id: str, *, qty: int | None, order_type: str, price: int
-    ) -> SimOrder:
+        self, original_id: str, *, qty: int | None, order_type: str, price: int,
+        stop_price: int = 0,
+    ) -> SimOrder:  # fmt: skip
         """Move ``qty`` (None: all) of an order's remaining quantity to a new price/type.
 
         The moved shares leave the original (counted in its cancelled quantity) and become a
         new order with its own ODNO that references the original, as KIS numbers revisions.
+        The revision stays on the original's venue.
         """
         original = self._cancellable(original_id, qty)
         amount = original.remaining_qty if qty is None else qty
-        inst = self._validate_terms(original.symbol, order_type, price)
+        inst = self._validate_terms(original.symbol, order_type, price, stop_price)
+        if not _venue_takes(original.placed_on, order_type):
+            raise SimRejectionError("venue_type")
+        self._check_session(order_type, original.placed_on)
         if original.is_buy:
-            reserve = price if order_type in PRICED_TYPES else inst.upper_limit
+            reserve = price if price > 0 else inst.upper_limit
             freed = amount * original.reserve_price
             if amount * reserve > self.orderable_cash + freed:
                 raise SimRejectionError("insufficient_cash")
@@ -641,6 +732,8 @@ class SimExchange:
             original.symbol, original.side, order_type, amount, price, kind="modify",
             original_id=original.order_id,
         )  # fmt: skip
+        revised.placed_on, revised.venue = original.placed_on, original.venue
+        revised.stop_price = stop_price
         self._book_and_match(inst, revised)
         return revised
 
@@ -652,30 +745,41 @@ class SimExchange:
             raise SimRejectionError("nothing_to_cancel" if qty > 0 else "bad_qty")
         return original
 
-    def _validate_terms(self, symbol: str, order_type: str, price: int) -> Instrument:
+    def _validate_terms(
+        self, symbol: str, order_type: str, price: int, stop_price: int = 0
+    ) -> Instrument:
         if symbol not in self._instruments:
             raise SimRejectionError("unknown_symbol")
         inst = self._instruments[symbol]
         if order_type in UNPRICED_TYPES:
             if price != 0:
                 raise SimRejectionError("market_with_price")
-        elif order_type in PRICED_TYPES:
-            if price <= 0 or price % tick_size(price):
+        elif order_type in PRICED_TYPES or order_type in OPTIONAL_PRICE_TYPES:
+            needed = order_type in PRICED_TYPES
+            if (needed or price) and (price <= 0 or price % tick_size(price)):
                 raise SimRejectionError("off_tick")
         else:
             raise SimRejectionError("bad_order_type")
+        if order_type == "22" and (stop_price <= 0 or stop_price % tick_size(stop_price)):
+            raise SimRejectionError("bad_stop_price")
         return inst
 
     def _validate_new(
-        self, symbol: str, side: str, qty: int, order_type: str, price: int
-    ) -> Instrument:
+        self, symbol: str, side: str, qty: int, order_type: str, price: int, *, exchange: str,
+        stop_price: int,
+    ) -> Instrument:  # fmt: skip
         if side not in ("01", "02"):
             raise SimRejectionError("bad_side")
         if qty <= 0:
             raise SimRejectionError("bad_qty")
-        inst = self._validate_terms(symbol, order_type, price)
+        if exchange not in (KRX, NXT, SOR):
+            raise SimRejectionError("bad_exchange")
+        inst = self._validate_terms(symbol, order_type, price, stop_price)
+        if not _venue_takes(exchange, order_type):
+            raise SimRejectionError("venue_type")
+        self._check_session(order_type, exchange)
         if side == "02":
-            reserve = price if order_type in PRICED_TYPES else inst.upper_limit
+            reserve = price if price > 0 else inst.upper_limit
             if qty * reserve > self.orderable_cash:
                 raise SimRejectionError("insufficient_cash")
         elif qty > self.orderable_qty(symbol):
@@ -696,12 +800,34 @@ class SimExchange:
         self._orders[order_id] = order
         return order
 
+    def _limit(self, inst: Instrument, order: SimOrder) -> int | None:
+        """The matching limit of an arriving order (None = market)."""
+        asks, bids = inst.venue_book(order.venue)
+        best_ask = asks[0].price if asks else inst.upper_limit
+        best_bid = bids[0].price if bids else inst.lower_limit
+        code = order.order_type
+        if code in BEST_TYPES:  # 최유리: the best opposite quote
+            return best_ask if order.is_buy else best_bid
+        if code in PRIORITY_TYPES:  # 최우선: the best same-side quote
+            return best_bid if order.is_buy else best_ask
+        if code in CLOSE_TYPES:  # closing-price sessions trade at the last price
+            return inst.price if order.venue == KRX else inst.nxt_price
+        if code in MID_TYPES:
+            # The midpoint, kept on the grid on the passive side (a one-tick spread has no
+            # on-grid midpoint); a given price caps it.
+            mid = (best_ask + best_bid) // 2
+            mid -= mid % tick_size(mid) if order.is_buy else -((-mid) % tick_size(mid))
+            if order.price:
+                mid = min(mid, order.price) if order.is_buy else max(mid, order.price)
+            return mid
+        if code in PRICED_TYPES:
+            return order.price
+        return None
+
     def _book_and_match(self, inst: Instrument, order: SimOrder) -> None:
         now = order.created_at
         kind = NoticeKind.MODIFIED if order.kind == "modify" else NoticeKind.ACCEPTED
-        if order.order_type in PRICED_TYPES and not (
-            inst.lower_limit <= order.price <= inst.upper_limit
-        ):
+        if order.price and not (inst.lower_limit <= order.price <= inst.upper_limit):
             # Accepted by the gateway, refused by the exchange: a rejection notice follows and
             # the ledger shows the quantity as rejected (the simulator's choice of where the
             # price-band check happens).
@@ -710,21 +836,17 @@ class SimExchange:
             self._emit(NoticeEvent(NoticeKind.REJECTED, order, order.qty, order.price, now))
             return
         order.remaining_qty = order.qty
-        best_ask = inst.asks[0].price if inst.asks else inst.upper_limit
-        best_bid = inst.bids[0].price if inst.bids else inst.lower_limit
         code = order.order_type
-        if code in PRICED_TYPES:
-            order.limit = order.price
-        elif code in ("03", "15", "16"):  # 최유리: the best opposite quote
-            order.limit = best_ask if order.is_buy else best_bid
-        elif code == "04":  # 최우선: the best same-side quote
-            order.limit = best_bid if order.is_buy else best_ask
-        else:
-            order.limit = None
+        order.limit = self._limit(inst, order)
         order.reserve_price = (
-            order.price if code in PRICED_TYPES else inst.upper_limit
+            order.limit if order.limit is not None and order.price else inst.upper_limit
         ) if order.is_buy else 0  # fmt: skip
         self._emit(NoticeEvent(kind, order, order.qty, order.price, now))
+        if code == "22":
+            last = inst.price if order.venue == KRX else inst.nxt_price
+            order.armed = _stop_triggered(order, last)
+            if not order.armed:
+                return
         if code in FOK_TYPES and self._available(inst, order) < order.qty:
             self._auto_cancel(order)
             return
@@ -743,7 +865,8 @@ class SimExchange:
         )
 
     def _opposite(self, inst: Instrument, order: SimOrder) -> list[BookLevel]:
-        return inst.asks if order.is_buy else inst.bids
+        asks, bids = inst.venue_book(order.venue)
+        return asks if order.is_buy else bids
 
     def _crosses(self, order: SimOrder, price: int) -> bool:
         if order.limit is None:
@@ -776,8 +899,14 @@ class SimExchange:
 
     def _match_resting(self, inst: Instrument) -> None:
         for order in list(self._orders.values()):
-            if order.is_open and order.symbol == inst.symbol:
-                self._match(inst, order, resting=True)
+            if not order.is_open or order.symbol != inst.symbol:
+                continue
+            if not order.armed:
+                last = inst.price if order.venue == KRX else inst.nxt_price
+                order.armed = _stop_triggered(order, last)
+                if not order.armed:
+                    continue
+            self._match(inst, order, resting=True)
 
     def _fill(self, inst: Instrument, order: SimOrder, qty: int, price: int) -> None:
         now = self.clock.now()
@@ -864,16 +993,30 @@ class SimExchange:
             if (fq, fa) != (order.filled_qty, order.filled_amount):
                 problems.append(f"order {order.order_id}: fills disagree with the ledger")
         for inst in self._instruments.values():
-            asks = [lv.price for lv in inst.asks]
-            bids = [lv.price for lv in inst.bids]
-            if asks != sorted(asks) or bids != sorted(bids, reverse=True):
-                problems.append(f"{inst.symbol}: book levels out of order")
-            if asks and bids and asks[0] <= bids[0]:
-                problems.append(f"{inst.symbol}: book crossed")
+            for venue in (KRX, NXT):
+                ask_levels, bid_levels = inst.venue_book(venue)
+                asks = [lv.price for lv in ask_levels]
+                bids = [lv.price for lv in bid_levels]
+                if asks != sorted(asks) or bids != sorted(bids, reverse=True):
+                    problems.append(f"{inst.symbol}: {venue} book levels out of order")
+                if asks and bids and asks[0] <= bids[0]:
+                    problems.append(f"{inst.symbol}: {venue} book crossed")
             if not inst.lower_limit <= inst.price <= inst.upper_limit:
                 problems.append(f"{inst.symbol}: price outside the daily band")
         if problems:
             raise SimInvariantError("; ".join(problems))
+
+
+def _venue_takes(exchange: str, order_type: str) -> bool:
+    try:
+        return OrderType(order_type).allowed_on(Exchange(exchange))
+    except ValueError:
+        return False
+
+
+def _stop_triggered(order: SimOrder, last: int) -> bool:
+    """A buy stop arms when the market trades at or above the stop, a sell stop at or below."""
+    return last >= order.stop_price if order.is_buy else last <= order.stop_price
 
 
 def _tick_up(price: int) -> int:

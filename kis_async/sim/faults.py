@@ -46,6 +46,9 @@ class SimStats:
         frames_sent: real-time data frames sent (quotes, books and notices).
         notices_sent: execution-notice frames sent.
         pings_sent: PINGPONG frames sent.
+        pongs_received: control-frame pongs received (a PINGPONG answer, as the official
+            sample gives it).
+        holiday_requests: answered chk-holiday calls.
     """
 
     rest_requests: int = 0
@@ -69,6 +72,8 @@ class SimStats:
     frames_sent: int = 0
     notices_sent: int = 0
     pings_sent: int = 0
+    pongs_received: int = 0
+    holiday_requests: int = 0
     # Live gauges, filled in by the simulator.
     _active_sessions: Callable[[], int] = dataclasses.field(default=lambda: 0, repr=False)
     _active_subscriptions: Callable[[], int] = dataclasses.field(default=lambda: 0, repr=False)

@@ -35,6 +35,7 @@ class SimOptions:
     quote_interval: float | None
     records_per_frame: int
     trade_fields: Literal[46, 47]
+    book_layout: Literal["kt", "ota"]
     notice_fields: Literal[23, 26]
     pingpong_interval: float
     pingpong_timeout: float

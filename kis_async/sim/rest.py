@@ -17,7 +17,7 @@ import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from kis_async.config import Mode
-from kis_async.models.common import is_valid_symbol, tick_size
+from kis_async.models.common import is_valid_symbol
 from kis_async.sim.charts import CHART_ROUTES, ChartApi
 from kis_async.sim.exchange import (
     ORDER_TYPE_NAMES,
@@ -36,6 +36,9 @@ from kis_async.sim.exchange import (
 from kis_async.sim.faults import SimFaults, SimStats
 from kis_async.sim.history import SimHistory
 from kis_async.sim.options import SimOptions
+from kis_async.sim.quotes import holiday_rows, orderbook_outputs, price_output
+from kis_async.sim.quotes import number_text as _s
+from kis_async.sim.venues import KRX, NXT, SOR
 
 __all__ = ["ApiError", "RestApi", "TokenRecord"]
 
@@ -71,6 +74,9 @@ TR_TABLE: Final[Mapping[str, Mapping[str, tuple[Mode | None, str]]]] = {
     "/quotations/inquire-asking-price-exp-ccn": {"FHKST01010200": (None, "asking_price")},
     # Charts (protocol doc §10), answered by kis_async.sim.charts.
     **{path: {tr: (None, "chart")} for path, tr in CHART_ROUTES.items()},
+    # chk-holiday is live only (protocol doc §11.1): a paper server answers its TR id the
+    # way it answers every live TR id, EGW00213.
+    "/quotations/chk-holiday": {"CTCA0903R": (_L, "holidays")},
 }  # fmt: skip
 _METHODS: Final = {
     "/trading/order-cash": "POST",
@@ -92,6 +98,14 @@ REJECTIONS: Final[Mapping[str, tuple[str, str, str]]] = {
     "insufficient_holdings": ("APBK0400", "40240000", "주문가능수량을 초과 했습니다."),
     # The paper message is the one captured in protocol doc §3.2; its code was not captured.
     "nothing_to_cancel": ("APBK0915", "40330000", "정정/취소할 수량이 없습니다."),
+    "not_in_session": (
+        "APBK0560",
+        "40580000",
+        "장운영시간이 아닙니다. 주문구분을 확인하여 주십시오.",
+    ),
+    "venue_type": ("APBK1680", "40170000", "해당 거래소에서 주문할 수 없는 주문구분입니다."),
+    "bad_stop_price": ("APBK1681", "40180000", "스톱지정가 조건가격을 확인하여 주십시오."),
+    "wrong_venue": ("APBK1682", "40190000", "원주문의 거래소구분과 일치하지 않습니다."),
 }
 
 _PAPER_QUERY_OK: Final = ("20310000", "모의투자 조회가 완료되었습니다.")
@@ -156,12 +170,6 @@ def _ok(code: tuple[str, str]) -> dict[str, Any]:
 
 def _ctx(text: str) -> str:
     return text.ljust(100)
-
-
-def _s(value: float | int) -> str:
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
 
 
 class RestApi:
@@ -231,7 +239,10 @@ class RestApi:
             self._rate_limit(request)
             return await self._hashkey(request), False
         if not path.startswith(PREFIX) or path[len(PREFIX) :] not in TR_TABLE:
-            return JSONResponse({"error": "not found"}, status_code=404), False
+            # A KIS-shaped envelope, so a client's error mapping sees rt_cd/msg_cd as from any
+            # other failure; the code is the simulator's choice (KIS's answer to an unknown
+            # path was not captured).
+            raise ApiError(404, "OPSQ0003", "요청하신 서비스를 찾을 수 없습니다.")
         sub = path[len(PREFIX) :]
         expected = _METHODS.get(sub, "GET")
         if request.method != expected:
@@ -259,6 +270,7 @@ class RestApi:
             "price": self._price,
             "asking_price": self._asking_price,
             "chart": self._chart,
+            "holidays": self._holidays,
         }
 
     # -- checks ------------------------------------------------------------------------------
@@ -472,29 +484,34 @@ class RestApi:
                 # The simulator's choice of code for a missing body field.
                 raise ApiError(200, "OPSQ2001", f"ERROR : INPUT FIELD NOT FOUND [{name}]")
 
-    def _check_exchange(self, fields: Mapping[str, str]) -> None:
+    def _check_exchange(self, fields: Mapping[str, str]) -> str:
+        """The venue of an order body; blank is KRX (KIS's default, protocol doc §4.1)."""
         venue = fields.get("EXCG_ID_DVSN_CD", "").upper()
-        allowed = ("", "KRX") if self.options.is_paper else ("", "KRX", "NXT", "SOR")
+        allowed = ("", KRX) if self.options.is_paper else ("", KRX, NXT, SOR)
         if venue not in allowed:
             raise self._reject("bad_exchange")
+        return venue or KRX
 
     async def _order_cash(self, request: Request, tr_id: str) -> tuple[Response, bool]:
         fields = await self._order_fields(request)
         self._require(fields, "CANO", "ACNT_PRDT_CD", "PDNO", "ORD_DVSN", "ORD_QTY", "ORD_UNPR")
         self._check_account(fields)
-        self._check_exchange(fields)
+        venue = self._check_exchange(fields)
         _, action = TR_TABLE["/trading/order-cash"][tr_id]
         side = "02" if action == "buy" else "01"
         qty = _int(fields["ORD_QTY"])
         price = _int(fields["ORD_UNPR"] or "0")
+        stop = _int(fields.get("CNDT_PRIC", "") or "0")
         if qty is None:
             raise self._reject("bad_qty")
         if price is None:
             raise self._reject("off_tick")
+        if stop is None:
+            raise self._reject("bad_stop_price")
         try:
             order = self.exchange.place_order(
                 symbol=fields["PDNO"], side=side, qty=qty, order_type=fields["ORD_DVSN"],
-                price=price,
+                price=price, exchange=venue, stop_price=stop,
             )  # fmt: skip
         except SimRejectionError as exc:
             raise self._reject(exc.reason) from None
@@ -523,7 +540,7 @@ class RestApi:
             "RVSE_CNCL_DVSN_CD", "ORD_QTY", "ORD_UNPR", "QTY_ALL_ORD_YN",
         )  # fmt: skip
         self._check_account(fields)
-        self._check_exchange(fields)
+        venue = self._check_exchange(fields)
         original_id = fields["ORGN_ODNO"].zfill(10)
         try:
             original = self.exchange.order(original_id)
@@ -531,6 +548,11 @@ class RestApi:
             raise self._reject("nothing_to_cancel") from None
         if fields["KRX_FWDG_ORD_ORGNO"].zfill(5) != original.branch_no:
             raise self._reject("nothing_to_cancel")
+        # The revise/cancel names the venue the original was placed with. For SOR orders KIS
+        # has no text (protocol doc §13 [UNCERTAIN]): SOR (kis-trader's choice) and the
+        # routed venue are both accepted; any other mismatch is refused.
+        if venue not in (original.placed_on, original.venue):
+            raise self._reject("wrong_venue")
         whole = fields["QTY_ALL_ORD_YN"].upper() == "Y"
         qty = None if whole else _int(fields["ORD_QTY"])
         if not whole and (qty is None or qty <= 0):
@@ -545,9 +567,13 @@ class RestApi:
                 price = _int(fields["ORD_UNPR"] or "0")
                 if price is None:
                     raise self._reject("off_tick")
+                stop = _int(fields.get("CNDT_PRIC", "") or "0")
+                if stop is None:
+                    raise self._reject("bad_stop_price")
                 result = self.exchange.modify_order(
-                    original_id, qty=qty, order_type=fields["ORD_DVSN"], price=price
-                )
+                    original_id, qty=qty, order_type=fields["ORD_DVSN"], price=price,
+                    stop_price=stop,
+                )  # fmt: skip
                 self.stats.modifies_received += 1
                 code = _PAPER_MODIFY_OK if self.options.is_paper else _LIVE_ORDER_OK
             else:
@@ -608,8 +634,10 @@ class RestApi:
             "loan_dt": "",
             "ordr_empno": "",
             "ord_dvsn_cd": order.order_type,
-            # The spec spells it cncl_cfrm_qty; one OTA file says cnc_cfrm_qty [CONFLICT].
+            # The spec spells it cncl_cfrm_qty, the official sample (and kis-trader) read
+            # cnc_cfrm_qty [CONFLICT]: both are sent.
             "cncl_cfrm_qty": str(order.cancelled_qty),
+            "cnc_cfrm_qty": str(order.cancelled_qty),
             "rmn_qty": str(order.remaining_qty),
             "rjct_qty": str(order.rejected_qty),
             "ccld_cndt_name": cond,
@@ -623,9 +651,11 @@ class RestApi:
             "cpbc_ordp_mtrl_dvsn_cd": "",
             "ord_orgno": order.branch_no,
             "rsvn_ord_end_dt": "",
-            "excg_id_dvsn_Cd": "KRX",
-            "stpm_cndt_pric": "0",
-            "stpm_efct_occr_dtmd": "",
+            # Spelled as in the spec and OTA (kis-trader reads it lowercase [CONFLICT]); SOR
+            # orders report SOR, the venue they were placed with (§13 [UNCERTAIN]).
+            "excg_id_dvsn_Cd": order.placed_on,
+            "stpm_cndt_pric": str(order.stop_price),
+            "stpm_efct_occr_dtmd": _stop_stamp(order),
         }
 
     async def _daily_ccld(self, request: Request, tr_id: str) -> tuple[Response, bool]:
@@ -638,6 +668,8 @@ class RestApi:
         ccld = params.get("CCLD_DVSN", "00") or "00"
         symbol = params.get("PDNO", "").strip()
         odno = params.get("ODNO", "").strip()
+        # KRX / NXT / SOR filter by the venue placed with; ALL or blank: every order.
+        venue = params.get("EXCG_ID_DVSN_CD", "").strip().upper()
         selected: list[SimOrder] = []
         for order in self.exchange.orders:
             day = order.created_at.strftime("%Y%m%d")
@@ -648,6 +680,8 @@ class RestApi:
             if symbol and order.symbol != symbol:
                 continue
             if odno and order.order_id != odno.zfill(10):
+                continue
+            if venue in (KRX, NXT, SOR) and order.placed_on != venue:
                 continue
             if ccld == "01" and order.filled_qty == 0:
                 continue
@@ -711,10 +745,10 @@ class RestApi:
                     "ord_dvsn_cd": order.order_type,
                     "mgco_aptm_odno": "",
                     "excg_dvsn_cd": "02",
-                    "excg_id_dvsn_cd": "KRX",
-                    "excg_id_dvsn_name": "한국거래소",
-                    "stpm_cndt_pric": "0",
-                    "stpm_efct_occr_yn": "N",
+                    "excg_id_dvsn_cd": order.placed_on,
+                    "excg_id_dvsn_name": _VENUE_NAMES[order.placed_on],
+                    "stpm_cndt_pric": str(order.stop_price),
+                    "stpm_efct_occr_yn": "Y" if order.stop_price and order.armed else "N",
                 }
             )
         page, tr_cont, next_key = self._page(request, rows, "odno", self.options.rvsecncl_page_size)
@@ -811,6 +845,22 @@ class RestApi:
         }
         return _json(body, tr_id=tr_id, tr_cont=tr_cont), False
 
+    async def _holidays(self, request: Request, tr_id: str) -> tuple[Response, bool]:
+        """chk-holiday: one row per calendar day from ``BASS_DT`` (protocol doc §11.1), from
+        the simulator's deterministic calendar, in one page (``tr_cont "D"``)."""
+        params = self._params(request)
+        text = params.get("BASS_DT", "").strip()
+        try:
+            if len(text) != 8 or not text.isdigit():
+                raise ValueError(text)
+            base = date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        except ValueError:
+            raise ApiError(200, "OPQ00001", "입력값을 확인하여 주십시오.") from None
+        self.stats.holiday_requests += 1
+        rows = holiday_rows(self.exchange.calendar, base)
+        body = self._query_ok() | {"ctx_area_nk": "", "ctx_area_fk": "", "output": rows}
+        return _json(body, tr_id=tr_id, tr_cont="D"), False
+
     async def _psbl_order(self, request: Request, tr_id: str) -> tuple[Response, bool]:
         params = self._params(request)
         self._check_account(params)
@@ -840,57 +890,24 @@ class RestApi:
         }
         return _json(self._query_ok() | {"output": output}, tr_id=tr_id), False
 
-    def _quote_symbol(self, request: Request) -> str:
+    def _quote_symbol(self, request: Request) -> tuple[str, str]:
         params = self._params(request)
         symbol = params.get("FID_INPUT_ISCD", "").strip()
         market = params.get("FID_COND_MRKT_DIV_CODE", "J").strip().upper()
         if market not in ("J", "NX", "UN") or not is_valid_symbol(symbol):
             # The simulator's choice of code for malformed quote parameters.
             raise ApiError(200, "OPQ00001", "입력값을 확인하여 주십시오.")
+        if market != "J" and self.options.is_paper:
+            # Paper trading is KRX-only (protocol doc §8); whether the paper server answers
+            # NX/UN is [UNCERTAIN] (§9 item 18). The simulator refuses, with its own code.
+            raise ApiError(200, "OPQ00003", "모의투자에서는 KRX 시세만 조회할 수 있습니다.")
         if not self.exchange.has_symbol(symbol):
             raise ApiError(200, "OPQ00002", "조회할 자료가 없습니다.")
-        return symbol
+        return symbol, market
 
     async def _price(self, request: Request, tr_id: str) -> tuple[Response, bool]:
-        inst = self.exchange.instrument(self._quote_symbol(request))
-        output = dict.fromkeys(_PRICE_ZERO_FIELDS, "0") | dict.fromkeys(_PRICE_BLANK_FIELDS, "")
-        output |= {
-            "iscd_stat_cls_code": "55",
-            "marg_rate": "20.00",
-            "rprs_mrkt_kor_name": "KOSPI200",
-            "bstp_kor_isnm": "전기.전자",
-            "temp_stop_yn": "N",
-            "oprc_rang_cont_yn": "N",
-            "clpr_rang_cont_yn": "N",
-            "crdt_able_yn": "Y",
-            "grmn_rate_cls_code": "40",
-            "elw_pblc_yn": "N",
-            "stck_prpr": str(inst.price),
-            "prdy_vrss": str(inst.change),
-            "prdy_vrss_sign": inst.sign,
-            "prdy_ctrt": _s(inst.change_rate),
-            "acml_tr_pbmn": str(inst.turnover),
-            "acml_vol": str(inst.volume),
-            "stck_oprc": str(inst.open),
-            "stck_hgpr": str(inst.high),
-            "stck_lwpr": str(inst.low),
-            "stck_mxpr": str(inst.upper_limit),
-            "stck_llam": str(inst.lower_limit),
-            "stck_sdpr": str(inst.prev_close),
-            "wghn_avrg_stck_prc": _s(inst.vwap),
-            "aspr_unit": str(tick_size(inst.price)),
-            "hts_deal_qty_unit_val": "1",
-            "stck_shrn_iscd": inst.symbol,
-            "ssts_yn": "Y",
-            "short_over_yn": "N",
-            "sltr_yn": "N",
-            "invt_caful_yn": "N",
-            "mrkt_warn_cls_code": "00",
-            "vi_cls_code": "N",
-            "ovtm_vi_cls_code": "N",
-            "mang_issu_cls_code": "N",
-            "new_hgpr_lwpr_cls_code": "",
-        }
+        symbol, market = self._quote_symbol(request)
+        output = price_output(self.exchange.instrument(symbol), market)
         return _json(_ok(_QUOTE_OK) | {"output": output}, tr_id=tr_id), False
 
     # -- charts (protocol doc §10; bodies in kis_async.sim.charts) ----------------------------
@@ -904,105 +921,25 @@ class RestApi:
         }
 
     async def _chart(self, request: Request, tr_id: str) -> tuple[Response, bool]:
-        symbol = self._quote_symbol(request)
+        symbol, _market = self._quote_symbol(request)  # one history for every market
         body = self.charts.answer(tr_id, symbol, self._params(request))
         return _json(_ok(_QUOTE_OK) | body, tr_id=tr_id), False
 
     async def _asking_price(self, request: Request, tr_id: str) -> tuple[Response, bool]:
-        inst = self.exchange.instrument(self._quote_symbol(request))
-        asks, bids = self.exchange.book(inst.symbol)
-        out1: dict[str, str] = {"aspr_acpt_hour": self.clock.now().strftime("%H%M%S")}
-        for i in range(10):
-            ask = asks[i] if i < len(asks) else None
-            bid = bids[i] if i < len(bids) else None
-            out1[f"askp{i + 1}"] = str(ask.price if ask else 0)
-            out1[f"bidp{i + 1}"] = str(bid.price if bid else 0)
-            out1[f"askp_rsqn{i + 1}"] = str(ask.qty if ask else 0)
-            out1[f"bidp_rsqn{i + 1}"] = str(bid.qty if bid else 0)
-            out1[f"askp_rsqn_icdc{i + 1}"] = "0"
-            out1[f"bidp_rsqn_icdc{i + 1}"] = "0"
-        out1 |= {
-            "total_askp_rsqn": str(sum(lv.qty for lv in asks)),
-            "total_bidp_rsqn": str(sum(lv.qty for lv in bids)),
-            "total_askp_rsqn_icdc": "0",
-            "total_bidp_rsqn_icdc": "0",
-            "ovtm_total_askp_icdc": "0",
-            "ovtm_total_bidp_icdc": "0",
-            "ovtm_total_askp_rsqn": "0",
-            "ovtm_total_bidp_rsqn": "0",
-            "ntby_aspr_rsqn": str(sum(lv.qty for lv in bids) - sum(lv.qty for lv in asks)),
-            "new_mkop_cls_code": "20",
-        }
-        out2 = {
-            "antc_mkop_cls_code": "311",
-            "stck_prpr": str(inst.price),
-            "stck_oprc": str(inst.open),
-            "stck_hgpr": str(inst.high),
-            "stck_lwpr": str(inst.low),
-            "stck_sdpr": str(inst.prev_close),
-            "antc_cnpr": "0",
-            "antc_cntg_vrss_sign": "3",
-            "antc_cntg_vrss": "0",
-            "antc_cntg_prdy_ctrt": "0.00",
-            "antc_vol": "0",
-            "stck_shrn_iscd": inst.symbol,
-            "vi_cls_code": "N",
-        }
+        symbol, market = self._quote_symbol(request)
+        out1, out2 = orderbook_outputs(self.exchange, symbol, market, self.clock.now())
         body = _ok(_QUOTE_OK) | {"output1": out1, "output2": out2}
         return _json(body, tr_id=tr_id), False
 
 
-_PRICE_ZERO_FIELDS: Final = [
-    "prdy_vrss_vol_rate",
-    "hts_frgn_ehrt",
-    "frgn_ntby_qty",
-    "pgtr_ntby_qty",
-    "pvt_scnd_dmrs_prc",
-    "pvt_frst_dmrs_prc",
-    "pvt_pont_val",
-    "pvt_frst_dmsp_prc",
-    "pvt_scnd_dmsp_prc",
-    "dmrs_val",
-    "dmsp_val",
-    "cpfn",
-    "rstc_wdth_prc",
-    "stck_fcam",
-    "stck_sspr",
-    "lstn_stcn",
-    "hts_avls",
-    "per",
-    "pbr",
-    "vol_tnrt",
-    "eps",
-    "bps",
-    "d250_hgpr",
-    "d250_hgpr_vrss_prpr_rate",
-    "d250_lwpr",
-    "d250_lwpr_vrss_prpr_rate",
-    "stck_dryy_hgpr",
-    "dryy_hgpr_vrss_prpr_rate",
-    "stck_dryy_lwpr",
-    "dryy_lwpr_vrss_prpr_rate",
-    "w52_hgpr",
-    "w52_hgpr_vrss_prpr_ctrt",
-    "w52_lwpr",
-    "w52_lwpr_vrss_prpr_ctrt",
-    "whol_loan_rmnd_rate",
-    "apprch_rate",
-    "frgn_hldn_qty",
-    "last_ssts_cntg_qty",
-]
-_PRICE_BLANK_FIELDS: Final = [
-    "stac_month",
-    "d250_hgpr_date",
-    "d250_lwpr_date",
-    "dryy_hgpr_date",
-    "dryy_lwpr_date",
-    "w52_hgpr_date",
-    "w52_lwpr_date",
-    "fcam_cnnm",
-    "cpfn_cnnm",
-]
+_VENUE_NAMES: Final = {KRX: "한국거래소", NXT: "넥스트레이드", SOR: "SOR"}
+
+
+def _stop_stamp(order: SimOrder) -> str:
+    # When the stop triggered is not tracked; the order time stands in once it has.
+    if order.stop_price and order.armed:
+        return order.created_at.strftime("%Y%m%d%H%M%S")
+    return ""
 
 
 def _int(text: str) -> int | None:

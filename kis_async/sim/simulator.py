@@ -8,8 +8,8 @@ import logging
 import random
 import socket
 import string
-from collections.abc import AsyncIterator, Generator, Mapping
-from datetime import datetime
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping
+from datetime import date, datetime
 from typing import Any, Literal, Self
 
 import uvicorn
@@ -17,13 +17,17 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame
+from websockets.http11 import Request as Request_
 
 from kis_async.config import KISConfig, Mode
 from kis_async.sim.exchange import DEFAULT_SYMBOLS, SimClock, SimExchange
 from kis_async.sim.faults import SimFaults, SimStats
 from kis_async.sim.options import SimOptions
 from kis_async.sim.rest import RestApi
-from kis_async.sim.ws import WsHub
+from kis_async.sim.venues import SimCalendar
+from kis_async.sim.ws import PONG_EXTENSION, WsHub
 
 __all__ = ["KISSimulator"]
 
@@ -60,6 +64,28 @@ class _DroppedResponseFilter(logging.Filter):
         return "without completing response" not in record.getMessage()
 
 
+class _PongAwareProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, reporting every control pong to the ASGI app.
+
+    ASGI has no pong event, yet KIS's official sample answers PINGPONG with a control pong
+    (protocol doc §6.4): the session registers a callback in the scope extension
+    :data:`~kis_async.sim.ws.PONG_EXTENSION` and this protocol calls it.
+    """
+
+    def handle_connect(self, event: Request_) -> None:
+        super().handle_connect(event)
+        if getattr(self, "scope", None) is not None:
+            self.scope["extensions"] = {**(self.scope.get("extensions") or {}), PONG_EXTENSION: {}}
+
+    def handle_pong(self, event: Frame) -> None:
+        super().handle_pong(event)
+        scope = getattr(self, "scope", None)
+        hook = (scope or {}).get("extensions", {}).get(PONG_EXTENSION, {})
+        callback = hook.get("callback") if isinstance(hook, dict) else None
+        if callback is not None:
+            callback(bytes(event.data))
+
+
 class _QuietServer(uvicorn.Server):
     """A uvicorn server that leaves the host application's signal handlers alone."""
 
@@ -94,7 +120,11 @@ class KISSimulator:
             while someone is registered for quotes); ``None`` moves the market only when
             ``exchange.step()`` is called.
         records_per_frame: market steps per tick, sent as one frame with that many records.
-        trade_fields: H0STCNT0 layout, 47 fields (current, default) or 46 (before 2026-09-14).
+        trade_fields: H0STCNT0 / H0NXCNT0 / H0UNCNT0 layout, 47 fields (current, default) or
+            46 (before 2026-09-14).
+        book_layout: order-book layouts (protocol doc §12 [CONFLICT]): ``"kt"`` (default; the
+            widths kis-trader probed live: H0STASP0 63, H0NXASP0 62, H0UNASP0 66) or
+            ``"ota"`` (the official samples: 59, 65, 65).
         notice_fields: execution-notice layout, 26 fields (default) or the legacy 23.
         pingpong_interval: seconds between PINGPONG frames.
         pingpong_timeout: a session that does not echo PINGPONG within this many seconds is
@@ -106,6 +136,13 @@ class KISSimulator:
         rvsecncl_page_size: rows per inquire-psbl-rvsecncl page (default 50).
         start_time: pin the simulated clock's starting instant (default: now).
         symbols: (code, name, reference price) triples (default: 15 real KRX stocks).
+        clock: the market clock sessions are judged by: None (default) starts on a trading
+            day at 10:00 KST (the latest one on or before today), so order types, sessions
+            and feeds behave alike at any wall-clock hour; a datetime starts there;
+            ``"wall"`` follows the wall clock. It moves on with time and :meth:`advance`;
+            :meth:`set_time` jumps it. Order, fill and token times stay on the wall clock.
+        holidays: extra weekday holidays of the simulated calendar (on top of weekends and
+            :data:`kis_async.calendar.BUILTIN_HOLIDAYS`), answered by chk-holiday.
     """
 
     def __init__(
@@ -138,6 +175,9 @@ class KISSimulator:
         rvsecncl_page_size: int = 50,
         start_time: datetime | None = None,
         symbols: tuple[tuple[str, str, int], ...] = DEFAULT_SYMBOLS,
+        clock: datetime | Literal["wall"] | None = None,
+        book_layout: Literal["kt", "ota"] = "kt",
+        holidays: Iterable[date] = (),
     ) -> None:
         mode = Mode(str(mode).lower())
         paper = mode is Mode.PAPER
@@ -147,6 +187,8 @@ class KISSimulator:
             raise ValueError("trade_fields must be 46 or 47")
         if notice_fields not in (23, 26):
             raise ValueError("notice_fields must be 23 or 26")
+        if book_layout not in ("kt", "ota"):
+            raise ValueError("book_layout must be 'kt' or 'ota'")
         if records_per_frame < 1:
             raise ValueError("records_per_frame must be at least 1")
         if quote_interval is not None and quote_interval < 0:
@@ -169,6 +211,7 @@ class KISSimulator:
             quote_interval=quote_interval,
             records_per_frame=records_per_frame,
             trade_fields=trade_fields,
+            book_layout=book_layout,
             notice_fields=notice_fields,
             pingpong_interval=pingpong_interval,
             pingpong_timeout=pingpong_timeout,
@@ -178,7 +221,8 @@ class KISSimulator:
             rvsecncl_page_size=rvsecncl_page_size,
             start_time=start_time,
         )
-        self.clock = SimClock(start_time)
+        self.clock = SimClock(start_time, market=clock)
+        self.calendar = SimCalendar(holidays=set(holidays))
         self.exchange = SimExchange(
             seed=seed,
             clock=self.clock,
@@ -187,6 +231,7 @@ class KISSimulator:
             starting_cash=starting_cash,
             starting_holdings=starting_holdings,
             symbols=symbols,
+            calendar=self.calendar,
         )
         self.faults = SimFaults(self.clock)
         self.stats = SimStats()
@@ -207,6 +252,20 @@ class KISSimulator:
         self.host: str | None = None
         self.port: int | None = None
         self._serving = False
+
+    # -- market clock ------------------------------------------------------------------------
+
+    def market_now(self) -> datetime:
+        """The simulated market time (aware, KST) that sessions are judged by."""
+        return self.clock.market_now()
+
+    def set_time(self, when: datetime) -> None:
+        """Jump the market clock to ``when`` (naive means KST); it moves on from there.
+
+        Example: ``sim.set_time(datetime(2026, 12, 1, 17, 0, tzinfo=KST))`` puts KRX in its
+        after-market session and NXT in its after-market.
+        """
+        self.clock.set_market_time(when)
 
     # -- credentials and URLs ----------------------------------------------------------------
 
@@ -300,7 +359,7 @@ class KISSimulator:
             self.app,
             host=host,
             port=port,
-            ws="websockets-sansio",
+            ws=_PongAwareProtocol,
             lifespan="off",
             log_config=None,
             log_level="warning",
@@ -415,6 +474,9 @@ class KISSimulator:
                     "remaining_qty": o.remaining_qty,
                     "cancelled_qty": o.cancelled_qty,
                     "rejected_qty": o.rejected_qty,
+                    "exchange": o.placed_on,
+                    "venue": o.venue,
+                    "stop_price": o.stop_price,
                 }
                 for o in ex.orders
             ]
@@ -426,4 +488,11 @@ class KISSimulator:
         if command == "advance":
             ex.advance(float(payload["seconds"]))
             return {"now": self.clock.now().isoformat()}
+        if command == "time":
+            if "at" in payload:
+                self.set_time(datetime.fromisoformat(str(payload["at"])))
+            return {
+                "market_time": self.market_now().isoformat(),
+                "sessions": {venue: ex.session(venue) for venue in ("KRX", "NXT", "SOR")},
+            }
         raise KeyError(f"unknown admin command {command!r}")

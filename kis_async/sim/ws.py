@@ -24,13 +24,28 @@ from kis_async.sim.faults import SimFaults, SimStats
 from kis_async.sim.frames import book_record, data_frame, encrypt, notice_record, trade_record
 from kis_async.sim.options import SimOptions
 from kis_async.sim.rest import RestApi
+from kis_async.sim.venues import KRX, NXT, market_cls_code
 
-__all__ = ["WsHub", "WsSession"]
+__all__ = ["MARKET_TRS", "PONG_EXTENSION", "WsHub", "WsSession"]
+
+#: ASGI scope extension through which the server protocol reports control pongs.
+PONG_EXTENSION: Final = "kis_sim.pong"
 
 logger = logging.getLogger("kis_async.sim")
 
 TRADE_TR: Final = "H0STCNT0"
 BOOK_TR: Final = "H0STASP0"
+#: Real-time market TRs -> (kind, venue): KRX, NXT and 통합 (UN) trades and books (§12).
+#: The NXT/UN feeds are served in paper mode too: OTA gives them no paper TR id and whether
+#: the paper server serves them is [UNCERTAIN].
+MARKET_TRS: Final = {
+    "H0STCNT0": ("trade", KRX),
+    "H0NXCNT0": ("trade", NXT),
+    "H0UNCNT0": ("trade", "UN"),
+    "H0STASP0": ("book", KRX),
+    "H0NXASP0": ("book", NXT),
+    "H0UNASP0": ("book", "UN"),
+}
 NOTICE_TRS: Final = ("H0STCNI0", "H0STCNI9")
 #: Data frames a session may have waiting before quote and book frames are dropped for it
 #: (notices are never dropped).
@@ -136,6 +151,11 @@ class WsSession:
 
     # -- receiving ---------------------------------------------------------------------------
 
+    def on_pong(self, payload: bytes) -> None:
+        """A control-frame pong: answers PINGPONG as a text echo does (protocol doc §6.4)."""
+        self.hub.stats.pongs_received += 1
+        self.echoed.set()
+
     async def reader(self) -> None:
         """Handle client messages until the client disconnects."""
         while True:
@@ -153,6 +173,8 @@ class WsSession:
             self._ack("", "", "OPSP9999")
             return
         if header.get("tr_id") == "PINGPONG":
+            # A text echo (exact or re-serialized) answers PINGPONG (PK, mojito); a control
+            # pong does too (the official sample, kis-trader): see :meth:`on_pong`.
             self.echoed.set()
             return
         self.hub.stats.subscribe_requests += 1
@@ -237,7 +259,7 @@ class WsHub:
         self.rest = rest
         self.sessions: set[WsSession] = set()
         self.notice_tr = "H0STCNI9" if options.is_paper else "H0STCNI0"
-        self.known_trs = frozenset({TRADE_TR, BOOK_TR, self.notice_tr})
+        self.known_trs = frozenset({*MARKET_TRS, self.notice_tr})
         self._rng = random.Random(options.seed ^ 0x3C3C)
         exchange.add_tick_listener(self.publish_ticks)
         exchange.add_notice_listener(self.publish_notice)
@@ -256,6 +278,11 @@ class WsHub:
         await websocket.accept()
         self.stats.ws_sessions_opened += 1
         session = WsSession(self, websocket, self._rng)
+        # The server protocol (sim.simulator._PongAwareProtocol) calls this for every
+        # control pong of the connection.
+        hook = websocket.scope.get("extensions", {}).get(PONG_EXTENSION)
+        if isinstance(hook, dict):
+            hook["callback"] = session.on_pong
         self.sessions.add(session)
         try:
             async with asyncio.TaskGroup() as group:
@@ -300,9 +327,7 @@ class WsHub:
     @property
     def quote_symbols(self) -> list[str]:
         """Listed symbols some session is registered for (trades or books), sorted."""
-        wanted = {
-            key for s in self.sessions for tr, key in s.subscriptions if tr in (TRADE_TR, BOOK_TR)
-        }
+        wanted = {key for s in self.sessions for tr, key in s.subscriptions if tr in MARKET_TRS}
         return sorted(wanted & set(self.exchange.symbols))
 
     @property
@@ -311,14 +336,15 @@ class WsHub:
         return max((len(s.outbox) for s in self.sessions), default=0)
 
     def publish_ticks(self, ticks: list[Tick]) -> None:
-        """Send trade and book frames for ``ticks`` to the sessions registered for them."""
+        """Send trade and book frames for ``ticks`` to the sessions registered for them.
+
+        NXT trade frames go out only for steps where NXT printed; KRX and 통합 trade frames
+        and every book frame go out each step.
+        """
         if not self.sessions:
             return
         wanted = {
-            (tr, key)
-            for s in self.sessions
-            for tr, key in s.subscriptions
-            if tr in (TRADE_TR, BOOK_TR)
+            (tr, key) for s in self.sessions for tr, key in s.subscriptions if tr in MARKET_TRS
         }
         if not wanted:
             return
@@ -326,24 +352,40 @@ class WsHub:
         for tick in ticks:
             by_symbol.setdefault(tick.symbol, []).append(tick)
         day = self.exchange.clock.now().strftime("%Y%m%d")
+        opts = self.options
         frames: dict[tuple[str, str], str] = {}
+        now = self.exchange.clock.market_now()
+        cls_of = {
+            venue: market_cls_code(self.exchange.calendar.session(now, venue))
+            for venue in (KRX, NXT)
+        }
         for tr, symbol in wanted:
             group = by_symbol.get(symbol)
             if not group:
                 continue
-            if tr == TRADE_TR:
+            kind, venue = MARKET_TRS[tr]
+            cls = cls_of[NXT if venue == NXT else KRX]
+            if kind == "trade":
+                printed = [t for t in group if venue != NXT or t.nxt_qty]
                 records = [
-                    trade_record(t, fields=self.options.trade_fields, business_date=day)
+                    trade_record(
+                        t, fields=opts.trade_fields, business_date=day, venue=venue,
+                        market_cls=cls,
+                    )
+                    for t in printed
+                ]  # fmt: skip
+            else:
+                records = [
+                    book_record(t, venue=venue, layout=opts.book_layout, market_cls=cls)
                     for t in group
                 ]
-            else:
-                records = [book_record(t) for t in group]
-            frames[(tr, symbol)] = data_frame(tr, records)
-        for session in self.sessions:
-            for entry in session.subscriptions:
+            if records:
+                frames[(tr, symbol)] = data_frame(tr, records)
+        for session_ in self.sessions:
+            for entry in session_.subscriptions:
                 frame = frames.get(entry)
                 if frame is not None:
-                    session.enqueue(frame, data=True, droppable=True)
+                    session_.enqueue(frame, data=True, droppable=True)
 
     def publish_notice(self, event: NoticeEvent) -> None:
         """Send an encrypted execution notice to sessions registered with the HTS id."""

@@ -242,12 +242,14 @@ async def test_modify_and_cancel_remaining(paper: Any) -> None:
         (("buy", "005930", 1, "01", 70000), "40110000"),
         (("buy", "005930", 10_000, "00", 70000), "40250000"),
         (("sell", "005930", 1, "00", 70000), "40240000"),
-        (("buy", "005930", 1, "41", 70000), "40120000"),
+        (("buy", "005930", 1, "99", 70000), "40120000"),
+        (("buy", "005930", 1, "41", 70000), "40580000"),
     ],
 )
 async def test_business_rejections(paper: Any, order: tuple[Any, ...], msg_cd: str) -> None:
     """Unknown symbol, qty 0, off-tick price, market with price, no cash, no holdings and an
-    unsupported division are refused with rt_cd 1 and nothing is booked."""
+    unknown division and an after-market division in regular hours are refused with rt_cd 1
+    and nothing is booked."""
     sim, kis = paper
     side, symbol, qty, ord_dvsn, price = order
     response = await kis.order(side, symbol, qty, ord_dvsn=ord_dvsn, price=price)
@@ -393,3 +395,17 @@ async def test_config_points_at_the_served_simulator(paper: Any) -> None:
     assert config.mode is Mode.PAPER
     assert config.token_cache_dir is None
     assert config.timeout == 3.0
+
+
+async def test_order_rows_carry_both_cancel_quantity_spellings(paper: Any) -> None:
+    """inquire-daily-ccld rows carry cncl_cfrm_qty (spec) and cnc_cfrm_qty (official sample,
+    kis-trader) with the same value, and name the venue the order was placed with."""
+    sim, kis = paper
+    price = sim.exchange.price("005930") - 1_000
+    placed = (await kis.order("buy", "005930", 4, price=price)).json()["output"]["ODNO"]
+    assert (await kis.revise_cancel(placed, cancel=True, qty=3)).json()["rt_cd"] == "0"
+    rows = {row["odno"]: row for row in (await kis.daily_ccld()).json()["output1"]}
+    row = rows[placed]
+    assert row["cncl_cfrm_qty"] == row["cnc_cfrm_qty"] == "3"
+    assert row["rmn_qty"] == "1"
+    assert row["excg_id_dvsn_Cd"] == "KRX"

@@ -45,8 +45,11 @@ async def test_subscribe_ack_and_trade_frames(serve: Any, wire: Any) -> None:
 
 
 async def test_multi_record_frames_and_46_field_layout(serve: Any, wire: Any) -> None:
-    """records_per_frame=3 sends count 003 with 3 x 46 fields; H0STASP0 has 59 per record."""
-    async with serve(quote_interval=0.01, records_per_frame=3, trade_fields=46) as (sim, kis):
+    """records_per_frame=3 sends count 003 with 3 x 46 fields; with the official samples' book
+    layout H0STASP0 has 59 per record."""
+    async with serve(
+        quote_interval=0.01, records_per_frame=3, trade_fields=46, book_layout="ota"
+    ) as (sim, kis):
         key = await kis.approval_key()
         async with websockets.connect(sim.ws_url + "/H0STCNT0") as ws:
             assert (await _ack(ws, wire, key, "H0STCNT0", "000660"))["body"]["rt_cd"] == "0"

@@ -211,7 +211,8 @@ async def test_place_order_without_odno(client: Any, router: respx.MockRouter, k
 
 
 async def test_cancel_from_memory(client: Any, router: respx.MockRouter) -> None:
-    """Cancel after place: rvsecncl 02, all qty, ORD_QTY/ORD_UNPR "0", branch from memory."""
+    """Cancel after place: rvsecncl 02, all qty, ORD_QTY "0", the original's type, price and
+    venue repeated (protocol doc §13), branch from memory."""
     router.post(ORDER).respond(200, json=ORDER_OK)
     daily = router.get(DAILY).respond(200, json={"rt_cd": "0", "output1": []})
     route = router.post(RVSE).respond(
@@ -235,7 +236,7 @@ async def test_cancel_from_memory(client: Any, router: respx.MockRouter) -> None
         "ORD_DVSN": "00",
         "RVSE_CNCL_DVSN_CD": "02",
         "ORD_QTY": "0",
-        "ORD_UNPR": "0",
+        "ORD_UNPR": "71900",
         "QTY_ALL_ORD_YN": "Y",
         "EXCG_ID_DVSN_CD": "KRX",
     }
