@@ -26,6 +26,7 @@ from kis_async.models import (
     AuthenticationToken,
     BuyingPower,
     Execution,
+    ExecutionCursor,
     ExecutionKind,
     Order,
     OrderBook,
@@ -42,7 +43,7 @@ from kis_async.orders.journal import MemoryJournal, OrderJournal, SQLiteJournal
 from kis_async.orders.placement import PlacementOptions, ReconcileReport
 from kis_async.orders.service import OrderService, PreTradeLimits, TrackedOrder
 from kis_async.port import BrokerPort
-from kis_async.stream.manager import StreamOptions, StreamStatus
+from kis_async.stream.options import StreamOptions, StreamStatus
 
 __version__ = "0.1.0"
 
@@ -56,6 +57,7 @@ __all__ = [
     "BrokerTimeoutError",
     "BuyingPower",
     "Execution",
+    "ExecutionCursor",
     "ExecutionKind",
     "InvalidOrderError",
     "KISBroker",

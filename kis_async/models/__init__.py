@@ -13,13 +13,14 @@ from kis_async.models.orders import (
     Position,
     Side,
 )
-from kis_async.models.stream import Execution, ExecutionKind, Quote
+from kis_async.models.stream import Execution, ExecutionCursor, ExecutionKind, Quote
 
 __all__ = [
     "KST",
     "AuthenticationToken",
     "BuyingPower",
     "Execution",
+    "ExecutionCursor",
     "ExecutionKind",
     "Order",
     "OrderBook",

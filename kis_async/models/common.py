@@ -15,6 +15,7 @@ __all__ = [
     "is_on_tick",
     "is_valid_symbol",
     "kis_datetime",
+    "normalize_order_id",
     "parse_decimal",
     "parse_int",
     "tick_size",
@@ -34,6 +35,13 @@ _STOCK_TICKS: Final[tuple[tuple[int, int], ...]] = (
     (200_000, 100),
     (500_000, 500),
 )
+
+
+def normalize_order_id(order_id: str) -> str:
+    """KIS pads ODNO with zeros in some places and not in others; compare without them."""
+    text = order_id.strip()
+    stripped = text.lstrip("0")
+    return stripped or ("0" if text else "")
 
 
 def is_valid_symbol(symbol: object) -> bool:

@@ -17,12 +17,13 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from kis_async.models.common import KST
+from kis_async.models.common import KST, normalize_order_id
 from kis_async.models.orders import OrderType, Side
 
 __all__ = [
     "QUOTE_ATTRIBUTES",
     "Execution",
+    "ExecutionCursor",
     "ExecutionKind",
     "Quote",
     "RawFields",
@@ -594,6 +595,112 @@ _EXEC_ATTRS: Final = (
 )
 
 
+_CURSOR_VERSION: Final = "v1"
+
+
+class ExecutionCursor:
+    """A consumer's position in this account's fills of one trading day.
+
+    It records, per order, the cumulative filled quantity the consumer has received. Every
+    :class:`Execution` delivered by an execution stream carries the cursor *after* it
+    (:attr:`Execution.cursor`); persist ``str(cursor)`` and pass it back, in this process or a
+    new one, as ``broker.executions(since=...)`` to receive exactly the fills after that point.
+    Orders are compared without KIS's leading zeros.
+
+    Example::
+
+        saved = str(event.cursor)                      # "v1:20261201:42=5,43=10"
+        stream = broker.executions(since=ExecutionCursor.parse(saved))
+    """
+
+    __slots__ = ("_day", "_filled", "_text")
+
+    def __init__(self, day: date, filled: Mapping[str, int] | None = None) -> None:
+        if not isinstance(day, date) or isinstance(day, datetime):
+            raise TypeError("day must be a datetime.date")
+        clean: dict[str, int] = {}
+        for order_id, qty in (filled or {}).items():
+            oid = normalize_order_id(str(order_id))
+            if not oid.isdigit() or not oid.isascii():
+                raise ValueError("cursor order ids must be KIS order numbers (digits)")
+            if isinstance(qty, bool) or not isinstance(qty, int) or qty < 0:
+                raise ValueError("cursor quantities must be ints >= 0")
+            if qty:
+                clean[oid] = qty
+        self._day = day
+        self._filled = clean
+        self._text: str | None = None
+
+    @classmethod
+    def _trusted(cls, day: date, filled: dict[str, int]) -> ExecutionCursor:
+        """Wrap an already normalized map the caller will never change (no copy, no checks)."""
+        cursor = cls.__new__(cls)
+        cursor._day = day
+        cursor._filled = filled
+        cursor._text = None
+        return cursor
+
+    @classmethod
+    def parse(cls, text: str) -> ExecutionCursor:
+        """Read a cursor written by ``str(cursor)``.
+
+        Raises:
+            ValueError: the text is not a cursor (surrounding whitespace is ignored).
+        """
+        if not isinstance(text, str):
+            raise TypeError("an execution cursor is parsed from a str")
+        parts = text.strip().split(":")
+        if len(parts) != 3 or parts[0] != _CURSOR_VERSION:
+            raise ValueError("not an execution cursor (expected 'v1:YYYYMMDD:...')")
+        day = _yyyymmdd(parts[1]) if parts[1].isascii() else None
+        if day is None:
+            raise ValueError("execution cursor with a bad date")
+        filled: dict[str, int] = {}
+        if parts[2]:
+            for item in parts[2].split(","):
+                oid, sep, qty = item.partition("=")
+                if not sep or not qty.isdigit() or not qty.isascii():
+                    raise ValueError("execution cursor with a bad order entry")
+                filled[oid] = int(qty)
+        return cls(day, filled)
+
+    @property
+    def day(self) -> date:
+        """The trading day (KST) the positions refer to."""
+        return self._day
+
+    @property
+    def filled(self) -> Mapping[str, int]:
+        """Cumulative filled quantity received per order (order ids without leading zeros)."""
+        return dict(self._filled)
+
+    def delivered(self, order_id: str) -> int:
+        """The filled quantity of ``order_id`` the consumer had received at this point."""
+        return self._filled.get(normalize_order_id(order_id), 0)
+
+    def __str__(self) -> str:
+        text = self._text
+        if text is None:
+            body = ",".join(f"{oid}={qty}" for oid, qty in sorted(self._filled.items()))
+            text = f"{_CURSOR_VERSION}:{self._day:%Y%m%d}:{body}"
+            self._text = text
+        return text
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ExecutionCursor):
+            return NotImplemented
+        return self._day == other._day and self._filled == other._filled
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ExecutionCursor.parse, (str(self),))
+
+    def __repr__(self) -> str:
+        return f"ExecutionCursor({str(self)!r})"
+
+
 class Execution:
     """An execution notice (H0STCNI0 live / H0STCNI9 paper), or a fill found by reconciliation.
 
@@ -612,9 +719,27 @@ class Execution:
         source: ``"websocket"`` for notices, ``"reconcile"`` for fills found by gap-fill.
         name: the stock name, when KIS sent it.
         raw: every field by its KIS name (empty for reconcile events).
+        cursor: the receiving consumer's position after this event (see
+            :class:`ExecutionCursor`); None on events no execution stream delivered.
+        replayed: True when the event was not delivered live from the socket to this
+            consumer: a fill found over REST (gap-fill, replay) or one of today's earlier fills
+            replayed when the stream started. ``time`` is still the event's own time.
     """
 
-    __slots__ = ("_day", "_f", "_kind", "_n", "_o", "_oid", "_qty", "_raw", "_source", "_v")
+    __slots__ = (
+        "_cursor",
+        "_day",
+        "_f",
+        "_kind",
+        "_n",
+        "_o",
+        "_oid",
+        "_qty",
+        "_raw",
+        "_replayed",
+        "_source",
+        "_v",
+    )
 
     _f: list[str] | None
     _o: int
@@ -626,6 +751,8 @@ class Execution:
     _source: Literal["websocket", "reconcile"]
     _day: date | None
     _qty: Any
+    _cursor: ExecutionCursor | None
+    _replayed: bool
 
     def __init__(
         self,
@@ -644,7 +771,11 @@ class Execution:
         source: Literal["websocket", "reconcile"] = "websocket",
         name: str | None = None,
         raw: Mapping[str, str] | None = None,
+        cursor: ExecutionCursor | None = None,
+        replayed: bool = False,
     ) -> None:
+        self._cursor = cursor
+        self._replayed = replayed
         self._f = None
         self._o = 0
         self._n = 0
@@ -686,7 +817,41 @@ class Execution:
         ex._source = "websocket"
         ex._day = day
         ex._qty = _UNSET
+        ex._cursor = None
+        ex._replayed = False
         return ex
+
+    def _stamped(self, qty: int, cursor: ExecutionCursor, replayed: bool) -> Execution:
+        """This event as one consumer receives it: its quantity, cursor and replay flag.
+
+        A shallow copy that keeps the decoded record (nothing is converted).
+        """
+        ex = Execution.__new__(Execution)
+        ex._f = self._f
+        ex._o = self._o
+        ex._n = self._n
+        ex._kind = self._kind
+        ex._oid = self._oid
+        ex._source = self._source
+        ex._day = self._day
+        ex._qty = qty
+        ex._cursor = cursor
+        ex._replayed = replayed
+        if self._f is None:
+            v = self._v
+            ex._v = (*v[:5], qty, *v[6:])
+            ex._raw = self._raw
+        return ex
+
+    @property
+    def cursor(self) -> ExecutionCursor | None:
+        """The receiving consumer's position after this event."""
+        return self._cursor
+
+    @property
+    def replayed(self) -> bool:
+        """True when this consumer got the event from a replay or REST, not live."""
+        return self._replayed
 
     def _at(self, i: int) -> str:
         f = self._f
@@ -804,6 +969,8 @@ class Execution:
             "broker_order_id": self.broker_order_id,
             "source": self.source,
             "raw": dict(self.raw),
+            "cursor": self._cursor,
+            "replayed": self._replayed,
         }
         values.update({attr: getattr(self, attr) for attr in _EXEC_ATTRS})
         values.update(changes)
@@ -826,7 +993,7 @@ class Execution:
         return hash(self._key())
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_execution, (self._key(), dict(self.raw)))
+        return (_rebuild_execution, (self._key(), dict(self.raw), self._cursor, self._replayed))
 
     def __repr__(self) -> str:
         return (
@@ -834,11 +1001,24 @@ class Execution:
             f"original_order_id={self.original_order_id!r}, symbol={self.symbol!r}, "
             f"side={self.side!r}, order_type={self.order_type!r}, qty={self.qty!r}, "
             f"price={self.price!r}, order_qty={self.order_qty!r}, time={self.time!r}, "
-            f"source={self.source!r})"
+            f"source={self.source!r}, replayed={self._replayed!r})"
         )
 
 
-def _rebuild_execution(key: tuple[Any, ...], raw: dict[str, str]) -> Execution:
+def _rebuild_execution(
+    key: tuple[Any, ...],
+    raw: dict[str, str],
+    cursor: ExecutionCursor | None = None,
+    replayed: bool = False,
+) -> Execution:
     kind, oid, source, *rest = key
     values = dict(zip(_EXEC_ATTRS, rest, strict=True))
-    return Execution(kind=kind, broker_order_id=oid, source=source, raw=raw, **values)
+    return Execution(
+        kind=kind,
+        broker_order_id=oid,
+        source=source,
+        raw=raw,
+        cursor=cursor,
+        replayed=replayed,
+        **values,
+    )

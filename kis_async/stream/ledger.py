@@ -59,14 +59,9 @@ The ledger is pure accounting with no I/O and no clock of its own: callers pass 
 
 from __future__ import annotations
 
+from kis_async.models.common import normalize_order_id
+
 __all__ = ["FillLedger", "normalize_order_id"]
-
-
-def normalize_order_id(order_id: str) -> str:
-    """KIS pads ODNO with zeros in some places and not in others; compare without them."""
-    text = order_id.strip()
-    stripped = text.lstrip("0")
-    return stripped or ("0" if text else "")
 
 
 class FillLedger:
@@ -84,6 +79,10 @@ class FillLedger:
     def delivered(self, order_id: str) -> int:
         """The cumulative filled quantity delivered so far for ``order_id``."""
         return self._delivered.get(normalize_order_id(order_id), 0)
+
+    def delivered_map(self) -> dict[str, int]:
+        """A copy of the delivered cumulative quantity per (normalized) order id."""
+        return dict(self._delivered)
 
     def notice(self, order_id: str, qty: int, order_qty: int | None) -> int:
         """Account a fill notice; return the quantity to deliver (0: already delivered)."""

@@ -32,6 +32,7 @@ import base64
 import binascii
 import json
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -53,6 +54,7 @@ from kis_async.models.stream import (
 
 __all__ = [
     "ACK_CODES",
+    "DECODERS",
     "NOTICE_TR_IDS",
     "PINGPONG",
     "TR_NOTICE_LIVE",
@@ -64,6 +66,7 @@ __all__ = [
     "DataFrame",
     "FrameError",
     "PingPong",
+    "RecordDecoder",
     "decode_execution_plaintext",
     "decode_executions",
     "decode_orderbooks",
@@ -669,3 +672,45 @@ class _StreamOrderBook(OrderBook):
 # The slot's own descriptor: the frozen dataclass __setattr__ of the base would refuse the
 # assignment, and object.__setattr__ is slower than calling the descriptor.
 _set_f = _StreamOrderBook.__dict__["_f"].__set__
+
+
+# -- the tr_id -> decoder table ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDecoder:
+    """How the data frames of one TR become values.
+
+    Attributes:
+        decode: ``decode(frame, crypto)`` -> the frame's values; ``crypto`` is the
+            ``(key, iv)`` of this TR's latest ack, or None.
+        keyed: True for market data, whose values carry ``.symbol`` and are routed to the
+            subscribers of that symbol; False for account notices (one key: the HTS id),
+            which go to the execution feed.
+    """
+
+    decode: Callable[[DataFrame, tuple[str, str] | None], Sequence[Any]]
+    keyed: bool = True
+
+
+def _quotes(frame: DataFrame, crypto: tuple[str, str] | None) -> list[Quote]:
+    return decode_quotes(frame)
+
+
+def _orderbooks(frame: DataFrame, crypto: tuple[str, str] | None) -> list[OrderBook]:
+    return decode_orderbooks(frame)
+
+
+def _notices(frame: DataFrame, crypto: tuple[str, str] | None) -> list[Execution]:
+    key, iv = crypto if crypto is not None else (None, None)
+    return decode_executions(frame, key, iv)
+
+
+#: Every TR the client decodes. Adding a feed (an NXT or integrated quote TR, say) is one
+#: entry here plus the layout it decodes with; the manager routes by this table only.
+DECODERS: Final[Mapping[str, RecordDecoder]] = {
+    TR_QUOTE: RecordDecoder(_quotes),
+    TR_ORDERBOOK: RecordDecoder(_orderbooks),
+    TR_NOTICE_LIVE: RecordDecoder(_notices, keyed=False),
+    TR_NOTICE_PAPER: RecordDecoder(_notices, keyed=False),
+}

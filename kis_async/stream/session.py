@@ -30,7 +30,7 @@ from kis_async.errors import BrokerConnectionError
 from kis_async.stream.protocol import PINGPONG, is_pingpong
 
 if TYPE_CHECKING:
-    from kis_async.stream.manager import StreamOptions
+    from kis_async.stream.options import StreamOptions
 
 __all__ = ["Session"]
 

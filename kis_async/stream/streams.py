@@ -53,16 +53,20 @@ class Sink(Protocol):
 
 
 class Attacher(Protocol):
-    """The manager side of a handle (see :class:`~kis_async.stream.manager.StreamManager`)."""
+    """The owner side of a handle: :class:`~kis_async.stream.manager.StreamManager`, or
+    MockBroker's in-memory hub. Package-internal."""
 
-    async def _attach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None: ...
+    async def attach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None:
+        """Route ``keys`` to ``sink`` and wait until they are subscribed."""
 
-    async def _detach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None: ...
+    async def detach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None:
+        """Stop routing ``keys`` to ``sink``; unsubscribe keys nobody holds any more."""
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]: ...
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+        """Start a background task the owner tracks and ends on close."""
 
 
-class _Buffer(Generic[T]):
+class Buffer(Generic[T]):
     """A single-consumer queue with close and fail; ``put`` never blocks."""
 
     __slots__ = ("_closed", "_error", "_items", "_waiter")
@@ -128,7 +132,7 @@ class _Buffer(Generic[T]):
                 self._waiter = None
 
 
-class ConflatingBuffer(_Buffer[T]):
+class ConflatingBuffer(Buffer[T]):
     """Keeps the newest value per key once ``maxsize`` values are waiting."""
 
     __slots__ = ("_key", "_maxsize", "_on_drop", "dropped")
@@ -171,7 +175,7 @@ class ConflatingBuffer(_Buffer[T]):
             self._on_drop(dropped)
 
 
-class LosslessBuffer(_Buffer[T]):
+class LosslessBuffer(Buffer[T]):
     """Never drops; signals once when the backlog passes ``high_water``."""
 
     __slots__ = ("_armed", "_high_water", "_overflow", "_raise")
@@ -213,14 +217,29 @@ class LosslessBuffer(_Buffer[T]):
 
 
 class _Handle(AsyncClosing, Generic[T]):
-    """Shared lifecycle of the stream handles."""
+    """Shared lifecycle of the stream handles.
 
-    def __init__(self, owner: Attacher, keys: tuple[RegKey, ...], buffer: _Buffer[T]) -> None:
+    The subscription runs in a task of the owner, so cancelling the first ``__anext__``
+    (``asyncio.wait_for(anext(stream), t)``) does not cancel it half way; cancelling any
+    ``__anext__`` leaves the stream open with its queue intact. A stream ends only on
+    :meth:`aclose` (leaving ``async with``, or ``break`` out of ``async for`` followed by
+    ``aclose``), when its owner closes, or on a terminal error.
+    """
+
+    def __init__(
+        self,
+        owner: Attacher,
+        keys: tuple[RegKey, ...],
+        buffer: Buffer[T],
+        *,
+        sink: Sink | None = None,
+    ) -> None:
         self._owner = owner
         self._keys = keys
         self._buffer = buffer
+        self._sink: Sink = buffer if sink is None else sink
         self._state = "new"  # new -> opening -> open -> closed
-        self._opening: asyncio.Future[None] | None = None
+        self._opening: asyncio.Task[None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -232,25 +251,26 @@ class _Handle(AsyncClosing, Generic[T]):
             return
         if self._state == "closed":
             raise RuntimeError("this stream is closed")
-        if self._opening is not None:
-            await asyncio.shield(self._opening)
-            return
-        self._state = "opening"
-        self._opening = asyncio.get_running_loop().create_future()
+        task = self._opening
+        if task is None:
+            self._state = "opening"
+            task = self._owner.spawn(self._subscribe(), "kis_async-stream-open")
+            # The outcome is read below (or by the next caller); never "never retrieved".
+            task.add_done_callback(_retrieve)
+            self._opening = task
+        await asyncio.shield(task)
+
+    async def _subscribe(self) -> None:
         try:
-            await self._owner._attach(self._buffer, self._keys)
-        except BaseException as exc:
+            await self._owner.attach(self._sink, self._keys)
+        except BaseException:
             self._state = "closed"
             self._buffer.close(drain=False)
-            self._opening.set_exception(exc)
-            self._opening.exception()  # retrieved: the caller gets exc directly
             raise
         if self._state == "closed":  # closed while opening
-            await self._owner._detach(self._buffer, self._keys)
-            self._opening.set_result(None)
+            await self._owner.detach(self._sink, self._keys)
             return
         self._state = "open"
-        self._opening.set_result(None)
 
     def __aiter__(self) -> Self:
         return self
@@ -262,14 +282,20 @@ class _Handle(AsyncClosing, Generic[T]):
             await self._open()
         try:
             return await self._buffer.get()
-        except StreamOverflowError:
+        except (StreamOverflowError, asyncio.CancelledError):
+            # Overflow: the events are still queued. Cancellation (a timeout around anext):
+            # the caller gave up waiting; the stream and its queue stay as they are.
             raise
         except BaseException:
             await self.aclose()
             raise
 
     async def __aenter__(self) -> Self:
-        await self._open()
+        try:
+            await self._open()
+        except asyncio.CancelledError:
+            await self.aclose()  # nobody will leave this block: unsubscribe once open
+            raise
         return self
 
     async def aclose(self) -> None:
@@ -280,7 +306,12 @@ class _Handle(AsyncClosing, Generic[T]):
         self._state = "closed"
         self._buffer.close(drain=False)
         if was_open:
-            await self._owner._detach(self._buffer, self._keys)
+            await self._owner.detach(self._sink, self._keys)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class _ConflatingHandle(_Handle[T]):
@@ -312,7 +343,11 @@ class OrderBookStream(_ConflatingHandle[OrderBook]):
 
 
 class ExecutionStream(_Handle[Execution]):
-    """This account's execution notices; lossless (see :class:`StreamOverflowError`)."""
+    """This account's execution notices; lossless (see :class:`StreamOverflowError`).
+
+    Each stream is its own consumer with its own exactly-once cursor (see
+    :mod:`kis_async.stream.executions`); every event it yields carries that cursor.
+    """
 
     def __repr__(self) -> str:
         return f"ExecutionStream(state={self._state!r})"
@@ -330,13 +365,16 @@ class CallbackSubscription(Generic[T]):
         self,
         owner: Attacher,
         keys: tuple[RegKey, ...],
-        buffer: _Buffer[T],
+        buffer: Buffer[T],
         callback: Callback[T],
         on_error: Callable[[BaseException], Any] | None,
+        *,
+        sink: Sink | None = None,
     ) -> None:
         self._owner = owner
         self._keys = keys
         self._buffer = buffer
+        self._sink: Sink = buffer if sink is None else sink
         self._callback = callback
         self._on_error = on_error
         self._task: asyncio.Task[None] | None = None
@@ -345,9 +383,10 @@ class CallbackSubscription(Generic[T]):
         self.calls = 0
         self.failures = 0
 
-    async def _start(self) -> None:
-        await self._owner._attach(self._buffer, self._keys)
-        self._task = self._owner._spawn(self._run(), name="kis_async-callback")
+    async def start(self) -> None:
+        """Subscribe and start the callback task (the owner calls it once)."""
+        await self._owner.attach(self._sink, self._keys)
+        self._task = self._owner.spawn(self._run(), "kis_async-callback")
 
     @property
     def closed(self) -> bool:
@@ -400,4 +439,4 @@ class CallbackSubscription(Generic[T]):
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        await self._owner._detach(self._buffer, self._keys)
+        await self._owner.detach(self._sink, self._keys)
