@@ -457,9 +457,11 @@ class ExecutionFeed:
             return
         self._roll_day()
         window = self.options.gap_fill_verify_window
-        now = asyncio.get_running_loop().time()
-        self._ledger.watching(now)  # forget expired windows
-        until = now + window
+        until = 0.0
+        if window > 0:
+            now = asyncio.get_running_loop().time()
+            self._ledger.watching(now)  # forget expired windows
+            until = now + window
         emitted = 0
         for order in orders:
             if order.filled_qty <= 0:

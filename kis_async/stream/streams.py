@@ -7,7 +7,10 @@ stalls the socket or another consumer:
   value per symbol (drops are counted);
 * execution notices are never dropped: past the high-water mark the stream raises
   :class:`~kis_async.errors.StreamOverflowError` once (the events stay queued and the
-  stream goes on delivering them once the consumer catches up).
+  stream goes on delivering them once the consumer catches up);
+* a terminal error (the session given up) is raised after what is already queued.
+
+KISBroker and MockBroker use these same classes (only the owner that feeds them differs).
 
 A handle is an async iterator, an async context manager and has ``aclose()``. It subscribes
 on ``async with`` or on the first iteration, and leaving it unsubscribes at once.
@@ -30,10 +33,14 @@ if TYPE_CHECKING:
     from kis_async.port import Callback
 
 __all__ = [
+    "Buffer",
     "CallbackSubscription",
+    "ConflatingBuffer",
     "ExecutionStream",
+    "LosslessBuffer",
     "OrderBookStream",
     "QuoteStream",
+    "StreamHandle",
 ]
 
 logger = logging.getLogger("kis_async.stream")
@@ -86,6 +93,7 @@ class Buffer(Generic[T]):
             waiter.set_result(None)
 
     def put(self, item: T) -> None:
+        """Queue ``item`` (never blocks; ignored once ended)."""
         if self._closed:
             return
         self._items.append(item)
@@ -94,12 +102,23 @@ class Buffer(Generic[T]):
             waiter.set_result(None)
 
     def fail(self, exc: BaseException) -> None:
-        """Raise ``exc`` on the next ``get`` (before anything still queued), then end."""
+        """End with ``exc``: ``get`` returns what is already queued, then raises it once.
+
+        Nothing queued is thrown away (an execution queued before the session was given up
+        is still delivered); then the stream ends.
+        """
         if self._closed:
             return
         self._error = exc
         self._closed = True
         self._wake()
+
+    @property
+    def idle(self) -> bool:
+        """True when ended, or empty with its consumer waiting in :meth:`get`."""
+        return (self._closed and not self._items and self._error is None) or (
+            not self._items and self._waiter is not None
+        )
 
     def close(self, *, drain: bool = True) -> None:
         """End the buffer: ``get`` returns what is queued (if ``drain``), then stops."""
@@ -114,14 +133,13 @@ class Buffer(Generic[T]):
     async def get(self) -> T:
         """The next item; ``StopAsyncIteration`` when closed and empty."""
         while True:
-            error = self._error
-            if error is not None:
-                self._error = None
-                self._items.clear()
-                raise error
             self._check()
             if self._items:
                 return self._items.popleft()
+            error = self._error
+            if error is not None:
+                self._error = None
+                raise error
             if self._closed:
                 raise StopAsyncIteration
             waiter = asyncio.get_running_loop().create_future()
@@ -147,6 +165,7 @@ class ConflatingBuffer(Buffer[T]):
         self.dropped = 0
 
     def put(self, item: T) -> None:
+        """Queue ``item`` (never blocks; ignored once ended)."""
         if self._closed:
             return
         items = self._items
@@ -188,6 +207,7 @@ class LosslessBuffer(Buffer[T]):
         self._raise = raise_on_overflow
 
     def put(self, item: T) -> None:
+        """Queue ``item`` (never blocks; ignored once ended)."""
         if self._closed:
             return
         items = self._items
@@ -216,7 +236,7 @@ class LosslessBuffer(Buffer[T]):
             self._armed = True
 
 
-class _Handle(AsyncClosing, Generic[T]):
+class StreamHandle(AsyncClosing, Generic[T]):
     """Shared lifecycle of the stream handles.
 
     The subscription runs in a task of the owner, so cancelling the first ``__anext__``
@@ -240,6 +260,22 @@ class _Handle(AsyncClosing, Generic[T]):
         self._sink: Sink = buffer if sink is None else sink
         self._state = "new"  # new -> opening -> open -> closed
         self._opening: asyncio.Task[None] | None = None
+        self._iterated = False
+
+    def mark_open(self) -> None:
+        """The owner subscribed this handle already (MockBroker: nothing to wait for)."""
+        if self._state == "new":
+            self._state = "open"
+
+    @property
+    def buffer(self) -> Buffer[T]:
+        """The handle's queue (package-internal: MockBroker's ``settle`` inspects it)."""
+        return self._buffer
+
+    @property
+    def iterated(self) -> bool:
+        """True once ``__anext__`` has been called."""
+        return self._iterated
 
     @property
     def closed(self) -> bool:
@@ -276,6 +312,7 @@ class _Handle(AsyncClosing, Generic[T]):
         return self
 
     async def __anext__(self) -> T:
+        self._iterated = True
         if self._state != "open":
             if self._state == "closed":
                 raise StopAsyncIteration
@@ -314,7 +351,7 @@ def _retrieve(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
-class _ConflatingHandle(_Handle[T]):
+class _ConflatingHandle(StreamHandle[T]):
     """A market-data stream: per-symbol conflation when the consumer lags."""
 
     def __init__(
@@ -342,7 +379,7 @@ class OrderBookStream(_ConflatingHandle[OrderBook]):
     """Real-time order books (H0STASP0) of some symbols; conflates per symbol when lagging."""
 
 
-class ExecutionStream(_Handle[Execution]):
+class ExecutionStream(StreamHandle[Execution]):
     """This account's execution notices; lossless (see :class:`StreamOverflowError`).
 
     Each stream is its own consumer with its own exactly-once cursor (see
@@ -392,6 +429,11 @@ class CallbackSubscription(Generic[T]):
     def closed(self) -> bool:
         """True once closed or ended by an error."""
         return self._closed or (self._task is not None and self._task.done())
+
+    @property
+    def buffer(self) -> Buffer[T]:
+        """The subscription's queue (package-internal: MockBroker's ``settle`` inspects it)."""
+        return self._buffer
 
     async def _run(self) -> None:
         callback = self._callback
