@@ -14,8 +14,8 @@ import pytest
 
 from kis_async import Execution, ExecutionKind, Order, Side
 from kis_async.models import KST
-from kis_async.stream.ledger import FillLedger
 from kis_async.stream.executions import ExecutionFeed, _Snapshot
+from kis_async.stream.ledger import FillLedger
 from kis_async.stream.options import StreamOptions
 
 # -- the ledger alone ------------------------------------------------------------------------
