@@ -666,16 +666,12 @@ class StreamManager:
                 reg.ready.set_result(None)
 
     def _unsolicited_refusal(self, reg: _Registration, ack: Ack) -> None:
-        """A refusal for an established registration: re-send once before failing anyone."""
+        """A refusal for an established registration: re-send once before failing anyone.
+
+        The answer to the re-send is an ordinary ack: a success restores the registration,
+        a refusal fails its consumers (:meth:`_refuse`).
+        """
         self._refusals += 1
-        if reg.resent:
-            logger.warning(
-                "KIS refused the %s registration again after a re-send ([%s])",
-                reg.key[0],
-                ack.msg_cd,
-            )
-            self._refuse([reg], ack)
-            return
         logger.warning(
             "KIS refused the established %s registration ([%s] %s); re-sending it once",
             reg.key[0],
