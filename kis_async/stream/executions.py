@@ -405,14 +405,33 @@ class ExecutionFeed:
     # -- gap-fill ---------------------------------------------------------------------------
 
     async def gap_fill(self, reason: str) -> None:
-        """Fetch today's orders and deliver fills no notice reported (one at a time)."""
+        """Fetch today's orders and deliver fills no notice reported (one at a time).
+
+        A failed fetch is retried (after 0.5, 1 and 2 s): a replaying consumer depends on it.
+        """
         async with self._gap_lock:
-            try:
-                orders = await self.fetch_orders()
-            except Exception as exc:
-                logger.warning("gap-fill after %s failed: %s", reason, type(exc).__name__)
+            for attempt, delay in enumerate((0.5, 1.0, 2.0, None), start=1):
+                try:
+                    orders = await self.fetch_orders()
+                except Exception as exc:
+                    if delay is None:
+                        logger.warning(
+                            "gap-fill after %s failed %d times (%s); the next one covers it",
+                            reason,
+                            attempt,
+                            type(exc).__name__,
+                        )
+                        return
+                    logger.warning(
+                        "gap-fill after %s failed (%s); retrying in %.1f s",
+                        reason,
+                        type(exc).__name__,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                self.submit_snapshot(orders, reason)
                 return
-            self.submit_snapshot(orders, reason)
 
     def submit_snapshot(self, orders: list[Order], reason: str) -> None:
         """Apply a REST answer now, or behind the notices that arrived before it."""
