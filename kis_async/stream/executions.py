@@ -20,8 +20,9 @@ A consumer starts in one of three ways:
 
 * ``replay=True`` (the default): at start it is given every fill event of today the feed has
   seen, then a REST gap-fill runs; events it already has are skipped by its cursor;
-* ``replay=False``: its cursor starts at what the feed has delivered so far, so it sees only
-  what comes after it opened;
+* ``replay=False``: its cursor starts at what the feed has delivered so far, raised to the
+  fills the first REST snapshot after it joined reports, so it sees only what comes after it
+  opened;
 * ``since=cursor`` (an :class:`~kis_async.models.ExecutionCursor` persisted by an earlier
   consumer, possibly in another process): its cursor starts there, the feed's history and a
   REST gap-fill bring it up to date, so it receives exactly the fills after that point.
@@ -64,7 +65,7 @@ class ExecutionConsumer:
     the queue); notices themselves reach it only through the feed.
     """
 
-    __slots__ = ("_buffer", "_cursor", "_filled", "replay", "since")
+    __slots__ = ("_buffer", "_cursor", "_filled", "baseline_pending", "replay", "since")
 
     def __init__(
         self, buffer: Buffer[Execution], *, replay: bool, since: ExecutionCursor | None
@@ -74,6 +75,7 @@ class ExecutionConsumer:
         self.since = since
         self._filled: dict[str, int] = {}
         self._cursor = ExecutionCursor._trusted(_today(), self._filled)
+        self.baseline_pending = False
 
     @property
     def wants_history(self) -> bool:
@@ -96,6 +98,20 @@ class ExecutionConsumer:
             start = dict(delivered)
         self._filled = start
         self._cursor = ExecutionCursor._trusted(day, start)
+        # replay=False: fills that happened before it opened but that the feed has not seen
+        # (no notice registration then) are learnt from the next REST snapshot, not delivered.
+        self.baseline_pending = not self.wants_history
+
+    def set_baseline(self, orders: list[Order]) -> None:
+        """Count every fill a REST snapshot reports as already received (replay=False)."""
+        filled = dict(self._filled)
+        for order in orders:
+            oid = normalize_order_id(order.broker_order_id)
+            if order.filled_qty > filled.get(oid, 0):
+                filled[oid] = order.filled_qty
+        self._filled = filled
+        self._cursor = ExecutionCursor._trusted(self._cursor.day, filled)
+        self.baseline_pending = False
 
     def offer_fill(self, event: Execution, oid: str, cumulative: int, replayed: bool) -> None:
         """Queue what ``event`` (the order's cumulative fill after it) adds for this consumer."""
@@ -475,6 +491,9 @@ class ExecutionFeed:
         if not self._consumers and not self._listeners:
             return
         self._roll_day()
+        for consumer in self._consumers:
+            if consumer.baseline_pending:
+                consumer.set_baseline(orders)
         window = self.options.gap_fill_verify_window
         until = 0.0
         if window > 0:

@@ -76,8 +76,8 @@ class MemoryHub:
             self._routes.setdefault(key, []).append(sink)
         if isinstance(sink, ExecutionConsumer):
             self.feed.join(sink)
-            if sink.wants_history:
-                self.feed.submit_snapshot(self._orders(), "execution stream start")
+            # Replay for a replaying consumer, the baseline for a replay=False one.
+            self.feed.submit_snapshot(self._orders(), "execution stream start")
         self.changed.set()
 
     async def attach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None:

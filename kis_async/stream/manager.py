@@ -393,7 +393,8 @@ class StreamManager:
             raise
         for reg in regs:
             reg.holders -= 1
-        if consumer is not None and consumer.wants_history and self._options.gap_fill:
+        if consumer is not None and self._options.gap_fill:
+            # Replay for a replaying consumer, the baseline for a replay=False one.
             self.spawn(self._gap_fill("execution stream start"), "kis_async-gap-fill")
 
     async def detach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None:

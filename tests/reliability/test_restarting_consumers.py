@@ -52,8 +52,10 @@ class Consumer:
         while True:
             self.current = []
             life = asyncio.get_running_loop().time() + self.rng.uniform(0.1, 1.5)
-            stream = self.broker.executions(since=self.saved) if self.resume else (
-                self.broker.executions()
+            stream = (
+                self.broker.executions(since=self.saved)
+                if self.resume
+                else (self.broker.executions())
             )
             async with stream:
                 while self.stopping or asyncio.get_running_loop().time() < life:
@@ -83,10 +85,10 @@ async def test_restarting_consumers_under_drops_lose_and_duplicate_no_fill() -> 
             pingpong_interval=60.0,
             rate_limit=False,
             starting_holdings={"005930": 500},
-        )
-        as sim,
-        broker_for(sim, stream_options=FAST_STREAMS, config={"requests_per_second": None})
-        as broker,
+        ) as sim,
+        broker_for(
+            sim, stream_options=FAST_STREAMS, config={"requests_per_second": None}
+        ) as broker,
     ):
         consumers = [Consumer(broker, n, resume=n < 2) for n in range(4)]
         tasks = [asyncio.create_task(c.run()) for c in consumers]

@@ -207,9 +207,7 @@ async def test_processes_resume_from_a_persisted_cursor_across_crashes(
                         taken += event.kind is ExecutionKind.FILLED
             else:
                 mine: list[Execution] = []
-                await collect(
-                    stream, mine, lambda: per_order(handled + mine) == booked(fast_sim)
-                )
+                await collect(stream, mine, lambda: per_order(handled + mine) == booked(fast_sim))
                 await quiet(stream, mine)
                 handled += mine
         # Down: fills nobody's socket carries.
