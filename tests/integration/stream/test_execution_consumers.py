@@ -206,10 +206,14 @@ async def test_processes_resume_from_a_persisted_cursor_across_crashes(
                         saved = str(event.cursor)
                         taken += event.kind is ExecutionKind.FILLED
             else:
-                mine: list[Execution] = []
-                await collect(stream, mine, lambda: per_order(handled + mine) == booked(fast_sim))
-                await quiet(stream, mine)
-                handled += mine
+                before = list(handled)
+                await collect(
+                    stream,
+                    handled,
+                    lambda: per_order(handled) == booked(fast_sim),  # noqa: B023 (read now)
+                )
+                await quiet(stream, handled)
+                assert len(handled) > len(before)
         # Down: fills nobody's socket carries.
         if process < 2:
             buy(fast_sim, 6)
