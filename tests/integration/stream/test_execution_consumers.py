@@ -210,7 +210,7 @@ async def test_processes_resume_from_a_persisted_cursor_across_crashes(
                 await collect(
                     stream,
                     handled,
-                    lambda: per_order(handled) == booked(fast_sim),  # noqa: B023 (read now)
+                    lambda: per_order(handled) == booked(fast_sim),
                 )
                 await quiet(stream, handled)
                 assert len(handled) > len(before)
