@@ -1,26 +1,15 @@
 """StreamManager: registrations, session ownership and frame routing over one session.
 
-* Lazy: nothing connects until the first subscription; then the approval key is fetched once
-  (through the injected coroutine) and one :class:`~kis_async.stream.session.Session` opens.
-  Concurrent first subscriptions share that key and that socket.
-* Registrations are reference counted by ``(tr_id, tr_key)``: two consumers of a symbol share
-  one KIS registration, which is removed when the last one leaves. The cap (41 by default)
-  is checked before anything is sent. OPSP0002 (already subscribed) counts as success, every
-  other refusal raises :class:`~kis_async.errors.SubscriptionError` in that subscriber.
-* A subscriber joins the routing table *before* its subscribe message is sent, so data
-  frames that arrive with the ack, or even before it, are delivered to it. A decoded record
-  no subscriber holds is counted (``StreamStatus.records_unrouted``) and logged at a
-  limited rate; nothing is dropped silently.
-* A refusal for a registration that is already established (unsolicited) is logged, counted
-  and answered by re-sending the registration once; its subscribers get the error only if
-  KIS refuses again.
-* Data frames are decoded through :data:`~kis_async.stream.protocol.DECODERS`; execution
-  notices go to the :class:`~kis_async.stream.executions.ExecutionFeed`, which owns fills,
-  per-consumer cursors and gap-fill. On every reconnect all registrations are re-sent with
-  the new key/iv, then the feed reconciles today's orders over REST.
-* When the session gives up, every open stream raises
-  :class:`~kis_async.errors.BrokerConnectionError` on its next iteration and every callback
-  subscription gets the error.
+* Lazy: nothing connects until the first subscription; then one approval key and one
+  :class:`~kis_async.stream.session.Session`, shared by concurrent first subscriptions.
+* Registrations (:mod:`~kis_async.stream.registry`): reference counted, capped before
+  anything is sent, joined by a subscriber *before* its subscribe message goes out; an
+  unsolicited refusal of an established one is answered by one re-send.
+* Frames (:mod:`~kis_async.stream.router`): decoded through the ``tr_id`` table, routed to
+  their sinks; notices go to the :class:`~kis_async.stream.executions.ExecutionFeed`.
+* Every reconnect re-sends all registrations with the new key/iv; then the feed reconciles
+  today's orders over REST. When the session gives up, every stream raises
+  :class:`~kis_async.errors.BrokerConnectionError` after what it had queued.
 """
 
 from __future__ import annotations
@@ -34,32 +23,27 @@ from typing import Any, TypeVar
 
 from kis_async.config import KISConfig
 from kis_async.errors import BrokerConnectionError, SubscriptionError
-from kis_async.models import Execution, ExecutionCursor, Order, OrderBook, Quote
-from kis_async.models.common import is_valid_symbol
+from kis_async.models import Execution, ExecutionCursor, Order, Quote
 from kis_async.port import Callback
+from kis_async.stream import factory
 from kis_async.stream.executions import ExecutionConsumer, ExecutionFeed
 from kis_async.stream.options import StreamOptions, StreamStatus
 from kis_async.stream.protocol import (
-    DECODERS,
-    NOTICE_TR_IDS,
     TR_NOTICE_LIVE,
     TR_NOTICE_PAPER,
     TR_ORDERBOOK,
     TR_QUOTE,
     Ack,
     AckStatus,
-    DataFrame,
-    FrameError,
-    parse_frame,
     subscribe_message,
     unsubscribe_message,
 )
+from kis_async.stream.registry import Registration, Registry, safe_key
+from kis_async.stream.router import FrameRouter
 from kis_async.stream.session import Session
 from kis_async.stream.streams import (
     CallbackSubscription,
-    ConflatingBuffer,
     ExecutionStream,
-    LosslessBuffer,
     OrderBookStream,
     QuoteStream,
     RegKey,
@@ -71,48 +55,6 @@ __all__ = ["StreamManager", "StreamOptions", "StreamStatus"]
 logger = logging.getLogger("kis_async.stream")
 
 T = TypeVar("T")
-
-
-class _Registration:
-    __slots__ = ("acked", "epoch", "established", "holders", "key", "ready", "resent", "sinks")
-
-    def __init__(self, key: RegKey, loop: asyncio.AbstractEventLoop) -> None:
-        self.key = key
-        self.sinks: list[Sink] = []  # joined before the subscribe is sent (see module doc)
-        self.holders = 0  # subscribers still waiting for the ack
-        self.ready: asyncio.Future[None] = loop.create_future()
-        self.established = False  # acknowledged on the current connection
-        self.acked = False  # acknowledged at least once: it has running consumers
-        self.resent = False  # re-sent after an unsolicited refusal, not acknowledged since
-        self.epoch = -1  # the connection number the subscribe was last sent on
-
-
-def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
-        future.exception()  # marked retrieved: waiters, if any, still get it
-
-
-def _symbols(symbols: Iterable[str] | str) -> tuple[str, ...]:
-    items = (symbols,) if isinstance(symbols, str) else tuple(symbols)
-    out = tuple(dict.fromkeys(items))
-    if not out:
-        raise ValueError("at least one symbol is needed")
-    for symbol in out:
-        if not is_valid_symbol(symbol):
-            raise ValueError(
-                "symbols must be 6-character KRX codes such as '005930' "
-                "(ETN: 7 characters starting with 'Q')"
-            )
-    return out
-
-
-def _cursor_arg(since: ExecutionCursor | str | None) -> ExecutionCursor | None:
-    if since is None or isinstance(since, ExecutionCursor):
-        return since
-    if isinstance(since, str):
-        return ExecutionCursor.parse(since)
-    raise TypeError("since must be an ExecutionCursor, its str() form, or None")
 
 
 class StreamManager:
@@ -139,26 +81,27 @@ class StreamManager:
         self._approval_key: str | None = None
         self._session: Session | None = None
         self._lock = asyncio.Lock()
-        self._regs: dict[RegKey, _Registration] = {}
-        self._routes: dict[str, dict[str, tuple[Sink, ...]]] = {}
-        self._crypto: dict[str, tuple[str, str]] = {}
+        self._registry = Registry(self._options.max_registrations)
+        self._regs = self._registry.regs  # the same dict (read by tests and __repr__)
+        self.feed = ExecutionFeed(
+            fetch_orders=fetch_orders, spawn=self.spawn, options=self._options
+        )
+        self._router = FrameRouter(
+            self._registry,
+            on_ack=self._on_ack,
+            on_notice=self.feed.on_notice,
+            log_interval=self._options.malformed_log_interval,
+        )
+        self._crypto = self._router.crypto
+        # An attribute, not a method: the session reads frames straight into the router.
+        self._on_text = self._router.on_text
         self._tasks: set[asyncio.Task[None]] = set()
         # Weak: a closed subscription the user dropped is forgotten; a running one is kept
         # alive by its own task.
         self._callbacks: weakref.WeakSet[CallbackSubscription[Any]] = weakref.WeakSet()
-        self.feed = ExecutionFeed(
-            fetch_orders=fetch_orders, spawn=self.spawn, options=self._options
-        )
         self._closed = False
         self._epoch = -1
-        self._reconnects = 0
-        self._frames = 0
-        self._malformed = 0
-        self._unrouted = 0
-        self._refusals = 0
-        self._logged_at: dict[str, float] = {}
-        self._quotes_dropped = 0
-        self._books_dropped = 0
+        self._counts = dict.fromkeys(("reconnects", "refusals", "quotes", "books"), 0)
         self._pings_before = 0
         self._mutes_before = 0
 
@@ -182,20 +125,14 @@ class StreamManager:
             RuntimeError: the manager is closed.
         """
         self._check_open()
-        keys = tuple((TR_QUOTE, s) for s in _symbols(symbols))
-        buffer: ConflatingBuffer[Quote] = ConflatingBuffer(
-            self._options.quote_queue_size, _symbol_of, self._count_quote_drops
-        )
-        return QuoteStream(self, keys, buffer)
+        keys = factory.symbol_keys(TR_QUOTE, symbols)
+        return factory.quote_stream(self, keys, self._options, self._count("quotes"))
 
     def orderbooks(self, symbols: Iterable[str]) -> OrderBookStream:
         """A stream of real-time order books (H0STASP0) of ``symbols``."""
         self._check_open()
-        keys = tuple((TR_ORDERBOOK, s) for s in _symbols(symbols))
-        buffer: ConflatingBuffer[OrderBook] = ConflatingBuffer(
-            self._options.quote_queue_size, _symbol_of, self._count_book_drops
-        )
-        return OrderBookStream(self, keys, buffer)
+        keys = factory.symbol_keys(TR_ORDERBOOK, symbols)
+        return factory.orderbook_stream(self, keys, self._options, self._count("books"))
 
     def executions(
         self, *, replay: bool = True, since: ExecutionCursor | str | None = None
@@ -203,8 +140,7 @@ class StreamManager:
         """A lossless stream of this account's execution events, exactly once per fill.
 
         Args:
-            replay: start with today's fills so far (True) or only what comes after the
-                stream opened (False).
+            replay: start with today's fills so far (True) or only what comes after.
             since: start after this cursor (an :class:`ExecutionCursor` or its ``str``).
 
         Raises:
@@ -212,9 +148,7 @@ class StreamManager:
         """
         self._check_open()
         keys = self._execution_keys()
-        buffer: LosslessBuffer[Execution] = LosslessBuffer(self._options.execution_high_water)
-        consumer = ExecutionConsumer(buffer, replay=replay, since=_cursor_arg(since))
-        return ExecutionStream(self, keys, buffer, sink=consumer)
+        return factory.execution_stream(self, keys, self._options, replay=replay, since=since)
 
     async def subscribe_quotes(
         self,
@@ -223,21 +157,15 @@ class StreamManager:
         *,
         on_error: Callable[[BaseException], Any] | None = None,
     ) -> CallbackSubscription[Quote]:
-        """Call ``callback`` (sync or async) for each quote of ``symbols``, from its own task.
-
-        Args:
-            symbols: KRX codes.
-            callback: called with each :class:`Quote`; a raising callback is logged.
-            on_error: called with the error if the session is given up.
+        """Call ``callback`` (sync or async) for each quote of ``symbols``, from its own task;
+        a raising callback is logged; ``on_error`` gets the error if the session is given up.
         """
         self._check_open()
-        keys = tuple((TR_QUOTE, s) for s in _symbols(symbols))
-        buffer: ConflatingBuffer[Quote] = ConflatingBuffer(
-            self._options.callback_queue_size, _symbol_of, self._count_quote_drops
+        keys = factory.symbol_keys(TR_QUOTE, symbols)
+        sub = factory.quote_subscription(
+            self, keys, self._options, self._count("quotes"), callback=callback, on_error=on_error
         )
-        return await self._start_callback(
-            CallbackSubscription(self, keys, buffer, callback, on_error)
-        )
+        return await self._start_callback(sub)
 
     async def subscribe_executions(
         self,
@@ -247,18 +175,13 @@ class StreamManager:
         replay: bool = True,
         since: ExecutionCursor | str | None = None,
     ) -> CallbackSubscription[Execution]:
-        """Call ``callback`` (sync or async) for each execution event, from its own task.
-
-        ``replay`` and ``since`` as in :meth:`executions`: the subscription is its own
-        consumer with its own exactly-once cursor.
-        """
+        """Call ``callback`` for each execution event from its own task: its own consumer,
+        ``replay``/``since`` as in :meth:`executions`."""
         self._check_open()
         keys = self._execution_keys()
-        buffer: LosslessBuffer[Execution] = LosslessBuffer(
-            self._options.execution_high_water, raise_on_overflow=False
+        sub = factory.execution_subscription(
+            self, keys, self._options, callback, on_error, replay=replay, since=since
         )
-        consumer = ExecutionConsumer(buffer, replay=replay, since=_cursor_arg(since))
-        sub = CallbackSubscription(self, keys, buffer, callback, on_error, sink=consumer)
         return await self._start_callback(sub)
 
     async def connect(self) -> None:
@@ -295,25 +218,25 @@ class StreamManager:
     def status(self) -> StreamStatus:
         """A snapshot of the session's state and counters."""
         session = self._session
-        pings = self._pings_before + (session.pings if session else 0)
-        mutes = self._mutes_before + (session.mute_detections if session else 0)
+        counts = self._counts
         feed = self.feed
+        router = self._router
         return StreamStatus(
             connected=session is not None and session.connected,
-            reconnects=self._reconnects,
-            registrations=len(self._regs),
-            quotes_dropped=self._quotes_dropped,
-            malformed_frames=self._malformed,
-            orderbooks_dropped=self._books_dropped,
-            frames_received=self._frames,
-            pings_answered=pings,
-            liveness_timeouts=mutes,
+            reconnects=counts["reconnects"],
+            registrations=len(self._registry),
+            quotes_dropped=counts["quotes"],
+            malformed_frames=router.malformed,
+            orderbooks_dropped=counts["books"],
+            frames_received=router.frames,
+            pings_answered=self._pings_before + (session.pings if session else 0),
+            liveness_timeouts=self._mutes_before + (session.mute_detections if session else 0),
             executions_reconciled=feed.reconciled,
             duplicate_fills_suppressed=feed.suppressed,
             fill_verifications=feed.verifications,
             failed=session is not None and session.error is not None,
-            records_unrouted=self._unrouted,
-            refusals_unsolicited=self._refusals,
+            records_unrouted=router.unrouted,
+            refusals_unsolicited=counts["refusals"],
         )
 
     @property
@@ -322,7 +245,7 @@ class StreamManager:
         session = self._session
         if session is None or not session.connected:
             return False
-        return any(reg.established for key, reg in self._regs.items() if key[0] in NOTICE_TR_IDS)
+        return any(reg.established and reg.notices for reg in self._regs.values())
 
     def recent_executions(self) -> list[Execution]:
         """Execution events delivered recently (a bounded buffer), oldest first."""
@@ -354,30 +277,10 @@ class StreamManager:
         """Route ``keys`` to ``sink`` at once, subscribe what is new, wait for the acks."""
         self._check_open()
         keys = tuple(dict.fromkeys(keys))
-        new = sum(1 for key in keys if key not in self._regs)
-        cap = self._options.max_registrations
-        if new and len(self._regs) + new > cap:
-            raise SubscriptionError(
-                f"{len(self._regs)} registrations in use; {new} more would pass the cap of "
-                f"{cap} per session",
-                tr_id=keys[0][0],
-                tr_key=self._safe_key(keys[0]),
-                msg_cd=None,
-            )
-        loop = asyncio.get_running_loop()
-        regs: list[_Registration] = []
-        for key in keys:
-            reg = self._regs.get(key)
-            if reg is None:
-                reg = _Registration(key, loop)
-                self._regs[key] = reg
-            reg.holders += 1
-            reg.sinks.append(sink)
-            regs.append(reg)
+        regs = self._registry.join(sink, keys)
         consumer = sink if isinstance(sink, ExecutionConsumer) else None
         if consumer is not None:
             self.feed.join(consumer)
-        self._rebuild_routes()
         try:
             session = await self._ensure_session()
             results = await asyncio.gather(
@@ -401,12 +304,13 @@ class StreamManager:
         """Stop routing ``keys`` to ``sink``; unsubscribe the keys nobody holds any more."""
         if isinstance(sink, ExecutionConsumer):
             self.feed.leave(sink)
-        for key in keys:
-            reg = self._regs.get(key)
-            if reg is not None:
-                with contextlib.suppress(ValueError):
-                    reg.sinks.remove(sink)
-        await self._prune([reg for key in keys if (reg := self._regs.get(key)) is not None])
+        removed = self._registry.prune(self._registry.leave(sink, keys))
+        session = self._session
+        for reg in removed if session is not None else ():
+            try:
+                await session.send(self._message(reg.key, subscribe=False))  # type: ignore[union-attr]
+            except BrokerConnectionError:
+                return  # the next connection will not re-send it: it is gone from the registry
 
     # -- registrations ----------------------------------------------------------------------
 
@@ -430,10 +334,7 @@ class StreamManager:
         self._callbacks.add(sub)
         return sub
 
-    def _safe_key(self, key: RegKey) -> str:
-        return "<hts id>" if key[0] in NOTICE_TR_IDS else key[1]
-
-    async def _activate(self, session: Session, reg: _Registration) -> None:
+    async def _activate(self, session: Session, reg: Registration) -> None:
         if not reg.ready.done() and reg.epoch != self._epoch and self._epoch >= 0:
             reg.epoch = self._epoch
             with contextlib.suppress(BrokerConnectionError):
@@ -446,34 +347,8 @@ class StreamManager:
             raise SubscriptionError(
                 f"no ack for {reg.key[0]} within {self._options.ack_timeout} s",
                 tr_id=reg.key[0],
-                tr_key=self._safe_key(reg.key),
+                tr_key=safe_key(reg.key),
             ) from None
-
-    async def _prune(self, regs: list[_Registration]) -> None:
-        removed = []
-        for reg in regs:
-            if reg.sinks or reg.holders > 0 or self._regs.get(reg.key) is not reg:
-                continue
-            del self._regs[reg.key]
-            # Sent and not refused: KIS holds it, so take it back.
-            if reg.established or (reg.epoch >= 0 and not reg.ready.done()):
-                removed.append(reg)
-        self._rebuild_routes()
-        session = self._session
-        if session is None or not removed:
-            return
-        for reg in removed:
-            try:
-                await session.send(self._message(reg.key, subscribe=False))
-            except BrokerConnectionError:
-                return  # the next connection will not re-send it: it is gone from _regs
-
-    def _rebuild_routes(self) -> None:
-        routes: dict[str, dict[str, tuple[Sink, ...]]] = {}
-        for (tr_id, tr_key), reg in self._regs.items():
-            if reg.sinks and tr_id not in NOTICE_TR_IDS:  # notices go through the feed
-                routes.setdefault(tr_id, {})[tr_key] = tuple(reg.sinks)
-        self._routes = routes
 
     def _message(self, key: RegKey, *, subscribe: bool) -> str:
         build = subscribe_message if subscribe else unsubscribe_message
@@ -521,7 +396,7 @@ class StreamManager:
         self._epoch = number
         self._crypto.clear()
         if number:
-            self._reconnects += 1
+            self._counts["reconnects"] += 1
             await self._refresh_approval_key()
         regs = list(self._regs.values())
         for reg in regs:
@@ -532,7 +407,7 @@ class StreamManager:
             await session.send(self._message(reg.key, subscribe=True))
         if number:
             logger.info("KIS WebSocket reconnected; %d registrations re-sent", len(regs))
-            if self._options.gap_fill and any(reg.key[0] in NOTICE_TR_IDS for reg in regs):
+            if self._options.gap_fill and any(reg.notices for reg in regs):
                 self.spawn(self._gap_fill("reconnect"), "kis_async-gap-fill")
 
     async def _refresh_approval_key(self) -> None:
@@ -565,14 +440,11 @@ class StreamManager:
 
     def _end_all(self, error: BrokerConnectionError | None) -> None:
         """Fail (or, with None, cleanly end) every stream and pending subscriber."""
-        sinks: dict[int, Sink] = {}
-        for reg in self._regs.values():
-            _fail(reg.ready, error or BrokerConnectionError("the WebSocket was disconnected"))
-            for sink in reg.sinks:
-                sinks[id(sink)] = sink
-        self._regs.clear()
-        self._rebuild_routes()
-        for sink in sinks.values():
+        waiting = error or BrokerConnectionError("the WebSocket was disconnected")
+        self._fail_sinks(self._registry.clear(waiting), error)
+
+    def _fail_sinks(self, sinks: list[Sink], error: BaseException | None) -> None:
+        for sink in sinks:
             if isinstance(sink, ExecutionConsumer):
                 self.feed.leave(sink)
             if error is None:
@@ -583,7 +455,7 @@ class StreamManager:
     async def _gap_fill(self, reason: str) -> None:
         """Let the feed reconcile over REST once notices flow again (so later fills have
         notices)."""
-        regs = [reg for key, reg in self._regs.items() if key[0] in NOTICE_TR_IDS]
+        regs = [reg for reg in self._regs.values() if reg.notices]
         if not regs:
             return
         try:
@@ -594,176 +466,42 @@ class StreamManager:
             return
         await self.feed.gap_fill(reason)
 
-    # -- frames -------------------------------------------------------------------------------
-
-    def _on_text(self, text: str) -> None:
-        self._frames += 1
-        try:
-            frame = parse_frame(text)
-            if type(frame) is DataFrame:
-                self._on_data(frame)
-            elif type(frame) is Ack:
-                self._on_ack(frame)
-        except FrameError as exc:
-            self._count_malformed(str(exc))
-        except Exception as exc:
-            self._count_malformed(f"{type(exc).__name__} while handling a frame")
-
-    def _on_data(self, frame: DataFrame) -> None:
-        tr_id = frame.tr_id
-        decoder = DECODERS.get(tr_id)
-        if decoder is None:
-            self._count_unrouted(max(1, frame.record_count), f"{tr_id} has no decoder")
-            return
-        if not decoder.keyed:
-            on_notice = self.feed.on_notice
-            for event in decoder.decode(frame, self._crypto.get(tr_id)):
-                on_notice(event)
-            return
-        routes = self._routes.get(tr_id)
-        if not routes:
-            self._count_unrouted(max(1, frame.record_count), f"{tr_id} has no subscriber")
-            return
-        unrouted = 0
-        for value in decoder.decode(frame, None):
-            sinks = routes.get(value.symbol)
-            if sinks:
-                for sink in sinks:
-                    sink.put(value)
-            else:
-                unrouted += 1
-        if unrouted:
-            self._count_unrouted(unrouted, f"{tr_id} record for a symbol with no subscriber")
+    # -- acks -------------------------------------------------------------------------------
 
     def _on_ack(self, ack: Ack) -> None:
-        if ack.key and ack.iv:
-            self._crypto[ack.tr_id] = (ack.key, ack.iv)
-        status = ack.status
-        if status is AckStatus.UNSUBSCRIBED or status is AckStatus.NOT_SUBSCRIBED:
+        if ack.status is AckStatus.UNSUBSCRIBED or ack.status is AckStatus.NOT_SUBSCRIBED:
             logger.debug("unsubscribe ack %s for %s", ack.msg_cd, ack.tr_id)
             return
-        reg = self._regs.get((ack.tr_id, ack.tr_key or ""))
-        if reg is None:
-            waiting = [
-                r for r in self._regs.values() if r.key[0] == ack.tr_id and not r.ready.done()
-            ]
-            reg = waiting[0] if waiting else None
-        if status is AckStatus.FAILED:
-            if ack.msg_cd == "OPSP8996":
-                self._app_key_in_use(ack)
-            elif reg is not None and reg.established:
-                self._unsolicited_refusal(reg, ack)
-            elif reg is not None:
-                self._refuse([reg], ack)
-            elif not any(key[0] == ack.tr_id for key in self._regs):
-                # An ack we cannot match to a registration concerns every pending one.
-                self._refuse([r for r in self._regs.values() if not r.ready.done()], ack)
-            return
-        if reg is not None:
-            reg.established = True
-            reg.acked = True
-            reg.resent = False
-            if not reg.ready.done():
-                reg.ready.set_result(None)
-
-    def _unsolicited_refusal(self, reg: _Registration, ack: Ack) -> None:
-        """A refusal for an established registration: re-send once before failing anyone.
-
-        The answer to the re-send is an ordinary ack: a success restores the registration,
-        a refusal fails its consumers (:meth:`_refuse`).
-        """
-        self._refusals += 1
-        logger.warning(
-            "KIS refused the established %s registration ([%s] %s); re-sending it once",
-            reg.key[0],
-            ack.msg_cd,
-            ack.description,
-        )
-        reg.resent = True
-        reg.established = False
-        reg.ready = asyncio.get_running_loop().create_future()
+        outcome = self._registry.on_ack(ack)
+        for error, sinks in outcome.failed:
+            self._fail_sinks(sinks, error)
         session = self._session
-        if session is not None:
-            reg.epoch = self._epoch
-            self.spawn(
-                self._send_quietly(session, self._message(reg.key, subscribe=True)),
-                "kis_async-ws-resend",
-            )
-        if reg.key[0] in NOTICE_TR_IDS and self._options.gap_fill:
-            # Notices may have been missed while the registration was refused.
-            self.spawn(self._gap_fill("registration re-sent"), "kis_async-gap-fill")
+        reg = outcome.resend
+        if reg is not None:
+            self._counts["refusals"] += 1
+            if session is not None:
+                reg.epoch = self._epoch
+                message = self._message(reg.key, subscribe=True)
+                self.spawn(self._send_quietly(session, message), "kis_async-ws-resend")
+            if reg.notices and self._options.gap_fill:
+                # Notices may have been missed while the registration was refused.
+                self.spawn(self._gap_fill("registration re-sent"), "kis_async-gap-fill")
+        if outcome.reconnect and session is not None and not session.failed:
+            # After our own reconnect, OPSP8996 is usually the server not having noticed the
+            # old socket close yet: restore on a fresh connection instead of failing.
+            logger.warning("OPSP8996 (app key in use) while restoring; reconnecting")
+            self.spawn(session.reconnect(), "kis_async-ws-reconnect")
 
     async def _send_quietly(self, session: Session, text: str) -> None:
         with contextlib.suppress(BrokerConnectionError):
             await session.send(text)  # if the socket just dropped, the reconnect re-sends
 
-    def _app_key_in_use(self, ack: Ack) -> None:
-        """OPSP8996 (tr_id "(null)"): another session holds the app key.
-
-        After our own reconnect this is usually the server not having noticed the old socket
-        close yet, so registrations that already have consumers are restored on a fresh
-        connection instead of failing; new subscribers get the error.
-        """
-        fresh = [r for r in self._regs.values() if not r.acked and not r.ready.done()]
-        self._refuse(fresh, ack)
-        if any(reg.acked for reg in self._regs.values()):
-            session = self._session
-            if session is not None and not session.failed:
-                logger.warning("OPSP8996 (app key in use) while restoring; reconnecting")
-                self.spawn(session.reconnect(), "kis_async-ws-reconnect")
-
-    def _refuse(self, regs: list[_Registration], ack: Ack) -> None:
-        for reg in regs:
-            error = SubscriptionError(
-                f"KIS refused the {reg.key[0]} registration: [{ack.msg_cd}] {ack.description}",
-                tr_id=reg.key[0],
-                tr_key=self._safe_key(reg.key),
-                msg_cd=ack.msg_cd,
-            )
-            logger.warning("%s", error)
-            _fail(reg.ready, error)
-            if reg.acked:
-                # Running consumers get the error and the registration is gone; subscribers
-                # still waiting get it from ``ready`` and leave on their own.
-                for sink in reg.sinks:
-                    if isinstance(sink, ExecutionConsumer):
-                        self.feed.leave(sink)
-                    sink.fail(error)
-                reg.sinks.clear()
-                if reg.holders == 0 and self._regs.get(reg.key) is reg:
-                    del self._regs[reg.key]
-        self._rebuild_routes()
-
     # -- counters -----------------------------------------------------------------------------
 
-    def _log_limited(self, what: str, message: str, *args: object) -> None:
-        now = asyncio.get_running_loop().time()
-        if now - self._logged_at.get(what, -1e18) >= self._options.malformed_log_interval:
-            self._logged_at[what] = now
-            logger.warning(message, *args)
+    def _count(self, name: str) -> Callable[[int], None]:
+        counts = self._counts
 
-    def _count_malformed(self, reason: str) -> None:
-        self._malformed += 1
-        # The frame itself is not logged: notices carry account numbers.
-        self._log_limited(
-            "malformed",
-            "skipped a malformed WebSocket frame (%s); %d so far",
-            reason,
-            self._malformed,
-        )
+        def add(n: int) -> None:
+            counts[name] += n
 
-    def _count_unrouted(self, n: int, reason: str) -> None:
-        self._unrouted += n
-        self._log_limited(
-            "unrouted", "dropped %d record(s): %s; %d so far", n, reason, self._unrouted
-        )
-
-    def _count_quote_drops(self, n: int) -> None:
-        self._quotes_dropped += n
-
-    def _count_book_drops(self, n: int) -> None:
-        self._books_dropped += n
-
-
-def _symbol_of(value: Quote | OrderBook) -> str:
-    return value.symbol
+        return add

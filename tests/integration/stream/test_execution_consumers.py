@@ -8,9 +8,8 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
 
-from kis_async import Execution, ExecutionCursor, ExecutionKind, KISBroker
+from kis_async import Execution, ExecutionCursor, ExecutionKind, KISBroker, Mode
 from kis_async.models.common import normalize_order_id
 from kis_async.sim import KISSimulator
 from kis_async.stream.options import StreamOptions
@@ -177,18 +176,28 @@ async def test_a_second_stream_gets_earlier_fills_and_replay_false_only_new_ones
 
 
 async def test_processes_resume_from_a_persisted_cursor_across_crashes(
-    fast_sim: KISSimulator, fast_options: StreamOptions, tmp_path: Path
+    fast_options: StreamOptions,
 ) -> None:
     """Three processes in turn: each handles some fills, saves its cursor, crashes with
     notices still queued; fills happen while none runs. The next one, started with the saved
     cursor, gets exactly the rest: handled per order == filled at the exchange."""
+    # Each "process" is a fresh KISBroker that issues its own token: the simulator's
+    # one-token-a-minute rule is off here.
+    async with KISSimulator(
+        seed=4343,
+        mode=Mode.PAPER,
+        quote_interval=None,
+        pingpong_interval=0.2,
+        rate_limit=False,
+        token_issue_interval=0.0,
+    ).serve(port=0) as fast_sim:
+        await _three_processes(fast_sim, fast_options)
+
+
+async def _three_processes(fast_sim: KISSimulator, fast_options: StreamOptions) -> None:
     handled: list[Execution] = []
     saved: str | None = None
-    # Like a restarted bot, each process reuses the token cached on disk (KIS issues one a
-    # minute).
-    config = fast_sim.config(requests_per_second=None, token_cache_dir=tmp_path)
-    async with KISBroker(config) as first_start:
-        await first_start.authenticate()
+    config = fast_sim.config(requests_per_second=None)
     for process in range(3):
         async with KISBroker(config, stream_options=fast_options) as broker:
             stream = broker.executions(since=saved)
