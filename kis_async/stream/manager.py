@@ -19,7 +19,7 @@ import contextlib
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 from kis_async.config import KISConfig
 from kis_async.errors import BrokerConnectionError, SubscriptionError
@@ -53,8 +53,6 @@ from kis_async.stream.streams import (
 __all__ = ["StreamManager", "StreamOptions", "StreamStatus"]
 
 logger = logging.getLogger("kis_async.stream")
-
-T = TypeVar("T")
 
 
 class StreamManager:
@@ -118,12 +116,7 @@ class StreamManager:
         return TR_NOTICE_PAPER if self._config.is_paper else TR_NOTICE_LIVE
 
     def quotes(self, symbols: Iterable[str]) -> QuoteStream:
-        """A stream of real-time trades (H0STCNT0) of ``symbols``.
-
-        Raises:
-            ValueError: no symbols, or a malformed one.
-            RuntimeError: the manager is closed.
-        """
+        """Real-time trades (H0STCNT0) of ``symbols`` (ValueError: none, or a bad one)."""
         self._check_open()
         keys = factory.symbol_keys(TR_QUOTE, symbols)
         return factory.quote_stream(self, keys, self._options, self._count("quotes"))
@@ -137,15 +130,9 @@ class StreamManager:
     def executions(
         self, *, replay: bool = True, since: ExecutionCursor | str | None = None
     ) -> ExecutionStream:
-        """A lossless stream of this account's execution events, exactly once per fill.
-
-        Args:
-            replay: start with today's fills so far (True) or only what comes after.
-            since: start after this cursor (an :class:`ExecutionCursor` or its ``str``).
-
-        Raises:
-            ValueError: the configuration has no ``hts_id``, or ``since`` does not parse.
-        """
+        """This account's execution events, lossless, exactly once per filled quantity: from
+        today's first fill (``replay``), from now (``replay=False``) or after ``since`` (an
+        :class:`ExecutionCursor` or its ``str``). ValueError: no ``hts_id``, bad ``since``."""
         self._check_open()
         keys = self._execution_keys()
         return factory.execution_stream(self, keys, self._options, replay=replay, since=since)
@@ -165,7 +152,9 @@ class StreamManager:
         sub = factory.quote_subscription(
             self, keys, self._options, self._count("quotes"), callback=callback, on_error=on_error
         )
-        return await self._start_callback(sub)
+        await sub.start()
+        self._callbacks.add(sub)
+        return sub
 
     async def subscribe_executions(
         self,
@@ -182,7 +171,9 @@ class StreamManager:
         sub = factory.execution_subscription(
             self, keys, self._options, callback, on_error, replay=replay, since=since
         )
-        return await self._start_callback(sub)
+        await sub.start()
+        self._callbacks.add(sub)
+        return sub
 
     async def connect(self) -> None:
         """Open the session now (normally it opens on the first subscription)."""
@@ -306,11 +297,11 @@ class StreamManager:
             self.feed.leave(sink)
         removed = self._registry.prune(self._registry.leave(sink, keys))
         session = self._session
-        for reg in removed if session is not None else ():
-            try:
+        try:
+            for reg in removed if session is not None else ():
                 await session.send(self._message(reg.key, subscribe=False))  # type: ignore[union-attr]
-            except BrokerConnectionError:
-                return  # the next connection will not re-send it: it is gone from the registry
+        except BrokerConnectionError:
+            pass  # the next connection will not re-send them: they are gone from the registry
 
     # -- registrations ----------------------------------------------------------------------
 
@@ -328,11 +319,6 @@ class StreamManager:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("stream task %s failed", task.get_name(), exc_info=task.exception())
-
-    async def _start_callback(self, sub: CallbackSubscription[T]) -> CallbackSubscription[T]:
-        await sub.start()
-        self._callbacks.add(sub)
-        return sub
 
     async def _activate(self, session: Session, reg: Registration) -> None:
         if not reg.ready.done() and reg.epoch != self._epoch and self._epoch >= 0:
