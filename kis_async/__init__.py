@@ -3,6 +3,8 @@
 async with KISBroker(KISConfig.from_env()) as broker:
     async for quote in broker.quotes(["005930"]):
         ...
+
+From threads and synchronous code, ``SyncKISBroker`` has the same methods, blocking.
 """
 
 from kis_async.broker import KISBroker, KISBrokerAdapter
@@ -44,6 +46,7 @@ from kis_async.orders.placement import PlacementOptions, ReconcileReport
 from kis_async.orders.service import OrderService, PreTradeLimits, TrackedOrder
 from kis_async.port import BrokerPort
 from kis_async.stream.options import StreamOptions, StreamStatus
+from kis_async.sync import KISBroker as SyncKISBroker
 
 __version__ = "0.1.0"
 
@@ -90,6 +93,7 @@ __all__ = [
     "StreamOverflowError",
     "StreamStatus",
     "SubscriptionError",
+    "SyncKISBroker",
     "TrackedOrder",
     "__version__",
 ]

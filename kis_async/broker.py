@@ -6,6 +6,7 @@ Wire details live elsewhere: HTTP in :mod:`kis_async.rest`, WebSocket frames in
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Callable, Iterable
@@ -29,14 +30,15 @@ from kis_async.models import (
     Position,
     PriceSnapshot,
     Quote,
-    is_valid_symbol,
 )
 from kis_async.orders.journal import MemoryJournal, OrderJournal
 from kis_async.orders.placement import OrderPlacer, PlacementOptions, ReconcileReport
+from kis_async.owner import OwnerLoop
 from kis_async.port import BrokerPort, Callback, Subscription
 from kis_async.rest.client import RestClient
 from kis_async.stream.manager import StreamManager
 from kis_async.stream.options import StreamOptions, StreamStatus
+from kis_async.validation import check_order_id, check_symbol
 
 if TYPE_CHECKING:
     from kis_async.stream.streams import ExecutionStream, OrderBookStream, QuoteStream
@@ -62,6 +64,11 @@ class KISBroker(BrokerPort):
             async for quote in broker.quotes(["005930"]):
                 strategy.on_quote(quote)
 
+    A broker belongs to the event loop that opens it (explicitly or by its first call): a
+    call from another loop or thread raises ``RuntimeError`` before touching anything. From
+    other threads, use ``asyncio.run_coroutine_threadsafe(coro, broker.loop)`` or the
+    thread-safe :class:`kis_async.SyncKISBroker`.
+
     Args:
         config: credentials, account and endpoints.
         http_client: an ``httpx.AsyncClient`` to use; the broker does not close an injected
@@ -86,6 +93,7 @@ class KISBroker(BrokerPort):
         if not isinstance(config, KISConfig):
             raise TypeError("KISBroker needs a KISConfig")
         self._config = config
+        self._owner = OwnerLoop("KISBroker")
         self._state = _State.UNOPENED
         self._rest = RestClient(config, http_client=http_client)
         self._journal: OrderJournal = journal if journal is not None else MemoryJournal()
@@ -112,6 +120,11 @@ class KISBroker(BrokerPort):
         return self._config.masked_account
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop this broker belongs to (None until it opens or is first used)."""
+        return self._owner.loop
+
+    @property
     def journal(self) -> OrderJournal:
         """The idempotency journal."""
         return self._journal
@@ -120,8 +133,9 @@ class KISBroker(BrokerPort):
         """Open the broker (idempotent); reconciles a durable journal's unknown orders.
 
         Raises:
-            RuntimeError: the broker was closed.
+            RuntimeError: the broker was closed, or belongs to another event loop.
         """
+        self._owner.check()
         if self._state is _State.CLOSED:
             raise RuntimeError("this KISBroker is closed; create a new one")
         if self._state is _State.OPEN:
@@ -138,7 +152,12 @@ class KISBroker(BrokerPort):
             await self._placer.reconcile_on_open()
 
     async def aclose(self) -> None:
-        """Close streams, the WebSocket session and the HTTP client. Idempotent."""
+        """Close streams, the WebSocket session and the HTTP client. Idempotent.
+
+        Raises:
+            RuntimeError: called from another event loop than the broker's.
+        """
+        self._owner.check()
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
@@ -151,6 +170,7 @@ class KISBroker(BrokerPort):
                 await self._journal.aclose()
 
     def _check_open(self) -> None:
+        self._owner.check()
         if self._state is _State.CLOSED:
             raise RuntimeError("this KISBroker is closed")
         if self._state is _State.UNOPENED:
@@ -182,13 +202,13 @@ class KISBroker(BrokerPort):
             InvalidOrderError: ``symbol`` is not a KRX code.
         """
         self._check_open()
-        _check_symbol(symbol)
+        check_symbol(symbol)
         return await self._rest.get_price(symbol)
 
     async def get_orderbook(self, symbol: str) -> OrderBook:
         """Ten-level order book of ``symbol`` (inquire-asking-price-exp-ccn)."""
         self._check_open()
-        _check_symbol(symbol)
+        check_symbol(symbol)
         return await self._rest.get_orderbook(symbol)
 
     async def place_order(self, request: OrderRequest) -> str:
@@ -220,7 +240,7 @@ class KISBroker(BrokerPort):
             InvalidOrderError: the order id is malformed or not among today's orders.
         """
         self._check_open()
-        return await self._rest.cancel_order(_check_order_id(broker_order_id))
+        return await self._rest.cancel_order(check_order_id(broker_order_id))
 
     async def modify_order(
         self,
@@ -238,7 +258,7 @@ class KISBroker(BrokerPort):
         """
         self._check_open()
         return await self._rest.modify_order(
-            _check_order_id(broker_order_id), qty=qty, price=price, order_type=order_type
+            check_order_id(broker_order_id), qty=qty, price=price, order_type=order_type
         )
 
     async def get_orders(
@@ -263,7 +283,7 @@ class KISBroker(BrokerPort):
     ) -> BuyingPower:
         """Orderable cash and maximum buy quantity (inquire-psbl-order)."""
         self._check_open()
-        _check_symbol(symbol)
+        check_symbol(symbol)
         return await self._rest.get_buying_power(symbol, price)
 
     async def get_stock_balance(self) -> list[Position]:
@@ -361,21 +381,3 @@ class KISBroker(BrokerPort):
 
 #: The name the design spec uses for the KIS implementation of :class:`BrokerPort`.
 KISBrokerAdapter = KISBroker
-
-
-def _check_symbol(symbol: object) -> None:
-    if not is_valid_symbol(symbol):
-        raise InvalidOrderError(
-            "symbol must be a 6-character KRX code such as '005930' "
-            "(ETN: 7 characters starting with 'Q')"
-        )
-
-
-def _check_order_id(order_id: object) -> str:
-    if (
-        not isinstance(order_id, str)
-        or not order_id.strip().isdigit()
-        or len(order_id.strip()) > 10
-    ):
-        raise InvalidOrderError("broker_order_id must be KIS's numeric order number (ODNO)")
-    return order_id.strip()

@@ -24,6 +24,7 @@ import enum
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
 import threading
@@ -63,11 +64,12 @@ from kis_async.models import (
     tick_size,
 )
 from kis_async.models.stream import QUOTE_ATTRIBUTES
+from kis_async.validation import positive_price
 
 if TYPE_CHECKING:
     from kis_async.broker import KISBroker
 
-__all__ = ["EXIT_API", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "load_dotenv", "main"]
+__all__ = ["EXIT_API", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main"]
 
 EXIT_OK: Final = 0
 EXIT_API: Final = 1
@@ -84,48 +86,14 @@ class UsageError(Exception):
 # -- .env and configuration -----------------------------------------------------------------
 
 
-def load_dotenv(path: Path) -> dict[str, str]:
-    """Read ``KEY=VALUE`` lines from a ``.env`` file.
-
-    Blank lines and ``#`` comments are skipped, an ``export`` prefix is allowed, and values may
-    be wrapped in single or double quotes. A missing file gives an empty mapping.
-    """
-    values: dict[str, str] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return values
-    for raw_line in text.splitlines():
-        line = raw_line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].strip()
-        key, _, value = line.partition("=")
-        key = key.strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        if key:
-            values[key] = value
-    return values
-
-
-def _environment(env_file: str | None) -> dict[str, str]:
-    """``.env`` values overlaid by the real environment (real variables always win)."""
-    path = Path(env_file) if env_file else Path.cwd() / ".env"
-    if env_file and not path.is_file():
-        raise UsageError(f"env file not found: {env_file}")
-    merged = load_dotenv(path)
-    merged.update(os.environ)
-    return merged
-
-
 def _load_config(args: argparse.Namespace) -> KISConfig:
+    # pydantic-settings reads KIS_* from the environment and the .env file (the environment
+    # wins); a missing default ./.env is fine, a missing --env-file is a usage error.
+    env_file = Path(args.env_file) if args.env_file else Path.cwd() / ".env"
+    if args.env_file and not env_file.is_file():
+        raise UsageError(f"env file not found: {args.env_file}")
     try:
-        return KISConfig.from_env(_environment(args.env_file))
+        return KISConfig.from_env(env_file=env_file)
     except ValueError as exc:
         raise UsageError(
             f"configuration error: {exc}. Set KIS_APP_KEY, KIS_APP_SECRET, KIS_ACCOUNT_ID "
@@ -891,6 +859,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 def _positive_int(text: str) -> int:
     try:
+        if not text.isascii():  # int() would take "１０" and "١٠"
+            raise ValueError(text)
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
@@ -901,22 +871,21 @@ def _positive_int(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     try:
+        if not text.isascii():  # float() would take "１０"
+            raise ValueError(text)
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError("must be a finite number greater than 0")
     return value
 
 
 def _price(text: str) -> Decimal:
     try:
-        value = Decimal(text.replace(",", ""))
-    except ArithmeticError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a price") from None
-    if not value.is_finite() or value <= 0:
-        raise argparse.ArgumentTypeError("a price must be greater than 0")
-    return value
+        return positive_price(text.replace(",", ""))
+    except InvalidOrderError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,15 +1,19 @@
 """Configuration: :class:`KISConfig` and :class:`Mode`.
 
-A :class:`KISConfig` is immutable and validated at construction. Invalid input raises a
-``ValueError`` whose message names the offending field but never repeats its value, because
-the values here are credentials and account numbers.
+A :class:`KISConfig` is immutable and validated at construction (the checks themselves live in
+:mod:`kis_async.validation`). Invalid input raises a ``ValueError`` whose message names the
+offending field but never repeats its value, because the values here are credentials and
+account numbers.
+
+``KISConfig(...)`` uses only its arguments; :meth:`KISConfig.from_env` reads ``KIS_<FIELD>``
+variables and a ``.env`` file through pydantic-settings, from a settings model generated from
+the dataclass's fields (a new field is loadable from the environment without more code).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -18,7 +22,16 @@ from typing import Any, Final
 
 from pydantic import SecretStr
 
-__all__ = ["DEFAULT_REST_URLS", "DEFAULT_WS_URLS", "KISConfig", "Mode", "mask_account"]
+from kis_async.validation import check_account_id, check_hts_id, check_number, check_url
+
+__all__ = [
+    "DEFAULT_REST_URLS",
+    "DEFAULT_WS_URLS",
+    "ENV_PREFIX",
+    "KISConfig",
+    "Mode",
+    "mask_account",
+]
 
 
 class Mode(StrEnum):
@@ -46,8 +59,12 @@ DEFAULT_WS_URLS: Final[Mapping[Mode, str]] = {
 # window, and an EGW00201 that slips through anyway is retried.
 DEFAULT_REQUESTS_PER_SECOND: Final[Mapping[Mode, float]] = {Mode.LIVE: 19.0, Mode.PAPER: 2.0}
 
-_ACCOUNT_RE = re.compile(r"^(\d{8})-?(\d{2})$")
 _UNSET: Any = object()
+# Sanity bounds: no KIS limit is anywhere near them; they keep NaN-like absurdities (a year of
+# timeout, a million requests per second) from reaching the HTTP client and the limiter.
+_MAX_SECONDS: Final = 86_400.0
+_MAX_RPS: Final = 10_000.0
+_MAX_RETRIES: Final = 100
 
 
 def mask_account(account_id: str) -> str:
@@ -61,6 +78,15 @@ def mask_account(account_id: str) -> str:
     if len(digits) != 10:
         return "**********"
     return f"******{digits[6:8]}-{digits[8:]}"
+
+
+def _credential(name: str, value: object) -> str:
+    # Credentials go into HTTP headers and JSON bodies verbatim: printable ASCII, no spaces.
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"KISConfig.{name} is required and must be a non-empty string")
+    if not value.isascii() or not value.isprintable() or any(c.isspace() for c in value):
+        raise ValueError(f"KISConfig.{name} must be printable ASCII without whitespace")
+    return value
 
 
 def _default_cache_dir() -> Path:
@@ -83,10 +109,10 @@ class KISConfig:
         ws_url: WebSocket URL; defaults to KIS's host for ``mode``.
         token_cache_dir: where the access token is cached (file 0600 in a 0700 directory);
             ``None`` disables the disk cache. Defaults to ``~/.cache/kis_async``.
-        timeout: per-request timeout in seconds.
+        timeout: per-request timeout in seconds (finite, > 0, at most a day).
         requests_per_second: client-side REST rate limit; defaults to 19 (live) or 2
             (paper); ``None`` disables client-side limiting.
-        max_retries: retries after the first attempt for retryable failures.
+        max_retries: retries after the first attempt for retryable failures (0 to 100).
         use_hashkey: add the ``hashkey`` header to order POSTs (KIS says it is optional).
         customer_type: ``"P"`` (individual, default) or ``"B"`` (corporate).
         token_refresh_margin: refresh the access token this many seconds before it expires.
@@ -112,59 +138,58 @@ class KISConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        for name in ("app_key", "account_id"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"KISConfig.{name} is required and must be a non-empty string")
-            set_(self, name, value.strip())
+        set_(self, "app_key", _credential("app_key", self.app_key))
         secret = self.app_secret
-        if isinstance(secret, str):
-            secret = SecretStr(secret)
-        if not isinstance(secret, SecretStr) or not secret.get_secret_value().strip():
-            raise ValueError("KISConfig.app_secret is required and must be a non-empty string")
-        set_(self, "app_secret", SecretStr(secret.get_secret_value().strip()))
-        match = _ACCOUNT_RE.match(self.account_id)
-        if match is None:
-            raise ValueError(
-                "KISConfig.account_id is malformed: expected 10 digits, written as "
-                "8 digits, a dash and 2 digits, or as 10 digits"
-            )
-        set_(self, "account_id", match.group(1) + match.group(2))
+        raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+        set_(self, "app_secret", SecretStr(_credential("app_secret", raw)))
+        set_(self, "account_id", check_account_id(self.account_id))
         try:
             mode = Mode(str(self.mode).lower())
         except ValueError:
             raise ValueError("KISConfig.mode must be 'paper' or 'live'") from None
         set_(self, "mode", mode)
         if self.hts_id is not None:
-            hts = self.hts_id.strip() if isinstance(self.hts_id, str) else ""
-            if not hts:
-                raise ValueError("KISConfig.hts_id must be a non-empty string when given")
-            set_(self, "hts_id", hts)
+            set_(self, "hts_id", check_hts_id(self.hts_id))
         if self.rest_url is _UNSET or not self.rest_url:
             set_(self, "rest_url", DEFAULT_REST_URLS[mode])
         if self.ws_url is _UNSET or not self.ws_url:
             set_(self, "ws_url", DEFAULT_WS_URLS[mode])
-        set_(self, "rest_url", str(self.rest_url).rstrip("/"))
-        for name in ("rest_url", "ws_url"):
-            url = str(getattr(self, name))
-            scheme = ("http://", "https://") if name == "rest_url" else ("ws://", "wss://")
-            if not url.startswith(scheme):
-                raise ValueError(f"KISConfig.{name} must start with {' or '.join(scheme)}")
+        rest_url = check_url("KISConfig.rest_url", self.rest_url, schemes=("http", "https"))
+        set_(self, "rest_url", rest_url.rstrip("/"))
+        check_url("KISConfig.ws_url", self.ws_url, schemes=("ws", "wss"))
         if self.requests_per_second is _UNSET:
             set_(self, "requests_per_second", DEFAULT_REQUESTS_PER_SECOND[mode])
-        rps = self.requests_per_second
-        if rps is not None and (not isinstance(rps, int | float) or rps <= 0):
-            raise ValueError("KISConfig.requests_per_second must be a positive number or None")
-        if not isinstance(self.timeout, int | float) or self.timeout <= 0:
-            raise ValueError("KISConfig.timeout must be a positive number of seconds")
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ValueError("KISConfig.max_retries must be an integer >= 0")
+        if self.requests_per_second is not None:
+            check_number(
+                "KISConfig.requests_per_second", self.requests_per_second, maximum=_MAX_RPS
+            )
+        check_number("KISConfig.timeout", self.timeout, maximum=_MAX_SECONDS)
+        check_number(
+            "KISConfig.max_retries",
+            self.max_retries,
+            allow_minimum=True,
+            maximum=_MAX_RETRIES,
+            integer=True,
+        )
+        if not isinstance(self.use_hashkey, bool):
+            raise ValueError("KISConfig.use_hashkey must be True or False")
         if self.customer_type not in ("P", "B"):
             raise ValueError("KISConfig.customer_type must be 'P' or 'B'")
-        if self.token_refresh_margin < 0:
-            raise ValueError("KISConfig.token_refresh_margin must be >= 0")
+        check_number(
+            "KISConfig.token_refresh_margin",
+            self.token_refresh_margin,
+            allow_minimum=True,
+            maximum=_MAX_SECONDS,
+        )
         if self.token_cache_dir is not None:
-            set_(self, "token_cache_dir", Path(self.token_cache_dir).expanduser())
+            if not isinstance(self.token_cache_dir, str | os.PathLike):
+                raise ValueError("KISConfig.token_cache_dir must be a path or None")
+            text = os.fspath(self.token_cache_dir)
+            if not isinstance(text, str) or not text or not text.isprintable():
+                raise ValueError(
+                    "KISConfig.token_cache_dir must be a non-empty path without control characters"
+                )
+            set_(self, "token_cache_dir", Path(text).expanduser())
 
     # -- derived values ---------------------------------------------------------------------
 
@@ -207,44 +232,47 @@ class KISConfig:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> KISConfig:
-        """Build a configuration from ``KIS_*`` environment variables.
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        env_file: str | os.PathLike[str] | None = _UNSET,
+        **overrides: Any,
+    ) -> KISConfig:
+        """Build a configuration from ``KIS_*`` variables and a ``.env`` file.
 
-        Reads ``KIS_APP_KEY``, ``KIS_APP_SECRET``, ``KIS_ACCOUNT_ID``, ``KIS_HTS_ID``,
-        ``KIS_MODE`` (``paper``/``live``, any case), ``KIS_REST_URL``, ``KIS_WS_URL`` and
-        ``KIS_TOKEN_CACHE_DIR``. Keyword ``overrides`` win over the environment.
+        Loading goes through pydantic-settings: every field is read from ``KIS_<FIELD>``
+        (``KIS_APP_KEY``, ``KIS_ACCOUNT_ID``, ``KIS_MODE`` in any case, ``KIS_TIMEOUT``,
+        ``KIS_USE_HASHKEY``, ...). Precedence: keyword ``overrides`` > environment > ``.env``
+        > defaults. Blank variables count as unset; ``none`` sets an optional field to None
+        (``KIS_TOKEN_CACHE_DIR=none`` disables the disk cache).
 
         Args:
-            environ: the mapping to read instead of ``os.environ`` (for tests).
+            environ: a mapping to read instead of ``os.environ`` (for tests and embedding).
+            env_file: the ``.env`` file to read; a missing file is ignored. Defaults to
+                ``./.env`` when reading ``os.environ`` and to no file when ``environ`` is
+                given; ``None`` reads no file.
             **overrides: any :class:`KISConfig` field.
 
         Raises:
-            ValueError: a required variable is missing or a value is malformed.
+            ValueError: a required variable is missing or a value is malformed. The message
+                names the field and the variable, never the value.
         """
-        env = os.environ if environ is None else environ
-        names = {
-            "app_key": "KIS_APP_KEY",
-            "app_secret": "KIS_APP_SECRET",
-            "account_id": "KIS_ACCOUNT_ID",
-            "hts_id": "KIS_HTS_ID",
-            "mode": "KIS_MODE",
-            "rest_url": "KIS_REST_URL",
-            "ws_url": "KIS_WS_URL",
-            "token_cache_dir": "KIS_TOKEN_CACHE_DIR",
-        }
-        values: dict[str, Any] = {}
-        for attr, var in names.items():
-            raw = env.get(var)
-            if raw is not None and raw.strip():
-                values[attr] = raw.strip()
-        if "mode" in values:
-            values["mode"] = values["mode"].lower()
-        if "token_cache_dir" in values:
-            values["token_cache_dir"] = Path(values["token_cache_dir"])
+        # Imported here: pydantic-settings (and python-dotenv) cost nothing until used.
+        from kis_async._settings import read_settings  # noqa: PLC0415
+
+        if env_file is _UNSET:
+            env_file = ".env" if environ is None else None
+        values = read_settings(cls, environ, env_file, prefix=ENV_PREFIX)
         values.update(overrides)
         for required in ("app_key", "app_secret", "account_id"):
-            if required not in values:
+            if values.get(required) is None:
                 raise ValueError(
-                    f"KISConfig.{required} is required: set {names[required]} or pass {required}="
+                    f"KISConfig.{required} is required: set {ENV_PREFIX}{required.upper()} "
+                    f"or pass {required}="
                 )
         return cls(**values)
+
+
+#: The prefix of every environment variable :meth:`KISConfig.from_env` reads.
+ENV_PREFIX: Final = "KIS_"

@@ -66,10 +66,10 @@ from kis_async.models import (
     PriceSnapshot,
     Quote,
     Side,
-    is_valid_symbol,
     tick_size,
 )
 from kis_async.models.stream import ExecutionCursor
+from kis_async.owner import OwnerLoop
 from kis_async.port import BrokerPort, Callback, Subscription
 from kis_async.stream.executions import ExecutionConsumer
 from kis_async.stream.hub import EXECUTIONS_KEY, MemoryHub
@@ -82,6 +82,15 @@ from kis_async.stream.streams import (
     OrderBookStream,
     QuoteStream,
     StreamHandle,
+)
+from kis_async.validation import (
+    check_date_range,
+    check_order_id,
+    check_qty,
+    check_symbol,
+    check_symbols,
+    check_whole_price,
+    positive_price,
 )
 
 __all__ = ["MOCK_MSG_CODES", "MockBroker", "MockStream", "MockSubscription"]
@@ -190,44 +199,12 @@ class _Holding:
 
 
 def _to_price(value: Decimal | int | str, what: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
-        raise InvalidOrderError(f"{what} must be a Decimal, int or numeric string")
-    try:
-        dec = Decimal(str(value).strip())
-    except ArithmeticError:
-        raise InvalidOrderError(f"{what} must be numeric") from None
-    if not dec.is_finite() or dec <= 0:
-        raise InvalidOrderError(f"{what} must be a positive number")
-    return dec
-
-
-def _check_symbol(symbol: object) -> str:
-    if not is_valid_symbol(symbol):
-        raise InvalidOrderError(
-            "symbol must be a 6-character KRX code such as '005930' "
-            "(ETN: 7 characters starting with 'Q')"
-        )
-    assert isinstance(symbol, str)
-    return symbol
-
-
-def _check_order_id(order_id: object) -> str:
-    if (
-        not isinstance(order_id, str)
-        or not order_id.strip().isdigit()
-        or len(order_id.strip()) > 10
-    ):
-        raise InvalidOrderError("broker_order_id must be KIS's numeric order number (ODNO)")
-    return order_id.strip()
+    # Market data pushed by tests: any positive price within KRX's range, fractions allowed.
+    return positive_price(value, what=what)
 
 
 def _symbols_arg(symbols: Iterable[str]) -> frozenset[str]:
-    if isinstance(symbols, str):
-        symbols = [symbols]
-    chosen = frozenset(_check_symbol(s) for s in symbols)
-    if not chosen:
-        raise ValueError("at least one symbol is needed")
-    return chosen
+    return frozenset(check_symbols(symbols))
 
 
 def _rejected(reason: str, message: str) -> OrderRejectedError:
@@ -268,17 +245,18 @@ class MockBroker(BrokerPort):
         self._cash = cash_dec
         self._clock = clock or (lambda: datetime.now(KST))
         self._account = mask_account(account_id)
+        self._owner = OwnerLoop("MockBroker")
         self._state = _State.UNOPENED
         self._markets: dict[str, _Market] = {}
         for symbol, price in (prices or {}).items():
             value = _to_price(price, "price")
-            self._markets[_check_symbol(symbol)] = _Market(base=value, price=value)
+            self._markets[check_symbol(symbol)] = _Market(base=value, price=value)
         self._holdings: dict[str, _Holding] = {}
         for symbol, spec in (positions or {}).items():
             qty, avg = (spec, None) if isinstance(spec, int) else spec
             if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
                 raise ValueError("position quantities must be ints > 0")
-            market = self._markets.get(_check_symbol(symbol))
+            market = self._markets.get(check_symbol(symbol))
             if avg is None:
                 avg_price = market.price if market is not None else Decimal(0)
             else:
@@ -303,20 +281,23 @@ class MockBroker(BrokerPort):
         """Open the broker (idempotent).
 
         Raises:
-            RuntimeError: the broker was closed.
+            RuntimeError: the broker was closed, or belongs to another event loop.
         """
+        self._owner.check()
         if self._state is _State.CLOSED:
             raise RuntimeError("this MockBroker is closed; create a new one")
         self._state = _State.OPEN
 
     async def aclose(self) -> None:
         """End every stream and callback subscription. Idempotent."""
+        self._owner.check()
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
         await self._hub.aclose()
 
     def _check_open(self) -> None:
+        self._owner.check()
         if self._state is _State.CLOSED:
             raise RuntimeError("this MockBroker is closed")
         if self._state is _State.UNOPENED:
@@ -326,6 +307,11 @@ class MockBroker(BrokerPort):
     def account(self) -> str:
         """The account number, masked."""
         return self._account
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop this broker belongs to (None until it opens or is first used)."""
+        return self._owner.loop
 
     def __repr__(self) -> str:
         return f"MockBroker(account={self._account!r}, state={self._state.value!r})"
@@ -357,7 +343,7 @@ class MockBroker(BrokerPort):
             The quote as delivered to :meth:`quotes` streams.
         """
         self._check_open()
-        symbol = _check_symbol(symbol)
+        symbol = check_symbol(symbol)
         px = _to_price(price, "price")
         if volume is not None and (isinstance(volume, bool) or volume < 0):
             raise ValueError("volume must be an int >= 0")
@@ -429,7 +415,7 @@ class MockBroker(BrokerPort):
             time: the book time; defaults to the broker clock.
         """
         self._check_open()
-        symbol = _check_symbol(symbol)
+        symbol = check_symbol(symbol)
         ask_levels = tuple(PriceLevel(_to_price(p, "ask price"), int(q)) for p, q in asks)
         bid_levels = tuple(PriceLevel(_to_price(p, "bid price"), int(q)) for p, q in bids)
         book = OrderBook(
@@ -626,7 +612,7 @@ class MockBroker(BrokerPort):
             BrokerAPIError: the symbol has no price.
         """
         self._check_open()
-        market = self._market(_check_symbol(symbol))
+        market = self._market(check_symbol(symbol))
         change = market.price - market.base
         tick = tick_size(market.base, symbol=symbol)
         upper = market.base * (1 + _PRICE_LIMIT_RATE)
@@ -656,7 +642,7 @@ class MockBroker(BrokerPort):
     async def get_orderbook(self, symbol: str) -> OrderBook:
         """The last pushed book, or ten levels one tick apart around the last price."""
         self._check_open()
-        market = self._market(_check_symbol(symbol))
+        market = self._market(check_symbol(symbol))
         if market.book is not None:
             return market.book
         ask = market.ask or market.price + tick_size(market.price, symbol=symbol)
@@ -685,10 +671,7 @@ class MockBroker(BrokerPort):
         """Orders placed from ``start`` to ``end`` (default: today), oldest first."""
         self._check_open()
         today = self._clock().astimezone(KST).date()
-        first = start or today
-        last = end or today
-        if first > last:
-            raise ValueError("start must not be after end")
+        first, last = check_date_range(start, end, today=today)
         return [
             o.to_model()
             for o in self._orders.values()
@@ -728,8 +711,8 @@ class MockBroker(BrokerPort):
         """Deposit not reserved by resting buys, and how many shares it buys at ``price``
         (default: the reference buy price)."""
         self._check_open()
-        market = self._market(_check_symbol(symbol))
-        calc = _to_price(price, "price") if price is not None else self._reference(market, Side.BUY)
+        market = self._market(check_symbol(symbol))
+        calc = check_whole_price(price) if price is not None else self._reference(market, Side.BUY)
         orderable = self._cash - self._reserved_cash()
         qty = int(orderable // calc) if calc > 0 else 0
         return BuyingPower.model_validate(
@@ -944,7 +927,7 @@ class MockBroker(BrokerPort):
         return order.order_id
 
     def _known_order(self, broker_order_id: str) -> _MockOrder:
-        order = self._orders.get(_check_order_id(broker_order_id).zfill(10))
+        order = self._orders.get(check_order_id(broker_order_id).zfill(10))
         if order is None:
             raise InvalidOrderError("broker_order_id is not among today's orders")
         return order
@@ -987,12 +970,9 @@ class MockBroker(BrokerPort):
         order = self._known_order(broker_order_id)
         if qty is None and price is None and order_type is None:
             raise InvalidOrderError("modify_order needs qty, price or order_type")
-        if qty is not None and (isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0):
-            raise InvalidOrderError("qty must be an int greater than 0")
-        try:
-            new_type = order.order_type if order_type is None else OrderType(order_type)
-        except ValueError:
-            raise InvalidOrderError(f"unknown order_type {order_type!r}") from None
+        if qty is not None:
+            check_qty(qty)
+        new_type = order.order_type if order_type is None else OrderType.parse(order_type)
         if price is not None:
             new_price: Decimal | int | str | None = price
         elif new_type.requires_price:

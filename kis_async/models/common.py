@@ -1,13 +1,15 @@
-"""Shared model plumbing: the KST zone, KIS string parsing, the KRX tick grid."""
+"""Shared model plumbing: the KST zone and KIS string parsing (the KRX tick grid and the
+symbol rule live in :mod:`kis_async.validation` and are re-exported here)."""
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, model_validator
+
+from kis_async.validation import is_on_tick, is_valid_symbol, tick_size
 
 __all__ = [
     "KST",
@@ -15,7 +17,6 @@ __all__ = [
     "is_on_tick",
     "is_valid_symbol",
     "kis_datetime",
-    "normalize_order_id",
     "parse_decimal",
     "parse_int",
     "tick_size",
@@ -23,52 +24,6 @@ __all__ = [
 
 #: Korea Standard Time (no daylight saving time since 1988).
 KST: Final = timezone(timedelta(hours=9), "KST")
-
-_SYMBOL_RE: Final = re.compile(r"^(?:[0-9][0-9A-Z]{5}|Q[0-9]{6})$")
-
-# Protocol doc §8: the unified KOSPI/KOSDAQ tick table since 2023-01-25, as (upper bound, tick).
-_STOCK_TICKS: Final[tuple[tuple[int, int], ...]] = (
-    (2_000, 1),
-    (5_000, 5),
-    (20_000, 10),
-    (50_000, 50),
-    (200_000, 100),
-    (500_000, 500),
-)
-
-
-def normalize_order_id(order_id: str) -> str:
-    """KIS pads ODNO with zeros in some places and not in others; compare without them."""
-    text = order_id.strip()
-    stripped = text.lstrip("0")
-    return stripped or ("0" if text else "")
-
-
-def is_valid_symbol(symbol: object) -> bool:
-    """True for a 6-character KRX short code or a 7-character ETN code starting with ``Q``."""
-    return isinstance(symbol, str) and _SYMBOL_RE.match(symbol) is not None
-
-
-def tick_size(price: Decimal | int, *, symbol: str | None = None) -> int:
-    """The KRX tick size (호가단위) in won for ``price``.
-
-    Stocks follow the 2023 unified table. ETNs (``Q`` codes) use 5 won, or 1 won below
-    2,000 won; the ETF/ETN rule is not confirmed by KIS, see protocol doc §8.
-    """
-    value = int(price)
-    if symbol is not None and symbol.startswith("Q"):
-        return 1 if value < 2_000 else 5
-    for bound, tick in _STOCK_TICKS:
-        if value < bound:
-            return tick
-    return 1_000
-
-
-def is_on_tick(price: Decimal, *, symbol: str | None = None) -> bool:
-    """True when ``price`` is a positive whole number of won on the tick grid."""
-    if price <= 0 or price != price.to_integral_value():
-        return False
-    return int(price) % tick_size(price, symbol=symbol) == 0
 
 
 def parse_decimal(value: Any) -> Decimal | None:

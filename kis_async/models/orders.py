@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final
 
 from pydantic import Field, SecretStr
 
 from kis_async.errors import InvalidOrderError
-from kis_async.models.common import KST, KISModel, is_on_tick, is_valid_symbol, tick_size
+from kis_async.models.common import KST, KISModel
+from kis_async.validation import (
+    check_limit_price,
+    check_qty,
+    check_symbol,
+    coerce_price,
+)
 
 __all__ = [
     "AuthenticationToken",
@@ -24,9 +29,6 @@ __all__ = [
     "Side",
 ]
 
-#: Largest quantity we accept in one order (KIS ORD_QTY is documented as up to 9+ digits; a
-#: larger number is certainly a bug in the caller).
-MAX_ORDER_QTY: Final = 99_999_999
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 128
 
 
@@ -81,6 +83,20 @@ class OrderType(StrEnum):
     FOK_BEST = "16"
     """FOK 최유리."""
 
+    @classmethod
+    def parse(cls, value: Any) -> OrderType:
+        """Accept an ``OrderType`` or its exact ``ORD_DVSN`` code (``"00"``, ``"01"``, ...).
+
+        Raises:
+            InvalidOrderError: anything else.
+        """
+        if isinstance(value, OrderType):
+            return value
+        try:
+            return cls(value) if isinstance(value, str) else cls(str(value))
+        except ValueError:
+            raise InvalidOrderError(f"unknown order_type {value!r}") from None
+
     @property
     def requires_price(self) -> bool:
         """True when the order carries its own limit price."""
@@ -123,31 +139,6 @@ class OrderStatus(StrEnum):
         return self in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
 
 
-def _coerce_price(value: Any) -> Decimal:
-    if isinstance(value, bool):
-        raise InvalidOrderError("price must be a number, not a bool")
-    if isinstance(value, float):
-        if not math.isfinite(value) or value != int(value):
-            raise InvalidOrderError(
-                "price must be a whole number of won (floats with a fraction are refused)"
-            )
-        return Decimal(int(value))
-    if isinstance(value, int | Decimal):
-        dec = Decimal(value)
-    elif isinstance(value, str):
-        try:
-            dec = Decimal(value.strip())
-        except InvalidOperation:
-            raise InvalidOrderError("price must be numeric") from None
-    else:
-        raise InvalidOrderError(
-            f"price must be a Decimal, int or numeric string, not {type(value).__name__}"
-        )
-    if not dec.is_finite():
-        raise InvalidOrderError("price must be finite")
-    return dec
-
-
 class OrderRequest:
     """A validated order, ready to send.
 
@@ -155,13 +146,15 @@ class OrderRequest:
     :class:`~kis_async.errors.InvalidOrderError` (also a ``ValueError``).
 
     Args:
-        symbol: 6-character KRX code (``"005930"``) or 7-character ETN code (``"Q500001"``).
+        symbol: 6-character KRX code (``"005930"``) or 7-character ETN code (``"Q500001"``),
+            matched as a whole ASCII string (no surrounding whitespace or newline).
         side: :class:`Side` or ``"buy"``/``"sell"``.
-        qty: number of shares, an ``int`` > 0.
+        qty: number of shares, an ``int`` from 1 to 99,999,999.
         order_type: :class:`OrderType` (or its code); default :attr:`OrderType.LIMIT`.
         price: required for priced types (limit, conditional, IOC/FOK limit, after-hours single),
-            on the KRX tick grid; refused for market-type orders. ``Decimal``, ``int``, numeric
-            ``str``, or a ``float`` without a fraction.
+            on the KRX tick grid and at most 999,999,999 won (the largest KRX price); refused
+            for market-type orders. ``Decimal``, ``int``, ASCII numeric ``str``, or a ``float``
+            without a fraction.
         idempotency_key: makes the order at-most-once across retries and restarts (see README).
     """
 
@@ -184,46 +177,21 @@ class OrderRequest:
         price: Decimal | int | str | float | None = None,
         idempotency_key: str | None = None,
     ) -> None:
-        if not is_valid_symbol(symbol):
-            raise InvalidOrderError(
-                "symbol must be a 6-character KRX code such as '005930' "
-                "(ETN: 7 characters starting with 'Q')"
-            )
+        check_symbol(symbol)
         try:
             parsed_side = Side.parse(side)
         except ValueError as exc:
             raise InvalidOrderError(str(exc)) from None
-        if isinstance(qty, bool) or not isinstance(qty, int):
-            raise InvalidOrderError(f"qty must be an int, not {type(qty).__name__}")
-        if qty <= 0:
-            raise InvalidOrderError("qty must be greater than 0")
-        if qty > MAX_ORDER_QTY:
-            raise InvalidOrderError(f"qty must be at most {MAX_ORDER_QTY}")
-        try:
-            parsed_type = OrderType(
-                order_type.value if isinstance(order_type, OrderType) else str(order_type)
-            )
-        except ValueError:
-            raise InvalidOrderError(f"unknown order_type {order_type!r}") from None
+        check_qty(qty)
+        parsed_type = OrderType.parse(order_type)
         parsed_price: Decimal | None
         if parsed_type.requires_price:
             if price is None:
                 raise InvalidOrderError(f"a {parsed_type.name} order needs a price")
-            parsed_price = _coerce_price(price)
-            if parsed_price <= 0:
-                raise InvalidOrderError("price must be greater than 0")
-            if not is_on_tick(parsed_price, symbol=symbol):
-                tick = tick_size(parsed_price, symbol=symbol) if parsed_price >= 1 else 1
-                raise InvalidOrderError(
-                    f"price {parsed_price} is not on the KRX tick grid "
-                    f"(tick {tick} won at this price)"
-                )
-            parsed_price = Decimal(int(parsed_price))
+            parsed_price = check_limit_price(price, symbol=symbol)
         else:
-            if price is not None:
-                coerced = _coerce_price(price)
-                if coerced != 0:
-                    raise InvalidOrderError(f"a {parsed_type.name} order takes no price")
+            if price is not None and coerce_price(price) != 0:
+                raise InvalidOrderError(f"a {parsed_type.name} order takes no price")
             parsed_price = None
         if idempotency_key is not None:
             if not isinstance(idempotency_key, str) or not idempotency_key.strip():

@@ -18,8 +18,9 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from kis_async.models.common import KST, normalize_order_id
+from kis_async.models.common import KST
 from kis_async.models.orders import OrderType, Side
+from kis_async.validation import normalize_order_id
 
 __all__ = [
     "QUOTE_ATTRIBUTES",

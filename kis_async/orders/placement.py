@@ -33,6 +33,7 @@ from kis_async.errors import (
 )
 from kis_async.models import KST, Execution, ExecutionKind, Order, OrderRequest
 from kis_async.orders.journal import EntryState, JournalEntry, OrderJournal
+from kis_async.validation import check_number
 
 __all__ = ["OrderPlacer", "PlacementOptions", "ReconcileReport"]
 
@@ -98,8 +99,7 @@ class PlacementOptions:
         if self.reconcile_attempts < 1:
             raise ValueError("PlacementOptions.reconcile_attempts must be >= 1")
         for name in ("reconcile_interval", "clock_tolerance", "not_booked_after"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"PlacementOptions.{name} must be >= 0")
+            check_number(f"PlacementOptions.{name}", getattr(self, name), allow_minimum=True)
 
 
 @dataclass(frozen=True)

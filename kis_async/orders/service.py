@@ -38,6 +38,7 @@ from kis_async.models import (
     Side,
 )
 from kis_async.port import AsyncClosing, BrokerPort, Stream
+from kis_async.validation import check_order_id
 
 __all__ = ["OrderEvent", "OrderEvents", "OrderService", "PreTradeLimits", "TrackedOrder"]
 
@@ -72,8 +73,14 @@ class PreTradeLimits:
     max_orders_per_minute: int | None = None
 
     def __post_init__(self) -> None:
-        if self.max_notional_per_order is not None and Decimal(self.max_notional_per_order) <= 0:
-            raise ValueError("PreTradeLimits.max_notional_per_order must be > 0")
+        notional = self.max_notional_per_order
+        if notional is not None and (
+            isinstance(notional, bool)
+            or not isinstance(notional, Decimal | int)
+            or not Decimal(notional).is_finite()
+            or notional <= 0
+        ):
+            raise ValueError("PreTradeLimits.max_notional_per_order must be a finite number > 0")
         if self.max_position_per_symbol is not None and self.max_position_per_symbol <= 0:
             raise ValueError("PreTradeLimits.max_position_per_symbol must be > 0")
         if self.max_orders_per_minute is not None and self.max_orders_per_minute <= 0:
@@ -700,8 +707,9 @@ class OrderService(AsyncClosing):
         """Follow an order by its number, e.g. after a restart (state from today's orders).
 
         Raises:
-            InvalidOrderError: no such order today.
+            InvalidOrderError: a malformed order number, or no such order today.
         """
+        check_order_id(order_id)
         known = self._by_id.get(order_id)
         if known is not None:
             return known

@@ -57,7 +57,6 @@ from kis_async.rest.http import (
 from kis_async.rest.orders import (
     PlacedOrder,
     cancel_body,
-    coerce_price,
     modify_body,
     order_cash_body,
     parse_placed,
@@ -66,6 +65,7 @@ from kis_async.rest.orders import (
 from kis_async.rest.ratelimit import RateLimiter
 from kis_async.rest.retry import call_with_retry
 from kis_async.rest.trids import PATHS, Api, tr_id
+from kis_async.validation import check_date_range, check_whole_price, normalize_order_id
 
 __all__ = ["PlacedOrder", "RestClient"]
 
@@ -92,11 +92,6 @@ class _AuthFailedError(Exception):
     def __init__(self, error: BrokerError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-def _order_key(order_id: str) -> str:
-    # Paper ODNOs are seen both zero-padded and not (protocol doc §4.1); compare unpadded.
-    return order_id.strip().lstrip("0") or "0"
 
 
 class _QueueClock:
@@ -349,12 +344,12 @@ class RestClient:
 
     def remember_order(self, order_id: str, branch_no: str) -> None:
         """Remember the branch number of an order (needed to cancel or modify it)."""
-        key = _order_key(order_id)
+        key = normalize_order_id(order_id)
         memo = self._orders.get(key, _OrderMemo())
         self._orders[key] = replace(memo, branch_no=branch_no.strip() or memo.branch_no)
 
     def _remember(self, order_id: str, memo: _OrderMemo) -> None:
-        key = _order_key(order_id)
+        key = normalize_order_id(order_id)
         old = self._orders.get(key)
         if old is not None:
             memo = _OrderMemo(
@@ -430,7 +425,7 @@ class RestClient:
         Raises:
             InvalidOrderError: the order is not among today's orders.
         """
-        key = _order_key(order_id)
+        key = normalize_order_id(order_id)
         memo = self._orders.get(key)
         if (
             memo is not None
@@ -439,7 +434,7 @@ class RestClient:
         ):
             return memo
         for order in await self.get_orders():
-            if _order_key(order.broker_order_id) == key:
+            if normalize_order_id(order.broker_order_id) == key:
                 self._remember(
                     order_id,
                     _OrderMemo(
@@ -520,7 +515,7 @@ class RestClient:
             OrderRejectedError: KIS refused the revision.
         """
         self._check_open()
-        known = self._orders.get(_order_key(order_id))
+        known = self._orders.get(normalize_order_id(order_id))
         symbol = known.symbol if known is not None else None
         # The ETN grid is the loosest one: use it while the symbol is unknown.
         validate_modify(qty=qty, price=price, order_type=order_type, symbol=symbol or "Q")
@@ -612,14 +607,10 @@ class RestClient:
         """Orders and fills between ``start`` and ``end`` (default today, KST), all pages.
 
         Raises:
-            ValueError: ``start`` is after ``end``.
+            ValueError: ``start`` or ``end`` is not a date, or ``start`` is after ``end``.
         """
         self._check_open()
-        today = datetime.now(KST).date()
-        first = start or today
-        last = end or today
-        if first > last:
-            raise ValueError("get_orders: start is after end")
+        first, last = check_date_range(start, end, today=datetime.now(KST).date())
         return await self._daily_orders(start=first, end=last, unfilled_only=False)
 
     async def get_open_orders(self) -> list[Order]:
@@ -693,12 +684,13 @@ class RestClient:
         """Orderable cash and maximum buy quantity for ``symbol`` (inquire-psbl-order).
 
         Raises:
-            InvalidOrderError: ``price`` is not a positive whole number of won.
+            InvalidOrderError: ``price`` is not a positive whole number of won within KRX's
+                range.
         """
         self._check_open()
         unit: Decimal | None = None
         if price is not None:
-            unit = account_price(price)
+            unit = check_whole_price(price)
         tr = tr_id(Api.BUYING_POWER, self._config.mode)
         response = await self._call(
             _GET,
@@ -711,15 +703,3 @@ class RestClient:
             tr_id=tr,
             what="inquire-psbl-order",
         )
-
-
-def account_price(price: Decimal | int | str) -> Decimal:
-    """A buying-power price: a positive whole number of won.
-
-    Raises:
-        InvalidOrderError: anything else.
-    """
-    value = coerce_price(price)
-    if value <= 0 or value != value.to_integral_value():
-        raise InvalidOrderError("price must be a positive whole number of won")
-    return Decimal(int(value))

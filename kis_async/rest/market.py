@@ -25,7 +25,12 @@ def parse_price(body: Mapping[str, Any], symbol: str) -> PriceSnapshot:
     output = dict(first_object(get_ci(body, "output")))
     if not str(output.get("stck_shrn_iscd") or "").strip():
         output["stck_shrn_iscd"] = symbol
-    return PriceSnapshot.model_validate(output)
+    snapshot = PriceSnapshot.model_validate(output)
+    if snapshot.price <= 0:
+        # KIS answers an unknown code with rt_cd 0 and a zero price (python-kis reads
+        # ``stck_prpr`` "0" as "symbol not found"); a price is never zero otherwise.
+        raise ValueError("inquire-price answered without a positive current price")
+    return snapshot
 
 
 def _levels(output: Mapping[str, Any], price_key: str, qty_key: str) -> tuple[PriceLevel, ...]:

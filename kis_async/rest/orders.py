@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from kis_async.config import KISConfig
 from kis_async.errors import BrokerAPIError, InvalidOrderError
-from kis_async.models import OrderRequest, OrderType, is_on_tick, tick_size
+from kis_async.models import OrderRequest, OrderType
 from kis_async.models.common import kis_datetime
-from kis_async.models.orders import MAX_ORDER_QTY
 from kis_async.rest.http import first_object, get_ci
+from kis_async.validation import check_limit_price, check_qty, coerce_price
 
 __all__ = [
     "ModifyArgs",
     "PlacedOrder",
     "cancel_body",
-    "coerce_price",
     "modify_body",
     "order_cash_body",
     "parse_placed",
@@ -93,27 +91,6 @@ class ModifyArgs:
     order_type: OrderType | None
 
 
-def coerce_price(value: Decimal | int | str | float) -> Decimal:
-    """A price as Decimal; ints, numeric strings and whole floats accepted.
-
-    Raises:
-        InvalidOrderError: not numeric, not finite, or a float with a fraction.
-    """
-    if isinstance(value, bool):
-        raise InvalidOrderError("price must be a number, not a bool")
-    if isinstance(value, float):
-        if not math.isfinite(value) or value != int(value):
-            raise InvalidOrderError("price must be a whole number of won")
-        return Decimal(int(value))
-    try:
-        dec = Decimal(value.strip() if isinstance(value, str) else value)
-    except (InvalidOperation, TypeError, ValueError):
-        raise InvalidOrderError("price must be numeric") from None
-    if not dec.is_finite():
-        raise InvalidOrderError("price must be finite")
-    return dec
-
-
 def validate_modify(
     *,
     qty: object,
@@ -129,43 +106,15 @@ def validate_modify(
     """
     if qty is None and price is None and order_type is None:
         raise InvalidOrderError("modify_order needs qty, price or order_type")
-    parsed_qty: int | None = None
-    if qty is not None:
-        if isinstance(qty, bool) or not isinstance(qty, int):
-            raise InvalidOrderError(f"qty must be an int, not {type(qty).__name__}")
-        if qty <= 0:
-            raise InvalidOrderError("qty must be greater than 0")
-        if qty > MAX_ORDER_QTY:
-            raise InvalidOrderError(f"qty must be at most {MAX_ORDER_QTY}")
-        parsed_qty = qty
-    parsed_type: OrderType | None = None
-    if order_type is not None:
-        try:
-            parsed_type = OrderType(
-                order_type.value if isinstance(order_type, OrderType) else str(order_type)
-            )
-        except ValueError:
-            raise InvalidOrderError(f"unknown order_type {order_type!r}") from None
+    parsed_qty = None if qty is None else check_qty(qty)
+    parsed_type = None if order_type is None else OrderType.parse(order_type)
     parsed_price: Decimal | None = None
     if price is not None:
-        if not isinstance(price, Decimal | int | str | float):
-            raise InvalidOrderError(
-                f"price must be a Decimal, int or numeric string, not {type(price).__name__}"
-            )
-        parsed_price = coerce_price(price)
         if parsed_type is not None and not parsed_type.requires_price:
-            if parsed_price != 0:
+            if coerce_price(price) != 0:
                 raise InvalidOrderError(f"a {parsed_type.name} order takes no price")
-            parsed_price = None
         else:
-            if parsed_price <= 0:
-                raise InvalidOrderError("price must be greater than 0")
-            if not is_on_tick(parsed_price, symbol=symbol):
-                tick = tick_size(parsed_price, symbol=symbol) if parsed_price >= 1 else 1
-                raise InvalidOrderError(
-                    f"price {parsed_price} is not on the KRX tick grid (tick {tick} won)"
-                )
-            parsed_price = Decimal(int(parsed_price))
+            parsed_price = check_limit_price(price, symbol=symbol)
     elif parsed_type is not None and parsed_type.requires_price:
         raise InvalidOrderError(f"changing to a {parsed_type.name} order needs a price")
     return ModifyArgs(qty=parsed_qty, price=parsed_price, order_type=parsed_type)

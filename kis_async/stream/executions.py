@@ -42,10 +42,10 @@ from datetime import date, datetime
 from typing import Any
 
 from kis_async.models import KST, Execution, ExecutionCursor, ExecutionKind, Order
-from kis_async.models.common import normalize_order_id
 from kis_async.stream.ledger import FillLedger
 from kis_async.stream.options import StreamOptions
 from kis_async.stream.streams import Buffer
+from kis_async.validation import normalize_order_id
 
 __all__ = ["ExecutionConsumer", "ExecutionFeed"]
 

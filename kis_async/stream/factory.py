@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kis_async.models import Execution, ExecutionCursor, OrderBook, Quote
-from kis_async.models.common import is_valid_symbol
 from kis_async.port import Callback
 from kis_async.stream.executions import ExecutionConsumer
 from kis_async.stream.options import StreamOptions
@@ -25,6 +24,7 @@ from kis_async.stream.streams import (
     QuoteStream,
     RegKey,
 )
+from kis_async.validation import check_symbols
 
 __all__ = [
     "cursor_arg",
@@ -47,19 +47,9 @@ def symbol_keys(tr_id: str, symbols: Iterable[str] | str) -> tuple[RegKey, ...]:
     """``(tr_id, symbol)`` registration keys, duplicates removed, order kept.
 
     Raises:
-        ValueError: no symbols, or one that is not a KRX code.
+        InvalidOrderError: no symbols, or one that is not a KRX code (a ValueError).
     """
-    items = (symbols,) if isinstance(symbols, str) else tuple(symbols)
-    out = tuple(dict.fromkeys(items))
-    if not out:
-        raise ValueError("at least one symbol is needed")
-    for symbol in out:
-        if not is_valid_symbol(symbol):
-            raise ValueError(
-                "symbols must be 6-character KRX codes such as '005930' "
-                "(ETN: 7 characters starting with 'Q')"
-            )
-    return tuple((tr_id, symbol) for symbol in out)
+    return tuple((tr_id, symbol) for symbol in check_symbols(symbols))
 
 
 def cursor_arg(since: ExecutionCursor | str | None) -> ExecutionCursor | None:

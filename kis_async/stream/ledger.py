@@ -59,7 +59,7 @@ The ledger is pure accounting with no I/O and no clock of its own: callers pass 
 
 from __future__ import annotations
 
-from kis_async.models.common import normalize_order_id
+from kis_async.validation import normalize_order_id
 
 __all__ = ["FillLedger", "normalize_order_id"]
 

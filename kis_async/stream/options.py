@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kis_async.validation import check_number
+
 __all__ = ["StreamOptions", "StreamStatus"]
 
 
@@ -70,11 +72,9 @@ class StreamOptions:
             "malformed_log_interval",
             "gap_fill_verify_timeout",
         ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"StreamOptions.{name} must be > 0")
+            check_number(f"StreamOptions.{name}", getattr(self, name))
         for name in ("reconnect_base_delay", "healthy_after", "gap_fill_verify_window"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"StreamOptions.{name} must be >= 0")
+            check_number(f"StreamOptions.{name}", getattr(self, name), allow_minimum=True)
         if not 0.0 <= self.reconnect_jitter <= 1.0:
             raise ValueError("StreamOptions.reconnect_jitter must be between 0 and 1")
         for name in (

@@ -549,7 +549,7 @@ class _WireQuote(Quote):
         quote._n = length
         quote._symbol = fields[offset + _Q_SYMBOL]
         price = _cached_dec(fields[offset + _Q_PRICE])
-        if price is None:
+        if price is None or not price.is_finite():  # "NaN" and "Infinity" parse as Decimal
             raise ArithmeticError("unparsable trade price")
         quote._price = price
         quote._time = _UNSET

@@ -8,11 +8,10 @@ import io
 import json
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 from pydantic import SecretStr
 
-from kis_async.cli import Output, load_dotenv, main, to_jsonable, won
+from kis_async.cli import Output, main, to_jsonable, won
 from kis_async.models import (
     KST,
     AuthenticationToken,
@@ -102,23 +101,6 @@ def test_tables_plain_and_rich() -> None:
     assert "holdings" in tty.getvalue()
     assert "━" in tty.getvalue() or "─" in tty.getvalue()
     assert not Output(as_json=True, stream=FakeTTY()).rich
-
-
-def test_load_dotenv(tmp_path: Path) -> None:
-    """Comments, export, quotes and trailing comments are handled; a missing file is empty."""
-    env = tmp_path / ".env"
-    env.write_text(
-        "# a comment\n\nexport KIS_A=1\nKIS_B = \"two words\"\nKIS_C='x#y'\n"
-        "KIS_D=plain # trailing\nnot a pair\n",
-        encoding="utf-8",
-    )
-    assert load_dotenv(env) == {
-        "KIS_A": "1",
-        "KIS_B": "two words",
-        "KIS_C": "x#y",
-        "KIS_D": "plain",
-    }
-    assert load_dotenv(tmp_path / "missing.env") == {}
 
 
 async def test_demo_rich_mode_on_a_terminal() -> None:

@@ -23,7 +23,7 @@ from kis_async import (
     Quote,
     StreamOverflowError,
 )
-from kis_async.models.common import normalize_order_id
+from kis_async.validation import normalize_order_id
 
 from .conftest import BASE, SYMBOL, Factory
 

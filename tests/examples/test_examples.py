@@ -28,6 +28,7 @@ def simulator_env(tmp_path: Path) -> dict[str, str]:
         ("stream_quotes.py", "quotes; stream status"),
         ("place_and_track.py", "final status cancelled"),
         ("strategy_worker.py", "orders in"),
+        ("sync_threads.py", "quotes seen by the callback"),
     ],
 )
 def test_example_runs_on_the_simulator(script: str, expected: str, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 
 from kis_async import Execution, ExecutionKind, KISBroker, OrderRequest, OrderType
-from kis_async.models.common import normalize_order_id
+from kis_async.validation import normalize_order_id
 
 from .conftest import FAST_STREAMS, LONG, broker_for, served, wait_until
 

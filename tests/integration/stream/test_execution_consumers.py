@@ -10,9 +10,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 
 from kis_async import Execution, ExecutionCursor, ExecutionKind, KISBroker, Mode
-from kis_async.models.common import normalize_order_id
 from kis_async.sim import KISSimulator
 from kis_async.stream.options import StreamOptions
+from kis_async.validation import normalize_order_id
 
 Waiter = Callable[..., Awaitable[None]]
 

@@ -89,6 +89,16 @@ async def test_get_price_fills_missing_symbol(
     assert snap.volume is None
 
 
+@pytest.mark.parametrize("price", ["0", 0, "-100"])
+async def test_get_price_without_a_positive_price_is_a_typed_error(
+    client: Any, router: respx.MockRouter, kis: Any, price: object
+) -> None:
+    """rt_cd 0 with a zero price (KIS's answer for an unknown code) is a BrokerAPIError."""
+    router.get(PRICE).respond(200, json=kis.envelope(output={"stck_prpr": price}))
+    with pytest.raises(BrokerAPIError, match="inquire-price"):
+        await client.get_price("000660")
+
+
 async def test_get_orderbook(client: Any, router: respx.MockRouter, kis: Any) -> None:
     """inquire-asking-price-exp-ccn: 10 levels each side, best first, zero levels dropped."""
     book: dict[str, str] = {"aspr_acpt_hour": "093354"}
