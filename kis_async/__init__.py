@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         BuyingPower,
         Exchange,
         Execution,
+        ExecutionCursor,
         ExecutionKind,
         Interval,
         Market,
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
         TrackedOrder,
     )
     from kis_async.port import BrokerPort
-    from kis_async.stream.manager import StreamOptions, StreamStatus
+    from kis_async.stream.options import StreamOptions, StreamStatus
     from kis_async.sync import KISBroker as SyncKISBroker
 
 #: Where each public name lives, as "module" or "module:attribute". Imported on first access
@@ -88,6 +89,7 @@ _LAZY: dict[str, str] = {
     "BuyingPower": "kis_async.models",
     "Exchange": "kis_async.models",
     "Execution": "kis_async.models",
+    "ExecutionCursor": "kis_async.models",
     "ExecutionKind": "kis_async.models",
     "HistoryRequestError": "kis_async.errors",
     "Interval": "kis_async.models",
@@ -123,9 +125,9 @@ _LAZY: dict[str, str] = {
     "ServerError": "kis_async.errors",
     "Session": "kis_async.calendar",
     "Side": "kis_async.models",
-    "StreamOptions": "kis_async.stream.manager",
+    "StreamOptions": "kis_async.stream.options",
     "StreamOverflowError": "kis_async.errors",
-    "StreamStatus": "kis_async.stream.manager",
+    "StreamStatus": "kis_async.stream.options",
     "SubscriptionError": "kis_async.errors",
     "SyncKISBroker": "kis_async.sync:KISBroker",
     "TrackedOrder": "kis_async.orders.service",
@@ -148,6 +150,7 @@ __all__ = [
     "BuyingPower",
     "Exchange",
     "Execution",
+    "ExecutionCursor",
     "ExecutionKind",
     "HistoryRequestError",
     "Interval",

@@ -27,6 +27,7 @@ from kis_async.models import (
     BuyingPower,
     Exchange,
     Execution,
+    ExecutionCursor,
     Interval,
     Market,
     Order,
@@ -44,7 +45,8 @@ from kis_async.owner import OwnerLoop
 from kis_async.port import BrokerPort, Callback, Subscription
 from kis_async.rest.client import RestClient
 from kis_async.rest.orders import check_paper_venue
-from kis_async.stream.manager import StreamManager, StreamOptions, StreamStatus
+from kis_async.stream.manager import StreamManager
+from kis_async.stream.options import StreamOptions, StreamStatus
 from kis_async.validation import check_order_id, check_symbol
 
 if TYPE_CHECKING:
@@ -497,14 +499,23 @@ class KISBroker(BrokerPort):
         self._check_open()
         return self._streams.orderbooks(symbols)
 
-    def executions(self) -> ExecutionStream:
-        """This account's execution notices (H0STCNI0 live / H0STCNI9 paper); lossless.
+    def executions(
+        self, *, replay: bool = True, since: ExecutionCursor | str | None = None
+    ) -> ExecutionStream:
+        """This account's execution events (H0STCNI0 live / H0STCNI9 paper); lossless and
+        exactly once per filled quantity for this stream.
+
+        Args:
+            replay: start with today's fills so far (the default) or, with False, only what
+                comes after the stream opened.
+            since: a cursor persisted from :attr:`Execution.cursor` (or its ``str``): start
+                with exactly the fills after it, replayed over REST where needed.
 
         Raises:
-            ValueError: the configuration has no ``hts_id``.
+            ValueError: the configuration has no ``hts_id``, or ``since`` does not parse.
         """
         self._check_open()
-        return self._streams.executions()
+        return self._streams.executions(replay=replay, since=since)
 
     async def subscribe_quotes(
         self,
@@ -527,11 +538,16 @@ class KISBroker(BrokerPort):
         callback: Callback[Execution],
         *,
         on_error: Callable[[BaseException], Any] | None = None,
+        replay: bool = True,
+        since: ExecutionCursor | str | None = None,
     ) -> Subscription:
-        """Call ``callback`` (sync or async) for each execution notice; lossless. ``on_error``
-        as in :meth:`subscribe_quotes`."""
+        """Call ``callback`` (sync or async) for each execution event; lossless, its own
+        exactly-once consumer. ``on_error`` as in :meth:`subscribe_quotes`; ``replay`` and
+        ``since`` as in :meth:`executions`."""
         self._check_open()
-        return await self._streams.subscribe_executions(callback, on_error=on_error)
+        return await self._streams.subscribe_executions(
+            callback, on_error=on_error, replay=replay, since=since
+        )
 
     async def connect_websocket(self) -> None:
         """Open the WebSocket session now instead of on the first subscription."""

@@ -32,15 +32,13 @@ Fill model (deliberately simple and deterministic):
 from __future__ import annotations
 
 import asyncio
-import collections
 import enum
-import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, TypeVar
 
 from pydantic import SecretStr
 
@@ -75,8 +73,21 @@ from kis_async.models import (
     Side,
     tick_size,
 )
+from kis_async.models.stream import ExecutionCursor
 from kis_async.owner import OwnerLoop
-from kis_async.port import AsyncClosing, BrokerPort, Callback, Subscription
+from kis_async.port import BrokerPort, Callback, Subscription
+from kis_async.stream.executions import ExecutionConsumer
+from kis_async.stream.hub import EXECUTIONS_KEY, MemoryHub
+from kis_async.stream.options import StreamOptions
+from kis_async.stream.streams import (
+    CallbackSubscription,
+    ConflatingBuffer,
+    ExecutionStream,
+    LosslessBuffer,
+    OrderBookStream,
+    QuoteStream,
+    StreamHandle,
+)
 from kis_async.validation import (
     check_date_range,
     check_order_id,
@@ -116,140 +127,13 @@ class _State(enum.Enum):
 
 # -- streams --------------------------------------------------------------------------------
 
+#: MockBroker's stream handles are KISBroker's (the same iteration, queue, conflation,
+#: overflow and close code); these names are kept for type annotations in users' tests.
+MockStream = StreamHandle
+MockSubscription = CallbackSubscription
 
-class MockStream(AsyncClosing, Generic[T]):
-    """A MockBroker stream handle: async iterator, async context manager and ``aclose()``.
-
-    It is registered when created, so anything pushed after ``broker.quotes(...)`` returns is
-    delivered, in order, without loss. It ends (``StopAsyncIteration``) after :meth:`aclose`
-    or when the broker closes.
-    """
-
-    def __init__(self, owner: MockBroker, kind: str, symbols: frozenset[str] | None) -> None:
-        self._owner = owner
-        self._kind = kind
-        self._symbols = symbols
-        self._items: collections.deque[T] = collections.deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-        self._started = False
-        self._error: BaseException | None = None
-
-    @property
-    def symbols(self) -> frozenset[str] | None:
-        """The symbols this stream receives (None for executions)."""
-        return self._symbols
-
-    @property
-    def closed(self) -> bool:
-        """True once the stream has ended."""
-        return self._closed
-
-    def _wants(self, kind: str, symbol: str | None) -> bool:
-        if self._closed or kind != self._kind:
-            return False
-        return self._symbols is None or symbol in self._symbols
-
-    def _put(self, item: T) -> None:
-        self._items.append(item)
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def _end(self) -> None:
-        self._closed = True
-        self._items.clear()
-        self._wake()
-
-    def _fail(self, error: BaseException) -> None:
-        # Like KISBroker after its session is given up: what is queued is delivered, then
-        # the next iteration raises.
-        self._error = error
-        self._closed = True
-        self._wake()
-
-    @property
-    def _idle(self) -> bool:
-        return self._closed or (not self._items and self._waiter is not None)
-
-    def __aiter__(self) -> AsyncIterator[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        self._started = True
-        while True:
-            if self._items:
-                return self._items.popleft()
-            if self._closed:
-                error, self._error = self._error, None
-                if error is not None:
-                    raise error
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-
-    async def aclose(self) -> None:
-        """Unsubscribe at once; a pending ``__anext__`` ends. Idempotent."""
-        if not self._closed:
-            self._end()
-            self._owner._forget(self)
-
-    def __repr__(self) -> str:
-        target = "account" if self._symbols is None else ",".join(sorted(self._symbols))
-        return f"MockStream({self._kind}, {target}, closed={self._closed})"
-
-
-class MockSubscription:
-    """The handle of a MockBroker callback subscription; ``aclose()`` stops it."""
-
-    def __init__(
-        self,
-        stream: MockStream[Any],
-        callback: Callback[Any],
-        on_error: Callable[[BaseException], Any] | None = None,
-    ) -> None:
-        self._stream = stream
-        self._callback = callback
-        self._on_error = on_error
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        try:
-            async for item in self._stream:
-                try:
-                    result = self._callback(item)
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception:
-                    # As with KISBroker: a failing callback is logged and the subscription
-                    # goes on.
-                    logger.exception("MockBroker subscription callback raised")
-        except BrokerError as exc:
-            # The stream ended on a failure (e.g. an execution backlog overflow): tell the
-            # subscriber, as KISBroker does when its session is given up.
-            if self._on_error is None:
-                logger.error("MockBroker subscription ended: %s", type(exc).__name__)
-                return
-            outcome = self._on_error(exc)
-            if inspect.isawaitable(outcome):
-                await outcome
-
-    async def aclose(self) -> None:
-        """Stop delivering and wait for the delivery task to end. Idempotent."""
-        await self._stream.aclose()
-        if not self._task.done():
-            self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+_QUOTES: Final = "quotes"
+_BOOKS: Final = "orderbooks"
 
 
 # -- orders and market state ----------------------------------------------------------------
@@ -343,6 +227,8 @@ class MockBroker(BrokerPort):
             (the average price defaults to the symbol's starting price).
         account_id: the account shown (masked) by :attr:`account`.
         clock: returns the current time (aware); defaults to ``datetime.now(KST)``.
+        stream_options: queue sizes of the streams (``quote_queue_size``,
+            ``execution_high_water``, ``callback_queue_size``), as for KISBroker.
 
     Everything is synchronous underneath, so a test needs no sleeps: after pushing data, await
     :meth:`settle` to let every consumer task process it.
@@ -356,6 +242,7 @@ class MockBroker(BrokerPort):
         positions: Mapping[str, int | tuple[int, Decimal | int | str]] | None = None,
         account_id: str = "5000000001",
         clock: Callable[[], datetime] | None = None,
+        stream_options: StreamOptions | None = None,
     ) -> None:
         cash_dec = Decimal(str(cash))
         if not cash_dec.is_finite() or cash_dec < 0:
@@ -384,10 +271,14 @@ class MockBroker(BrokerPort):
         self._next_order_no = 1
         self._keys: dict[str, tuple[str, str]] = {}
         self._requests: list[OrderRequest] = []
-        self._streams: list[MockStream[Any]] = []
-        self._subscriptions: list[MockSubscription] = []
         self._fail_next: list[BrokerError] = []
-        self._changed = asyncio.Event()
+        options = stream_options if stream_options is not None else StreamOptions()
+        # In memory a notice and the order rows change together: nothing to verify.
+        self._hub = MemoryHub(
+            replace(options, gap_fill_verify_window=0),
+            orders=self._today_orders,
+            today=lambda: self._clock().astimezone(KST).date(),
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -408,12 +299,7 @@ class MockBroker(BrokerPort):
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        for sub in list(self._subscriptions):
-            await sub.aclose()
-        for stream in list(self._streams):
-            stream._end()
-        self._streams.clear()
-        self._subscriptions.clear()
+        await self._hub.aclose()
 
     def _check_open(self) -> None:
         self._owner.check()
@@ -511,7 +397,7 @@ class MockBroker(BrokerPort):
             side=None,
             raw=raw,
         )
-        self._deliver("quotes", symbol, quote)
+        self._hub.publish((_QUOTES, symbol), quote)
         self._fill_resting(symbol, px, volume)
         return quote
 
@@ -549,7 +435,7 @@ class MockBroker(BrokerPort):
             first = ask_levels[0].price if ask_levels else bid_levels[0].price
             self._markets[symbol] = _Market(base=first, price=first)
         self._markets[symbol].book = book
-        self._deliver("orderbooks", symbol, book)
+        self._hub.publish((_BOOKS, symbol), book)
         return book
 
     def fail_streams(self, error: BrokerError | None = None) -> None:
@@ -558,8 +444,7 @@ class MockBroker(BrokerPort):
         WebSocket session is given up; callback subscriptions get it through ``on_error``.
         Items already pushed are delivered first."""
         failure = error or BrokerConnectionError("MockBroker: streams failed by the test")
-        for stream in list(self._streams):
-            stream._fail(failure)
+        self._hub.fail_all(failure)
 
     def fail_next_order(self, error: BrokerError) -> None:
         """Make the next :meth:`place_order` raise ``error`` without booking anything."""
@@ -586,16 +471,11 @@ class MockBroker(BrokerPort):
                 stable = 0
                 while stable < 3:
                     await asyncio.sleep(0)
-                    busy = any(s._started and not s._idle for s in self._streams)
-                    stable = 0 if busy else stable + 1
+                    stable = 0 if self._hub.busy() else stable + 1
         except TimeoutError:
-            names = [
-                f"{s!r} with {len(s._items)} unread"
-                for s in self._streams
-                if s._started and not s._idle
-            ]
             raise TimeoutError(
-                f"MockBroker.settle: still busy after {max_wait}s: {', '.join(names)} "
+                f"MockBroker.settle: still busy after {max_wait}s: "
+                f"{', '.join(self._hub.busy())} "
                 "(a stream left without aclose()? a consumer blocked elsewhere?)"
             ) from None
 
@@ -609,55 +489,52 @@ class MockBroker(BrokerPort):
         Raises:
             TimeoutError: not subscribed within ``max_wait`` seconds.
         """
-        wanted = set(symbols) if not isinstance(symbols, str) else {symbols}
+        wanted = {symbols} if isinstance(symbols, str) else set(symbols)
+        hub = self._hub
         async with asyncio.timeout(max_wait):
-            while True:
-                covered: set[str] = set()
-                has_exec = False
-                for stream in self._streams:
-                    if stream._kind == "quotes" and stream.symbols is not None:
-                        covered |= stream.symbols
-                    has_exec = has_exec or stream._kind == "executions"
-                if wanted <= covered and (has_exec or not executions):
-                    return
-                self._changed.clear()
-                await self._changed.wait()
+            while not (
+                all(hub.subscribed((_QUOTES, s)) for s in wanted)
+                and (hub.subscribed(EXECUTIONS_KEY) or not executions)
+            ):
+                hub.changed.clear()
+                await hub.changed.wait()
 
     # -- streams ----------------------------------------------------------------------------
 
-    def _register(self, stream: MockStream[Any]) -> None:
-        self._streams.append(stream)
-        self._changed.set()
-
-    def _forget(self, stream: MockStream[Any]) -> None:
-        if stream in self._streams:
-            self._streams.remove(stream)
-            self._changed.set()
-
-    def _deliver(self, kind: str, symbol: str | None, item: Any) -> None:
-        for stream in list(self._streams):
-            if stream._wants(kind, symbol):
-                stream._put(item)
-
-    def quotes(self, symbols: Iterable[str]) -> MockStream[Quote]:
-        """Quotes pushed with :meth:`push_quote` for ``symbols``, lossless and in order."""
+    def quotes(self, symbols: Iterable[str]) -> QuoteStream:
+        """Quotes pushed with :meth:`push_quote` for ``symbols``, in order; a consumer that
+        lags by ``quote_queue_size`` quotes sees the newest per symbol, as with KISBroker."""
         self._check_open()
-        stream: MockStream[Quote] = MockStream(self, "quotes", _symbols_arg(symbols))
-        self._register(stream)
+        keys = tuple((_QUOTES, s) for s in sorted(_symbols_arg(symbols)))
+        buffer: ConflatingBuffer[Quote] = ConflatingBuffer(
+            self._hub.options.quote_queue_size, _symbol_of, _ignore
+        )
+        stream = QuoteStream(self._hub, keys, buffer)
+        self._hub.open_handle(stream, buffer, keys)
         return stream
 
-    def orderbooks(self, symbols: Iterable[str]) -> MockStream[OrderBook]:
-        """Books pushed with :meth:`push_orderbook` for ``symbols``."""
+    def orderbooks(self, symbols: Iterable[str]) -> OrderBookStream:
+        """Books pushed with :meth:`push_orderbook` for ``symbols``; conflated like quotes."""
         self._check_open()
-        stream: MockStream[OrderBook] = MockStream(self, "orderbooks", _symbols_arg(symbols))
-        self._register(stream)
+        keys = tuple((_BOOKS, s) for s in sorted(_symbols_arg(symbols)))
+        buffer: ConflatingBuffer[OrderBook] = ConflatingBuffer(
+            self._hub.options.quote_queue_size, _symbol_of, _ignore
+        )
+        stream = OrderBookStream(self._hub, keys, buffer)
+        self._hub.open_handle(stream, buffer, keys)
         return stream
 
-    def executions(self) -> MockStream[Execution]:
-        """Acceptance, fill, modification and cancellation events of this account."""
+    def executions(
+        self, *, replay: bool = True, since: ExecutionCursor | str | None = None
+    ) -> ExecutionStream:
+        """Acceptance, fill, modification and cancellation events of this account; lossless,
+        exactly once per filled quantity, with ``replay``/``since`` as in KISBroker."""
         self._check_open()
-        stream: MockStream[Execution] = MockStream(self, "executions", None)
-        self._register(stream)
+        cursor = ExecutionCursor.parse(since) if isinstance(since, str) else since
+        buffer: LosslessBuffer[Execution] = LosslessBuffer(self._hub.options.execution_high_water)
+        consumer = ExecutionConsumer(buffer, replay=replay, since=cursor)
+        stream = ExecutionStream(self._hub, (EXECUTIONS_KEY,), buffer, sink=consumer)
+        self._hub.open_handle(stream, consumer, (EXECUTIONS_KEY,))
         return stream
 
     async def subscribe_quotes(
@@ -669,8 +546,13 @@ class MockBroker(BrokerPort):
     ) -> Subscription:
         """Call ``callback`` (sync or async) for each quote of ``symbols``; ``on_error`` gets
         the error if the stream ends on a failure."""
-        sub = MockSubscription(self.quotes(symbols), callback, on_error)
-        self._subscriptions.append(sub)
+        self._check_open()
+        keys = tuple((_QUOTES, s) for s in sorted(_symbols_arg(symbols)))
+        buffer: ConflatingBuffer[Quote] = ConflatingBuffer(
+            self._hub.options.callback_queue_size, _symbol_of, _ignore
+        )
+        sub = CallbackSubscription(self._hub, keys, buffer, callback, on_error)
+        await self._hub.start_subscription(sub)
         return sub
 
     async def subscribe_executions(
@@ -678,12 +560,30 @@ class MockBroker(BrokerPort):
         callback: Callback[Execution],
         *,
         on_error: Callable[[BaseException], Any] | None = None,
+        replay: bool = True,
+        since: ExecutionCursor | str | None = None,
     ) -> Subscription:
         """Call ``callback`` (sync or async) for each execution event; ``on_error`` as in
-        :meth:`subscribe_quotes`."""
-        sub = MockSubscription(self.executions(), callback, on_error)
-        self._subscriptions.append(sub)
+        :meth:`subscribe_quotes`, ``replay``/``since`` as in :meth:`executions`."""
+        self._check_open()
+        cursor = ExecutionCursor.parse(since) if isinstance(since, str) else since
+        buffer: LosslessBuffer[Execution] = LosslessBuffer(
+            self._hub.options.execution_high_water, raise_on_overflow=False
+        )
+        consumer = ExecutionConsumer(buffer, replay=replay, since=cursor)
+        sub = CallbackSubscription(
+            self._hub, (EXECUTIONS_KEY,), buffer, callback, on_error, sink=consumer
+        )
+        await self._hub.start_subscription(sub)
         return sub
+
+    def _today_orders(self) -> list[Order]:
+        today = self._clock().astimezone(KST).date()
+        return [
+            o.to_model()
+            for o in self._orders.values()
+            if o.ordered_at.astimezone(KST).date() == today
+        ]
 
     # -- REST-like reads --------------------------------------------------------------------
 
@@ -887,9 +787,7 @@ class MockBroker(BrokerPort):
     def _event(
         self, kind: ExecutionKind, order: _MockOrder, qty: int, price: Decimal | None
     ) -> None:
-        self._deliver(
-            "executions",
-            None,
+        self._hub.notice(
             Execution(
                 kind=kind,
                 broker_order_id=order.order_id,
@@ -1171,3 +1069,11 @@ def _check_market(market: object) -> Market:
         return Market.parse(market)
     except ValueError as exc:
         raise InvalidOrderError(str(exc)) from None
+
+
+def _symbol_of(value: Quote | OrderBook) -> str:
+    return value.symbol
+
+
+def _ignore(dropped: int) -> None:
+    """Conflation drops are counted per stream (``stream.dropped``)."""

@@ -18,6 +18,7 @@ from kis_async.models import (
     Bar,
     BuyingPower,
     Execution,
+    ExecutionCursor,
     Interval,
     Market,
     Order,
@@ -240,8 +241,15 @@ class BrokerPort(AsyncClosing):
         """Real-time order books of ``symbols``; conflates like :meth:`quotes`."""
 
     @abc.abstractmethod
-    def executions(self) -> Stream[Execution]:
-        """This account's execution notices; lossless."""
+    def executions(
+        self, *, replay: bool = True, since: ExecutionCursor | str | None = None
+    ) -> Stream[Execution]:
+        """This account's execution events; lossless, exactly once per filled quantity.
+
+        Each stream is its own consumer. With ``replay`` (the default) it starts with today's
+        fills so far; with ``since`` (a persisted :attr:`Execution.cursor`) exactly with the
+        fills after that point. Every event carries the stream's ``cursor`` after it.
+        """
 
     @abc.abstractmethod
     async def subscribe_quotes(
@@ -263,6 +271,8 @@ class BrokerPort(AsyncClosing):
         callback: Callback[Execution],
         *,
         on_error: Callable[[BaseException], Any] | None = None,
+        replay: bool = True,
+        since: ExecutionCursor | str | None = None,
     ) -> Subscription:
-        """Call ``callback`` (sync or async) for every execution notice; ``on_error`` as in
-        :meth:`subscribe_quotes`."""
+        """Call ``callback`` (sync or async) for every execution event; ``on_error`` as in
+        :meth:`subscribe_quotes`, ``replay`` and ``since`` as in :meth:`executions`."""

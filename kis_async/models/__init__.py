@@ -15,7 +15,7 @@ from kis_async.models.orders import (
     Position,
     Side,
 )
-from kis_async.models.stream import Execution, ExecutionKind, Quote
+from kis_async.models.stream import Execution, ExecutionCursor, ExecutionKind, Quote
 
 __all__ = [
     "KST",
@@ -24,6 +24,7 @@ __all__ = [
     "BuyingPower",
     "Exchange",
     "Execution",
+    "ExecutionCursor",
     "ExecutionKind",
     "Interval",
     "Market",

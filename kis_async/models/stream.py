@@ -11,7 +11,8 @@ are given. Either way the public attributes are read-only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import contextlib
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -19,18 +20,17 @@ from typing import Any, Final, Literal
 
 from kis_async.models.common import KST
 from kis_async.models.orders import OrderType, Side
+from kis_async.validation import normalize_order_id
 
 __all__ = [
     "QUOTE_ATTRIBUTES",
     "Execution",
+    "ExecutionCursor",
     "ExecutionKind",
     "Quote",
-    "RawFields",
 ]
 
 _UNSET: Final[Any] = object()
-_ORDER_TYPES: Final = {t.value: t for t in OrderType}
-_SIDES: Final = {"01": Side.SELL, "02": Side.BUY}
 
 
 def _dec(text: str) -> Decimal | None:
@@ -111,109 +111,6 @@ def _yyyymmdd(text: str) -> date | None:
         return None
 
 
-class RawFields(Mapping[str, str]):
-    """A read-only view of one record's fields by KIS name, over the split frame.
-
-    Fields past the known layout (KIS appends fields from time to time) are named
-    ``FIELD<n>`` with ``n`` counted from 1.
-    """
-
-    __slots__ = ("_fields", "_index", "_length", "_names", "_start")
-
-    def __init__(
-        self,
-        names: tuple[str, ...],
-        index: Mapping[str, int],
-        fields: list[str],
-        start: int,
-        length: int,
-    ) -> None:
-        self._names = names
-        self._index = index
-        self._fields = fields
-        self._start = start
-        self._length = length
-
-    def _name(self, i: int) -> str:
-        return self._names[i] if i < len(self._names) else f"FIELD{i + 1}"
-
-    def __getitem__(self, name: str) -> str:
-        i = self._index.get(name)
-        if i is None and name.startswith("FIELD") and name[5:].isdigit():
-            i = int(name[5:]) - 1
-            if i < len(self._names):
-                i = None
-        if i is None or i < 0 or i >= self._length:
-            raise KeyError(name)
-        return self._fields[self._start + i]
-
-    def __iter__(self) -> Iterator[str]:
-        return (self._name(i) for i in range(self._length))
-
-    def __len__(self) -> int:
-        return self._length
-
-    def __repr__(self) -> str:
-        return f"RawFields({dict(self)!r})"
-
-
-# -- Quote (H0STCNT0) ----------------------------------------------------------------------
-
-#: H0STCNT0 field names in order (protocol doc §7.1); the 47th was added 2026-09-14.
-QUOTE_FIELD_NAMES: Final = (
-    "MKSC_SHRN_ISCD",
-    "STCK_CNTG_HOUR",
-    "STCK_PRPR",
-    "PRDY_VRSS_SIGN",
-    "PRDY_VRSS",
-    "PRDY_CTRT",
-    "WGHN_AVRG_STCK_PRC",
-    "STCK_OPRC",
-    "STCK_HGPR",
-    "STCK_LWPR",
-    "ASKP1",
-    "BIDP1",
-    "CNTG_VOL",
-    "ACML_VOL",
-    "ACML_TR_PBMN",
-    "SELN_CNTG_CSNU",
-    "SHNU_CNTG_CSNU",
-    "NTBY_CNTG_CSNU",
-    "CTTR",
-    "SELN_CNTG_SMTN",
-    "SHNU_CNTG_SMTN",
-    "CCLD_DVSN",
-    "SHNU_RATE",
-    "PRDY_VOL_VRSS_ACML_VOL_RATE",
-    "OPRC_HOUR",
-    "OPRC_VRSS_PRPR_SIGN",
-    "OPRC_VRSS_PRPR",
-    "HGPR_HOUR",
-    "HGPR_VRSS_PRPR_SIGN",
-    "HGPR_VRSS_PRPR",
-    "LWPR_HOUR",
-    "LWPR_VRSS_PRPR_SIGN",
-    "LWPR_VRSS_PRPR",
-    "BSOP_DATE",
-    "NEW_MKOP_CLS_CODE",
-    "TRHT_YN",
-    "ASKP_RSQN1",
-    "BIDP_RSQN1",
-    "TOTAL_ASKP_RSQN",
-    "TOTAL_BIDP_RSQN",
-    "VOL_TNRT",
-    "PRDY_SMNS_HOUR_ACML_VOL",
-    "PRDY_SMNS_HOUR_ACML_VOL_RATE",
-    "HOUR_CLS_CODE",
-    "MRKT_TRTM_CLS_CODE",
-    "VI_STND_PRC",
-    "MARKET_CLS_CODE",
-)
-_QUOTE_INDEX: Final = {name: i for i, name in enumerate(QUOTE_FIELD_NAMES)}
-# CCLD_DVSN: 1 buy-initiated, 5 sell-initiated, 3 pre-market (no initiating side).
-_QUOTE_SIDES: Final = {"1": Side.BUY, "5": Side.SELL}
-
-
 #: The typed attributes of :class:`Quote`, in order.
 QUOTE_ATTRIBUTES: Final = (
     "symbol",
@@ -253,11 +150,8 @@ class Quote:
         raw: every field by its KIS name (``raw["CTTR"]``), including fields we do not type.
     """
 
-    __slots__ = ("_f", "_n", "_o", "_price", "_raw", "_symbol", "_time", "_v")
+    __slots__ = ("_price", "_raw", "_symbol", "_time", "_v")
 
-    _f: list[str] | None
-    _o: int
-    _n: int
     _v: tuple[Any, ...]
     _raw: Mapping[str, str]
     _symbol: str
@@ -284,9 +178,6 @@ class Quote:
         side: Side | None,
         raw: Mapping[str, str] | None = None,
     ) -> None:
-        self._f = None
-        self._o = 0
-        self._n = 0
         self._symbol = symbol
         self._price = price
         self._time = time
@@ -306,26 +197,8 @@ class Quote:
         )
         self._raw = dict(raw) if raw else {}
 
-    @classmethod
-    def _decoded(cls, fields: list[str], offset: int, length: int) -> Quote:
-        """Wrap a record already checked by the decoder (symbol and price parse)."""
-        quote = cls.__new__(cls)
-        quote._f = fields
-        quote._o = offset
-        quote._n = length
-        quote._symbol = fields[offset]
-        text = fields[offset + 2]
-        price = _DEC_CACHE.get(text, _UNSET)
-        if price is _UNSET:
-            price = _dec_miss(text)
-        if price is None:
-            raise ArithmeticError("unparsable trade price")
-        quote._price = price
-        quote._time = _UNSET
-        return quote
-
-    # Each typed read is one cached conversion of the record's string: prices repeat a lot
-    # (tick grid), so a bounded str -> Decimal cache makes reading every attribute cheap.
+    # A quote decoded from a frame is a subclass (kis_async.stream.protocol) that reads
+    # these attributes from the record when first asked; this class stores values.
 
     @property
     def symbol(self) -> str:
@@ -340,144 +213,72 @@ class Quote:
     @property
     def time(self) -> datetime | None:
         """Trade time, aware Asia/Seoul."""
-        value = self._time
-        if value is _UNSET:
-            f = self._f
-            assert f is not None
-            o = self._o
-            day = f[o + 33] if self._n > 33 else ""
-            key = day + f[o + 1]
-            value = _TIME_CACHE.get(key, _UNSET)
-            if value is _UNSET:
-                value = _time_miss(key, day, f[o + 1])
-            self._time = value
-        return value  # type: ignore[no-any-return]
+        return self._time  # type: ignore[no-any-return]
 
     @property
     def change(self) -> Decimal | None:
         """Change against the previous close."""
-        f = self._f
-        if f is None:
-            return self._v[0]  # type: ignore[no-any-return]
-        text = f[self._o + 4]
-        value = _DEC_CACHE.get(text, _UNSET)
-        return _dec_miss(text) if value is _UNSET else value
+        return self._v[0]  # type: ignore[no-any-return]
 
     @property
     def change_rate(self) -> Decimal | None:
         """Change in percent."""
-        f = self._f
-        if f is None:
-            return self._v[1]  # type: ignore[no-any-return]
-        text = f[self._o + 5]
-        value = _DEC_CACHE.get(text, _UNSET)
-        return _dec_miss(text) if value is _UNSET else value
+        return self._v[1]  # type: ignore[no-any-return]
 
     @property
     def volume(self) -> int | None:
         """This trade's volume."""
-        f = self._f
-        if f is None:
-            return self._v[2]  # type: ignore[no-any-return]
-        try:
-            return int(f[self._o + 12])
-        except ValueError:
-            return _int(f[self._o + 12])
+        return self._v[2]  # type: ignore[no-any-return]
 
     @property
     def cum_volume(self) -> int | None:
         """Cumulative volume today."""
-        f = self._f
-        if f is None:
-            return self._v[3]  # type: ignore[no-any-return]
-        try:
-            return int(f[self._o + 13])
-        except ValueError:
-            return _int(f[self._o + 13])
+        return self._v[3]  # type: ignore[no-any-return]
 
     @property
     def cum_turnover(self) -> Decimal | None:
         """Cumulative turnover today (won)."""
-        f = self._f
-        if f is None:
-            return self._v[4]  # type: ignore[no-any-return]
-        return _dec(f[self._o + 14])
+        return self._v[4]  # type: ignore[no-any-return]
 
     @property
     def open(self) -> Decimal | None:
         """Today's open."""
-        f = self._f
-        if f is None:
-            return self._v[5]  # type: ignore[no-any-return]
-        text = f[self._o + 7]
-        value = _DEC_CACHE.get(text, _UNSET)
-        return _dec_miss(text) if value is _UNSET else value
+        return self._v[5]  # type: ignore[no-any-return]
 
     @property
     def high(self) -> Decimal | None:
         """Today's high."""
-        f = self._f
-        if f is None:
-            return self._v[6]  # type: ignore[no-any-return]
-        text = f[self._o + 8]
-        value = _DEC_CACHE.get(text, _UNSET)
-        return _dec_miss(text) if value is _UNSET else value
+        return self._v[6]  # type: ignore[no-any-return]
 
     @property
     def low(self) -> Decimal | None:
         """Today's low."""
-        f = self._f
-        if f is None:
-            return self._v[7]  # type: ignore[no-any-return]
-        text = f[self._o + 9]
-        value = _DEC_CACHE.get(text, _UNSET)
-        return _dec_miss(text) if value is _UNSET else value
+        return self._v[7]  # type: ignore[no-any-return]
 
     @property
     def ask(self) -> Decimal | None:
         """Best ask at the trade."""
-        f = self._f
-        if f is None:
-            return self._v[8]  # type: ignore[no-any-return]
-        text = f[self._o + 10]
-        value = _DEC_CACHE.get(text, _UNSET)
-        return _dec_miss(text) if value is _UNSET else value
+        return self._v[8]  # type: ignore[no-any-return]
 
     @property
     def bid(self) -> Decimal | None:
         """Best bid at the trade."""
-        f = self._f
-        if f is None:
-            return self._v[9]  # type: ignore[no-any-return]
-        text = f[self._o + 11]
-        value = _DEC_CACHE.get(text, _UNSET)
-        return _dec_miss(text) if value is _UNSET else value
+        return self._v[9]  # type: ignore[no-any-return]
 
     @property
     def vwap(self) -> Decimal | None:
         """Volume-weighted average price."""
-        f = self._f
-        if f is None:
-            return self._v[10]  # type: ignore[no-any-return]
-        text = f[self._o + 6]
-        value = _DEC_CACHE.get(text, _UNSET)
-        return _dec_miss(text) if value is _UNSET else value
+        return self._v[10]  # type: ignore[no-any-return]
 
     @property
     def side(self) -> Side | None:
         """The side that initiated the trade, None in auctions."""
-        f = self._f
-        if f is None:
-            return self._v[11]  # type: ignore[no-any-return]
-        return _QUOTE_SIDES.get(f[self._o + 21])
+        return self._v[11]  # type: ignore[no-any-return]
 
     @property
     def raw(self) -> Mapping[str, str]:
         """Every field by its KIS name."""
-        f = self._f
-        if f is None:
-            return self._raw
-        return RawFields(QUOTE_FIELD_NAMES, _QUOTE_INDEX, f, self._o, self._n)
+        return self._raw
 
     def __getitem__(self, kis_name: str) -> str:
         """The raw string of a field by its KIS name."""
@@ -539,47 +340,6 @@ class ExecutionKind(StrEnum):
     REJECTED = "rejected"
 
 
-#: The current 26-field notice layout (protocol doc §7.3).
-NOTICE_FIELD_NAMES_26: Final = (
-    "CUST_ID",
-    "ACNT_NO",
-    "ODER_NO",
-    "OODER_NO",
-    "SELN_BYOV_CLS",
-    "RCTF_CLS",
-    "ODER_KIND",
-    "ODER_COND",
-    "STCK_SHRN_ISCD",
-    "CNTG_QTY",
-    "CNTG_UNPR",
-    "STCK_CNTG_HOUR",
-    "RFUS_YN",
-    "CNTG_YN",
-    "ACPT_YN",
-    "BRNC_NO",
-    "ODER_QTY",
-    "ACNT_NAME",
-    "ORD_COND_PRC",
-    "ORD_EXG_GB",
-    "POPUP_YN",
-    "FILLER",
-    "CRDT_CLS",
-    "CRDT_LOAN_DATE",
-    "CNTG_ISNM40",
-    "ODER_PRC",
-)
-#: The older 23-field layout: fields 1-18 as above, then these.
-NOTICE_FIELD_NAMES_23: Final = (
-    *NOTICE_FIELD_NAMES_26[:18],
-    "CNTG_ISNM",
-    "CRDT_CLS",
-    "CRDT_LOAN_DATE",
-    "CNTG_ISNM40",
-    "ODER_PRC",
-)
-_NOTICE_INDEX_26: Final = {name: i for i, name in enumerate(NOTICE_FIELD_NAMES_26)}
-_NOTICE_INDEX_23: Final = {name: i for i, name in enumerate(NOTICE_FIELD_NAMES_23)}
-
 _EXEC_ATTRS: Final = (
     "original_order_id",
     "branch_no",
@@ -592,6 +352,112 @@ _EXEC_ATTRS: Final = (
     "time",
     "name",
 )
+
+
+_CURSOR_VERSION: Final = "v1"
+
+
+class ExecutionCursor:
+    """A consumer's position in this account's fills of one trading day.
+
+    It records, per order, the cumulative filled quantity the consumer has received. Every
+    :class:`Execution` delivered by an execution stream carries the cursor *after* it
+    (:attr:`Execution.cursor`); persist ``str(cursor)`` and pass it back, in this process or a
+    new one, as ``broker.executions(since=...)`` to receive exactly the fills after that point.
+    Orders are compared without KIS's leading zeros.
+
+    Example::
+
+        saved = str(event.cursor)                      # "v1:20261201:42=5,43=10"
+        stream = broker.executions(since=ExecutionCursor.parse(saved))
+    """
+
+    __slots__ = ("_day", "_filled", "_text")
+
+    def __init__(self, day: date, filled: Mapping[str, int] | None = None) -> None:
+        if not isinstance(day, date) or isinstance(day, datetime):
+            raise TypeError("day must be a datetime.date")
+        clean: dict[str, int] = {}
+        for order_id, qty in (filled or {}).items():
+            oid = normalize_order_id(str(order_id))
+            if not oid.isdigit() or not oid.isascii():
+                raise ValueError("cursor order ids must be KIS order numbers (digits)")
+            if isinstance(qty, bool) or not isinstance(qty, int) or qty < 0:
+                raise ValueError("cursor quantities must be ints >= 0")
+            if qty:
+                clean[oid] = qty
+        self._day = day
+        self._filled = clean
+        self._text: str | None = None
+
+    @classmethod
+    def _trusted(cls, day: date, filled: dict[str, int]) -> ExecutionCursor:
+        """Wrap an already normalized map the caller will never change (no copy, no checks)."""
+        cursor = cls.__new__(cls)
+        cursor._day = day
+        cursor._filled = filled
+        cursor._text = None
+        return cursor
+
+    @classmethod
+    def parse(cls, text: str) -> ExecutionCursor:
+        """Read a cursor written by ``str(cursor)``.
+
+        Raises:
+            ValueError: the text is not a cursor (surrounding whitespace is ignored).
+        """
+        if not isinstance(text, str):
+            raise TypeError("an execution cursor is parsed from a str")
+        parts = text.strip().split(":")
+        if len(parts) != 3 or parts[0] != _CURSOR_VERSION:
+            raise ValueError("not an execution cursor (expected 'v1:YYYYMMDD:...')")
+        day = _yyyymmdd(parts[1]) if parts[1].isascii() else None
+        if day is None:
+            raise ValueError("execution cursor with a bad date")
+        filled: dict[str, int] = {}
+        if parts[2]:
+            for item in parts[2].split(","):
+                oid, sep, qty = item.partition("=")
+                if not sep or not qty.isdigit() or not qty.isascii():
+                    raise ValueError("execution cursor with a bad order entry")
+                filled[oid] = int(qty)
+        return cls(day, filled)
+
+    @property
+    def day(self) -> date:
+        """The trading day (KST) the positions refer to."""
+        return self._day
+
+    @property
+    def filled(self) -> Mapping[str, int]:
+        """Cumulative filled quantity received per order (order ids without leading zeros)."""
+        return dict(self._filled)
+
+    def delivered(self, order_id: str) -> int:
+        """The filled quantity of ``order_id`` the consumer had received at this point."""
+        return self._filled.get(normalize_order_id(order_id), 0)
+
+    def __str__(self) -> str:
+        text = self._text
+        if text is None:
+            body = ",".join(f"{oid}={qty}" for oid, qty in sorted(self._filled.items()))
+            text = f"{_CURSOR_VERSION}:{self._day:%Y%m%d}:{body}"
+            self._text = text
+        return text
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ExecutionCursor):
+            return NotImplemented
+        return self._day == other._day and self._filled == other._filled
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ExecutionCursor.parse, (str(self),))
+
+    def __repr__(self) -> str:
+        return f"ExecutionCursor({str(self)!r})"
 
 
 class Execution:
@@ -612,20 +478,23 @@ class Execution:
         source: ``"websocket"`` for notices, ``"reconcile"`` for fills found by gap-fill.
         name: the stock name, when KIS sent it.
         raw: every field by its KIS name (empty for reconcile events).
+        cursor: the receiving consumer's position after this event (see
+            :class:`ExecutionCursor`); None on events no execution stream delivered.
+        replayed: True when the event was not delivered live from the socket to this
+            consumer: a fill found over REST (gap-fill, replay) or one of today's earlier fills
+            replayed when the stream started. ``time`` is still the event's own time.
     """
 
-    __slots__ = ("_day", "_f", "_kind", "_n", "_o", "_oid", "_qty", "_raw", "_source", "_v")
+    __slots__ = ("_cursor", "_kind", "_oid", "_qty", "_raw", "_replayed", "_source", "_v")
 
-    _f: list[str] | None
-    _o: int
-    _n: int
     _v: tuple[Any, ...]
     _raw: Mapping[str, str]
     _kind: ExecutionKind
     _oid: str
     _source: Literal["websocket", "reconcile"]
-    _day: date | None
     _qty: Any
+    _cursor: ExecutionCursor | None
+    _replayed: bool
 
     def __init__(
         self,
@@ -644,14 +513,14 @@ class Execution:
         source: Literal["websocket", "reconcile"] = "websocket",
         name: str | None = None,
         raw: Mapping[str, str] | None = None,
+        cursor: ExecutionCursor | None = None,
+        replayed: bool = False,
     ) -> None:
-        self._f = None
-        self._o = 0
-        self._n = 0
+        self._cursor = cursor
+        self._replayed = replayed
         self._kind = kind
         self._oid = broker_order_id
         self._source = source
-        self._day = None
         self._qty = qty
         self._v = (
             original_order_id,
@@ -667,31 +536,33 @@ class Execution:
         )
         self._raw = dict(raw) if raw else {}
 
-    @classmethod
-    def _decoded(
-        cls,
-        kind: ExecutionKind,
-        fields: list[str],
-        offset: int,
-        length: int,
-        day: date | None,
-    ) -> Execution:
-        """Wrap a notice record already checked by the decoder."""
+    # A notice decoded from a frame is a subclass (kis_async.stream.protocol) that reads
+    # these attributes from the record when first asked; this class stores values.
+
+    def _stamped(self, qty: int, cursor: ExecutionCursor, replayed: bool) -> Execution:
+        """This event as one consumer receives it: its quantity, cursor and replay flag.
+
+        A shallow copy (a decoded record stays unconverted).
+        """
+        cls = type(self)
         ex = cls.__new__(cls)
-        ex._f = fields
-        ex._o = offset
-        ex._n = length
-        ex._kind = kind
-        ex._oid = fields[offset + 2]
-        ex._source = "websocket"
-        ex._day = day
-        ex._qty = _UNSET
+        for name in _slot_names(cls):
+            with contextlib.suppress(AttributeError):
+                setattr(ex, name, getattr(self, name))
+        ex._qty = qty
+        ex._cursor = cursor
+        ex._replayed = replayed
         return ex
 
-    def _at(self, i: int) -> str:
-        f = self._f
-        assert f is not None
-        return f[self._o + i]
+    @property
+    def cursor(self) -> ExecutionCursor | None:
+        """The receiving consumer's position after this event."""
+        return self._cursor
+
+    @property
+    def replayed(self) -> bool:
+        """True when this consumer got the event from a replay or REST, not live."""
+        return self._replayed
 
     @property
     def kind(self) -> ExecutionKind:
@@ -711,91 +582,57 @@ class Execution:
     @property
     def original_order_id(self) -> str | None:
         """For modifications and cancellations, the order they act on."""
-        if self._f is None:
-            return self._v[0]  # type: ignore[no-any-return]
-        return self._at(3).strip() or None
+        return self._v[0]  # type: ignore[no-any-return]
 
     @property
     def branch_no(self) -> str | None:
         """KRX forwarding order org number."""
-        if self._f is None:
-            return self._v[1]  # type: ignore[no-any-return]
-        return self._at(15).strip() or None
+        return self._v[1]  # type: ignore[no-any-return]
 
     @property
     def symbol(self) -> str:
         """The KRX code."""
-        if self._f is None:
-            return self._v[2]  # type: ignore[no-any-return]
-        return self._at(8).strip()
+        return self._v[2]  # type: ignore[no-any-return]
 
     @property
     def side(self) -> Side | None:
         """BUY or SELL."""
-        if self._f is None:
-            return self._v[3]  # type: ignore[no-any-return]
-        return _SIDES.get(self._at(4).strip())
+        return self._v[3]  # type: ignore[no-any-return]
 
     @property
     def order_type(self) -> OrderType | None:
         """The order division, when known."""
-        if self._f is None:
-            return self._v[4]  # type: ignore[no-any-return]
-        return _ORDER_TYPES.get(self._at(6).strip())
+        return self._v[4]  # type: ignore[no-any-return]
 
     @property
     def qty(self) -> int:
         """For FILLED the quantity of this fill; otherwise the order quantity."""
-        value = self._qty
-        if value is _UNSET:
-            value = _int(self._at(9)) or 0
-            self._qty = value
-        return value  # type: ignore[no-any-return]
+        return self._qty  # type: ignore[no-any-return]
 
     @property
     def price(self) -> Decimal | None:
         """For FILLED the fill price; otherwise the order price (None when 0: market)."""
-        if self._f is None:
-            return self._v[6]  # type: ignore[no-any-return]
-        value = _dec(self._at(10))
-        if not value and self._kind is not ExecutionKind.FILLED:
-            # Acceptance notices of market orders carry 0; ODER_PRC may hold the price.
-            value = _dec(self._at(25 if self._n >= 26 else 22))
-        return value or None
+        return self._v[6]  # type: ignore[no-any-return]
 
     @property
     def order_qty(self) -> int | None:
         """The order's total quantity."""
-        if self._f is None:
-            return self._v[7]  # type: ignore[no-any-return]
-        return _int(self._at(16))
+        return self._v[7]  # type: ignore[no-any-return]
 
     @property
     def time(self) -> datetime | None:
-        """Event time, aware Asia/Seoul (the notice has no date: the day it was decoded)."""
-        if self._f is None:
-            return self._v[8]  # type: ignore[no-any-return]
-        return _clock(self._day, self._at(11))
+        """Event time, aware Asia/Seoul (the notice's or the REST row's own time)."""
+        return self._v[8]  # type: ignore[no-any-return]
 
     @property
     def name(self) -> str | None:
         """The stock name, when KIS sent it."""
-        if self._f is None:
-            return self._v[9]  # type: ignore[no-any-return]
-        text = self._at(24 if self._n >= 26 else 21).strip()
-        if not text and self._n < 26:
-            text = self._at(18).strip()
-        return text or None
+        return self._v[9]  # type: ignore[no-any-return]
 
     @property
     def raw(self) -> Mapping[str, str]:
         """Every field by its KIS name (empty for reconcile events)."""
-        f = self._f
-        if f is None:
-            return self._raw
-        if self._n >= 26:
-            return RawFields(NOTICE_FIELD_NAMES_26, _NOTICE_INDEX_26, f, self._o, self._n)
-        return RawFields(NOTICE_FIELD_NAMES_23, _NOTICE_INDEX_23, f, self._o, self._n)
+        return self._raw
 
     def replace(self, **changes: Any) -> Execution:
         """Return a copy with ``changes`` applied (like ``dataclasses.replace``)."""
@@ -804,6 +641,8 @@ class Execution:
             "broker_order_id": self.broker_order_id,
             "source": self.source,
             "raw": dict(self.raw),
+            "cursor": self._cursor,
+            "replayed": self._replayed,
         }
         values.update({attr: getattr(self, attr) for attr in _EXEC_ATTRS})
         values.update(changes)
@@ -826,7 +665,7 @@ class Execution:
         return hash(self._key())
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_execution, (self._key(), dict(self.raw)))
+        return (_rebuild_execution, (self._key(), dict(self.raw), self._cursor, self._replayed))
 
     def __repr__(self) -> str:
         return (
@@ -834,11 +673,35 @@ class Execution:
             f"original_order_id={self.original_order_id!r}, symbol={self.symbol!r}, "
             f"side={self.side!r}, order_type={self.order_type!r}, qty={self.qty!r}, "
             f"price={self.price!r}, order_qty={self.order_qty!r}, time={self.time!r}, "
-            f"source={self.source!r})"
+            f"source={self.source!r}, replayed={self._replayed!r})"
         )
 
 
-def _rebuild_execution(key: tuple[Any, ...], raw: dict[str, str]) -> Execution:
+_SLOTS: dict[type, tuple[str, ...]] = {}
+
+
+def _slot_names(cls: type) -> tuple[str, ...]:
+    names = _SLOTS.get(cls)
+    if names is None:
+        names = tuple(name for klass in cls.__mro__ for name in getattr(klass, "__slots__", ()))
+        _SLOTS[cls] = names
+    return names
+
+
+def _rebuild_execution(
+    key: tuple[Any, ...],
+    raw: dict[str, str],
+    cursor: ExecutionCursor | None = None,
+    replayed: bool = False,
+) -> Execution:
     kind, oid, source, *rest = key
     values = dict(zip(_EXEC_ATTRS, rest, strict=True))
-    return Execution(kind=kind, broker_order_id=oid, source=source, raw=raw, **values)
+    return Execution(
+        kind=kind,
+        broker_order_id=oid,
+        source=source,
+        raw=raw,
+        cursor=cursor,
+        replayed=replayed,
+        **values,
+    )

@@ -80,6 +80,10 @@ class FillLedger:
         """The cumulative filled quantity delivered so far for ``order_id``."""
         return self._delivered.get(normalize_order_id(order_id), 0)
 
+    def delivered_map(self) -> dict[str, int]:
+        """A copy of the delivered cumulative quantity per (normalized) order id."""
+        return dict(self._delivered)
+
     def notice(self, order_id: str, qty: int, order_qty: int | None) -> int:
         """Account a fill notice; return the quantity to deliver (0: already delivered)."""
         if qty <= 0:

@@ -32,6 +32,7 @@ import base64
 import binascii
 import json
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -43,18 +44,30 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from kis_async.models.common import KST
 from kis_async.models.market import OrderBook, PriceLevel
+from kis_async.models.orders import OrderType, Side
 from kis_async.models.stream import (
     _DEC_CACHE,
+    _TIME_CACHE,
+    _UNSET,
     Execution,
     ExecutionKind,
     Quote,
+    _clock,
+    _dec,
+    _dec_miss,
+    _time_miss,
     cached_decimal,
 )
+from kis_async.models.stream import _int as _int_or_none
 
 __all__ = [
     "ACK_CODES",
+    "DECODERS",
+    "NOTICE_FIELD_NAMES_23",
+    "NOTICE_FIELD_NAMES_26",
     "NOTICE_TR_IDS",
     "PINGPONG",
+    "QUOTE_FIELD_NAMES",
     "TR_NOTICE_LIVE",
     "TR_NOTICE_PAPER",
     "TR_ORDERBOOK",
@@ -64,6 +77,8 @@ __all__ = [
     "DataFrame",
     "FrameError",
     "PingPong",
+    "RawFields",
+    "RecordDecoder",
     "decode_execution_plaintext",
     "decode_executions",
     "decode_orderbooks",
@@ -330,6 +345,395 @@ def _today() -> date:
     return _day_cache[1]  # type: ignore[no-any-return]
 
 
+# -- record layouts (protocol doc §7): field names, and the typed views over a split record --
+
+
+class RawFields(Mapping[str, str]):
+    """A read-only view of one record's fields by KIS name, over the split frame.
+
+    Fields past the known layout (KIS appends fields from time to time) are named
+    ``FIELD<n>`` with ``n`` counted from 1.
+    """
+
+    __slots__ = ("_fields", "_index", "_length", "_names", "_start")
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        index: Mapping[str, int],
+        fields: list[str],
+        start: int,
+        length: int,
+    ) -> None:
+        self._names = names
+        self._index = index
+        self._fields = fields
+        self._start = start
+        self._length = length
+
+    def _name(self, i: int) -> str:
+        return self._names[i] if i < len(self._names) else f"FIELD{i + 1}"
+
+    def __getitem__(self, name: str) -> str:
+        i = self._index.get(name)
+        if i is None and name.startswith("FIELD") and name[5:].isdigit():
+            i = int(name[5:]) - 1
+            if i < len(self._names):
+                i = None
+        if i is None or i < 0 or i >= self._length:
+            raise KeyError(name)
+        return self._fields[self._start + i]
+
+    def __iter__(self) -> Iterator[str]:
+        return (self._name(i) for i in range(self._length))
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __repr__(self) -> str:
+        return f"RawFields({dict(self)!r})"
+
+
+# -- Quote (H0STCNT0) ----------------------------------------------------------------------
+
+#: H0STCNT0 field names in order (protocol doc §7.1); the 47th was added 2026-09-14.
+QUOTE_FIELD_NAMES: Final = (
+    "MKSC_SHRN_ISCD",
+    "STCK_CNTG_HOUR",
+    "STCK_PRPR",
+    "PRDY_VRSS_SIGN",
+    "PRDY_VRSS",
+    "PRDY_CTRT",
+    "WGHN_AVRG_STCK_PRC",
+    "STCK_OPRC",
+    "STCK_HGPR",
+    "STCK_LWPR",
+    "ASKP1",
+    "BIDP1",
+    "CNTG_VOL",
+    "ACML_VOL",
+    "ACML_TR_PBMN",
+    "SELN_CNTG_CSNU",
+    "SHNU_CNTG_CSNU",
+    "NTBY_CNTG_CSNU",
+    "CTTR",
+    "SELN_CNTG_SMTN",
+    "SHNU_CNTG_SMTN",
+    "CCLD_DVSN",
+    "SHNU_RATE",
+    "PRDY_VOL_VRSS_ACML_VOL_RATE",
+    "OPRC_HOUR",
+    "OPRC_VRSS_PRPR_SIGN",
+    "OPRC_VRSS_PRPR",
+    "HGPR_HOUR",
+    "HGPR_VRSS_PRPR_SIGN",
+    "HGPR_VRSS_PRPR",
+    "LWPR_HOUR",
+    "LWPR_VRSS_PRPR_SIGN",
+    "LWPR_VRSS_PRPR",
+    "BSOP_DATE",
+    "NEW_MKOP_CLS_CODE",
+    "TRHT_YN",
+    "ASKP_RSQN1",
+    "BIDP_RSQN1",
+    "TOTAL_ASKP_RSQN",
+    "TOTAL_BIDP_RSQN",
+    "VOL_TNRT",
+    "PRDY_SMNS_HOUR_ACML_VOL",
+    "PRDY_SMNS_HOUR_ACML_VOL_RATE",
+    "HOUR_CLS_CODE",
+    "MRKT_TRTM_CLS_CODE",
+    "VI_STND_PRC",
+    "MARKET_CLS_CODE",
+)
+_QUOTE_INDEX: Final = {name: i for i, name in enumerate(QUOTE_FIELD_NAMES)}
+# CCLD_DVSN: 1 buy-initiated, 5 sell-initiated, 3 pre-market (no initiating side).
+_QUOTE_SIDES: Final = {"1": Side.BUY, "5": Side.SELL}
+
+
+#: The current 26-field notice layout (protocol doc §7.3).
+NOTICE_FIELD_NAMES_26: Final = (
+    "CUST_ID",
+    "ACNT_NO",
+    "ODER_NO",
+    "OODER_NO",
+    "SELN_BYOV_CLS",
+    "RCTF_CLS",
+    "ODER_KIND",
+    "ODER_COND",
+    "STCK_SHRN_ISCD",
+    "CNTG_QTY",
+    "CNTG_UNPR",
+    "STCK_CNTG_HOUR",
+    "RFUS_YN",
+    "CNTG_YN",
+    "ACPT_YN",
+    "BRNC_NO",
+    "ODER_QTY",
+    "ACNT_NAME",
+    "ORD_COND_PRC",
+    "ORD_EXG_GB",
+    "POPUP_YN",
+    "FILLER",
+    "CRDT_CLS",
+    "CRDT_LOAN_DATE",
+    "CNTG_ISNM40",
+    "ODER_PRC",
+)
+#: The older 23-field layout: fields 1-18 as above, then these.
+NOTICE_FIELD_NAMES_23: Final = (
+    *NOTICE_FIELD_NAMES_26[:18],
+    "CNTG_ISNM",
+    "CRDT_CLS",
+    "CRDT_LOAN_DATE",
+    "CNTG_ISNM40",
+    "ODER_PRC",
+)
+_NOTICE_INDEX_26: Final = {name: i for i, name in enumerate(NOTICE_FIELD_NAMES_26)}
+_NOTICE_INDEX_23: Final = {name: i for i, name in enumerate(NOTICE_FIELD_NAMES_23)}
+
+
+_ORDER_TYPES: Final = {t.value: t for t in OrderType}
+_NOTICE_SIDES: Final = {"01": Side.SELL, "02": Side.BUY}
+
+# H0STCNT0 positions, by name.
+_Q_SYMBOL: Final = _QUOTE_INDEX["MKSC_SHRN_ISCD"]
+_Q_TIME: Final = _QUOTE_INDEX["STCK_CNTG_HOUR"]
+_Q_PRICE: Final = _QUOTE_INDEX["STCK_PRPR"]
+_Q_CHANGE: Final = _QUOTE_INDEX["PRDY_VRSS"]
+_Q_RATE: Final = _QUOTE_INDEX["PRDY_CTRT"]
+_Q_VWAP: Final = _QUOTE_INDEX["WGHN_AVRG_STCK_PRC"]
+_Q_OPEN: Final = _QUOTE_INDEX["STCK_OPRC"]
+_Q_HIGH: Final = _QUOTE_INDEX["STCK_HGPR"]
+_Q_LOW: Final = _QUOTE_INDEX["STCK_LWPR"]
+_Q_ASK: Final = _QUOTE_INDEX["ASKP1"]
+_Q_BID: Final = _QUOTE_INDEX["BIDP1"]
+_Q_VOLUME: Final = _QUOTE_INDEX["CNTG_VOL"]
+_Q_CUM_VOLUME: Final = _QUOTE_INDEX["ACML_VOL"]
+_Q_TURNOVER: Final = _QUOTE_INDEX["ACML_TR_PBMN"]
+_Q_SIDE: Final = _QUOTE_INDEX["CCLD_DVSN"]
+_Q_DAY: Final = _QUOTE_INDEX["BSOP_DATE"]
+
+
+def _cached_dec(text: str) -> Decimal | None:
+    value = _DEC_CACHE.get(text, _UNSET)
+    return _dec_miss(text) if value is _UNSET else value
+
+
+def _int_field(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return _int_or_none(text)
+
+
+class _WireQuote(Quote):
+    """A :class:`Quote` over a split H0STCNT0 record: a field is converted when first read.
+
+    Each typed read is one cached conversion of the record's string: prices repeat a lot
+    (tick grid), so a bounded str -> Decimal cache makes reading every attribute cheap.
+    """
+
+    __slots__ = ("_f", "_n", "_o")
+
+    _f: list[str]
+    _o: int
+    _n: int
+
+    @classmethod
+    def _decoded(cls, fields: list[str], offset: int, length: int) -> _WireQuote:
+        """Wrap a record already checked by the decoder (symbol and price parse)."""
+        quote = cls.__new__(cls)
+        quote._f = fields
+        quote._o = offset
+        quote._n = length
+        quote._symbol = fields[offset + _Q_SYMBOL]
+        price = _cached_dec(fields[offset + _Q_PRICE])
+        if price is None or not price.is_finite():  # "NaN" and "Infinity" parse as Decimal
+            raise ArithmeticError("unparsable trade price")
+        quote._price = price
+        quote._time = _UNSET
+        return quote
+
+    @property
+    def time(self) -> datetime | None:
+        value = self._time
+        if value is _UNSET:
+            f = self._f
+            o = self._o
+            day = f[o + _Q_DAY] if self._n > _Q_DAY else ""
+            clock = f[o + _Q_TIME]
+            key = day + clock
+            value = _TIME_CACHE.get(key, _UNSET)
+            if value is _UNSET:
+                value = _time_miss(key, day, clock)
+            self._time = value
+        return value  # type: ignore[no-any-return]
+
+    @property
+    def change(self) -> Decimal | None:
+        return _cached_dec(self._f[self._o + _Q_CHANGE])
+
+    @property
+    def change_rate(self) -> Decimal | None:
+        return _cached_dec(self._f[self._o + _Q_RATE])
+
+    @property
+    def volume(self) -> int | None:
+        return _int_field(self._f[self._o + _Q_VOLUME])
+
+    @property
+    def cum_volume(self) -> int | None:
+        return _int_field(self._f[self._o + _Q_CUM_VOLUME])
+
+    @property
+    def cum_turnover(self) -> Decimal | None:
+        return _dec(self._f[self._o + _Q_TURNOVER])
+
+    @property
+    def open(self) -> Decimal | None:
+        return _cached_dec(self._f[self._o + _Q_OPEN])
+
+    @property
+    def high(self) -> Decimal | None:
+        return _cached_dec(self._f[self._o + _Q_HIGH])
+
+    @property
+    def low(self) -> Decimal | None:
+        return _cached_dec(self._f[self._o + _Q_LOW])
+
+    @property
+    def ask(self) -> Decimal | None:
+        return _cached_dec(self._f[self._o + _Q_ASK])
+
+    @property
+    def bid(self) -> Decimal | None:
+        return _cached_dec(self._f[self._o + _Q_BID])
+
+    @property
+    def vwap(self) -> Decimal | None:
+        return _cached_dec(self._f[self._o + _Q_VWAP])
+
+    @property
+    def side(self) -> Side | None:
+        return _QUOTE_SIDES.get(self._f[self._o + _Q_SIDE])
+
+    @property
+    def raw(self) -> Mapping[str, str]:
+        return RawFields(QUOTE_FIELD_NAMES, _QUOTE_INDEX, self._f, self._o, self._n)
+
+
+# Notice positions, by name (fields 1-18 are common to the 23- and 26-field layouts).
+_N_ORDER: Final = _NOTICE_INDEX_26["ODER_NO"]
+_N_ORIGINAL: Final = _NOTICE_INDEX_26["OODER_NO"]
+_N_SIDE: Final = _NOTICE_INDEX_26["SELN_BYOV_CLS"]
+_N_CORRECTION: Final = _NOTICE_INDEX_26["RCTF_CLS"]
+_N_ORDER_KIND: Final = _NOTICE_INDEX_26["ODER_KIND"]
+_N_SYMBOL: Final = _NOTICE_INDEX_26["STCK_SHRN_ISCD"]
+_N_QTY: Final = _NOTICE_INDEX_26["CNTG_QTY"]
+_N_PRICE: Final = _NOTICE_INDEX_26["CNTG_UNPR"]
+_N_TIME: Final = _NOTICE_INDEX_26["STCK_CNTG_HOUR"]
+_N_REFUSED: Final = _NOTICE_INDEX_26["RFUS_YN"]
+_N_FILLED: Final = _NOTICE_INDEX_26["CNTG_YN"]
+_N_ACCEPTED: Final = _NOTICE_INDEX_26["ACPT_YN"]
+_N_BRANCH: Final = _NOTICE_INDEX_26["BRNC_NO"]
+_N_ORDER_QTY: Final = _NOTICE_INDEX_26["ODER_QTY"]
+
+
+class _WireExecution(Execution):
+    """An :class:`Execution` over a split notice record (23- or 26-field layout)."""
+
+    __slots__ = ("_day", "_f", "_n", "_o")
+
+    _f: list[str]
+    _o: int
+    _n: int
+    _day: date | None
+
+    @classmethod
+    def _decoded(
+        cls, kind: ExecutionKind, fields: list[str], offset: int, length: int, day: date | None
+    ) -> _WireExecution:
+        """Wrap a notice record already checked by the decoder."""
+        ex = cls.__new__(cls)
+        ex._f = fields
+        ex._o = offset
+        ex._n = length
+        ex._kind = kind
+        ex._oid = fields[offset + _N_ORDER]
+        ex._source = "websocket"
+        ex._day = day
+        ex._qty = _UNSET
+        ex._cursor = None
+        ex._replayed = False
+        return ex
+
+    def _at(self, i: int) -> str:
+        return self._f[self._o + i]
+
+    def _named(self, name: str) -> str:
+        index = (_NOTICE_INDEX_26 if self._n >= 26 else _NOTICE_INDEX_23)[name]
+        return self._f[self._o + index]
+
+    @property
+    def original_order_id(self) -> str | None:
+        return self._at(_N_ORIGINAL).strip() or None
+
+    @property
+    def branch_no(self) -> str | None:
+        return self._at(_N_BRANCH).strip() or None
+
+    @property
+    def symbol(self) -> str:
+        return self._at(_N_SYMBOL).strip()
+
+    @property
+    def side(self) -> Side | None:
+        return _NOTICE_SIDES.get(self._at(_N_SIDE).strip())
+
+    @property
+    def order_type(self) -> OrderType | None:
+        return _ORDER_TYPES.get(self._at(_N_ORDER_KIND).strip())
+
+    @property
+    def qty(self) -> int:
+        value = self._qty
+        if value is _UNSET:
+            value = _int_or_none(self._at(_N_QTY)) or 0
+            self._qty = value
+        return value  # type: ignore[no-any-return]
+
+    @property
+    def price(self) -> Decimal | None:
+        value = _dec(self._at(_N_PRICE))
+        if not value and self._kind is not ExecutionKind.FILLED:
+            # Acceptance notices of market orders carry 0; ODER_PRC may hold the price.
+            value = _dec(self._named("ODER_PRC"))
+        return value or None
+
+    @property
+    def order_qty(self) -> int | None:
+        return _int_or_none(self._at(_N_ORDER_QTY))
+
+    @property
+    def time(self) -> datetime | None:
+        """Event time (the notice has no date: the day it was decoded)."""
+        return _clock(self._day, self._at(_N_TIME))
+
+    @property
+    def name(self) -> str | None:
+        text = self._named("CNTG_ISNM40").strip()
+        if not text and self._n < 26:
+            text = self._named("CNTG_ISNM").strip()
+        return text or None
+
+    @property
+    def raw(self) -> Mapping[str, str]:
+        if self._n >= 26:
+            return RawFields(NOTICE_FIELD_NAMES_26, _NOTICE_INDEX_26, self._f, self._o, self._n)
+        return RawFields(NOTICE_FIELD_NAMES_23, _NOTICE_INDEX_23, self._f, self._o, self._n)
+
+
 # -- record splitting ---------------------------------------------------------------------------
 
 
@@ -356,13 +760,13 @@ def decode_quotes(frame: DataFrame) -> list[Quote]:
         FrameError: too few fields, a blank symbol, or an unparsable price.
     """
     fields, records, per = _split(frame.payload, frame.record_count, QUOTE_MIN_FIELDS)
-    new = Quote._decoded
+    new = _WireQuote._decoded
     try:
         if records == 1:
             if not fields[0]:
                 raise FrameError("quote without a symbol")
             return [new(fields, 0, per)]
-        out = [new(fields, i * per, per) for i in range(records)]
+        out: list[Quote] = [new(fields, i * per, per) for i in range(records)]
     except ArithmeticError as exc:
         raise FrameError("quote with an unparsable price") from exc
     for quote in out:
@@ -394,14 +798,14 @@ def decode_orderbooks(frame: DataFrame, *, day: date | None = None) -> list[Orde
     return out
 
 
-# Execution kind from RFUS_YN (13), CNTG_YN (14), RCTF_CLS (6), ACPT_YN (15) (1-based).
 def _notice_kind(fields: list[str], o: int) -> ExecutionKind:
-    if fields[o + 12] == "1":
+    """The event kind from RFUS_YN, CNTG_YN, RCTF_CLS and ACPT_YN."""
+    if fields[o + _N_REFUSED] == "1":
         return ExecutionKind.REJECTED
-    if fields[o + 13] == "2":
+    if fields[o + _N_FILLED] == "2":
         return ExecutionKind.FILLED
-    correction = fields[o + 5]
-    if correction == "2" or fields[o + 14] == "3":
+    correction = fields[o + _N_CORRECTION]
+    if correction == "2" or fields[o + _N_ACCEPTED] == "3":
         return ExecutionKind.CANCELLED
     if correction == "1":
         return ExecutionKind.MODIFIED
@@ -425,10 +829,10 @@ def decode_execution_plaintext(
     if day is None:
         day = _today()
     out: list[Execution] = []
-    new = Execution._decoded
+    new = _WireExecution._decoded
     for i in range(records):
         o = i * per
-        if not fields[o + 2].strip():
+        if not fields[o + _N_ORDER].strip():
             raise FrameError("execution notice without an order number")
         out.append(new(_notice_kind(fields, o), fields, o, per, day))
     return out
@@ -497,25 +901,6 @@ _BOOK_FIELDS: Final = (
 # -- order books ------------------------------------------------------------------------------
 
 
-def _dec(text: str) -> Decimal | None:
-    if not text:
-        return None
-    try:
-        return Decimal(text)
-    except ArithmeticError:
-        return None
-
-
-def _int(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        value = _dec(text)
-    if value is None or not value.is_finite():
-        return None
-    return int(value)
-
-
 _BOOK_TIMES: dict[tuple[date, str], datetime | None] = {}
 
 
@@ -553,7 +938,7 @@ def _levels(fields: list[str], price_at: int, qty_at: int) -> tuple[PriceLevel, 
         try:
             qty = int(qty_text)
         except ValueError:
-            qty = _int(qty_text) or 0
+            qty = _int_or_none(qty_text) or 0
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (same object).
         out.append(_new_level(PriceLevel, (price, qty)))
     return tuple(out)
@@ -622,11 +1007,11 @@ class _StreamOrderBook(OrderBook):
 
     @property
     def total_ask_qty(self) -> int | None:
-        return _int(self._at(43))
+        return _int_or_none(self._at(43))
 
     @property
     def total_bid_qty(self) -> int | None:
-        return _int(self._at(44))
+        return _int_or_none(self._at(44))
 
     @property
     def expected_price(self) -> Decimal | None:
@@ -634,7 +1019,7 @@ class _StreamOrderBook(OrderBook):
 
     @property
     def expected_qty(self) -> int | None:
-        return _int(self._at(48))
+        return _int_or_none(self._at(48))
 
     def _plain(self) -> OrderBook:
         return OrderBook(
@@ -669,3 +1054,45 @@ class _StreamOrderBook(OrderBook):
 # The slot's own descriptor: the frozen dataclass __setattr__ of the base would refuse the
 # assignment, and object.__setattr__ is slower than calling the descriptor.
 _set_f = _StreamOrderBook.__dict__["_f"].__set__
+
+
+# -- the tr_id -> decoder table ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDecoder:
+    """How the data frames of one TR become values.
+
+    Attributes:
+        decode: ``decode(frame, crypto)`` -> the frame's values; ``crypto`` is the
+            ``(key, iv)`` of this TR's latest ack, or None.
+        keyed: True for market data, whose values carry ``.symbol`` and are routed to the
+            subscribers of that symbol; False for account notices (one key: the HTS id),
+            which go to the execution feed.
+    """
+
+    decode: Callable[[DataFrame, tuple[str, str] | None], Sequence[Any]]
+    keyed: bool = True
+
+
+def _quotes(frame: DataFrame, crypto: tuple[str, str] | None) -> list[Quote]:
+    return decode_quotes(frame)
+
+
+def _orderbooks(frame: DataFrame, crypto: tuple[str, str] | None) -> list[OrderBook]:
+    return decode_orderbooks(frame)
+
+
+def _notices(frame: DataFrame, crypto: tuple[str, str] | None) -> list[Execution]:
+    key, iv = crypto if crypto is not None else (None, None)
+    return decode_executions(frame, key, iv)
+
+
+#: Every TR the client decodes. Adding a feed (an NXT or integrated quote TR, say) is one
+#: entry here plus the layout it decodes with; the manager routes by this table only.
+DECODERS: Final[Mapping[str, RecordDecoder]] = {
+    TR_QUOTE: RecordDecoder(_quotes),
+    TR_ORDERBOOK: RecordDecoder(_orderbooks),
+    TR_NOTICE_LIVE: RecordDecoder(_notices, keyed=False),
+    TR_NOTICE_PAPER: RecordDecoder(_notices, keyed=False),
+}

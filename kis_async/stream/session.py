@@ -32,7 +32,7 @@ from kis_async.stream.traffic import log_frame
 from kis_async.traffic import on as traffic_on
 
 if TYPE_CHECKING:
-    from kis_async.stream.manager import StreamOptions
+    from kis_async.stream.options import StreamOptions
 
 __all__ = ["Session"]
 

@@ -7,7 +7,10 @@ stalls the socket or another consumer:
   value per symbol (drops are counted);
 * execution notices are never dropped: past the high-water mark the stream raises
   :class:`~kis_async.errors.StreamOverflowError` once (the events stay queued and the
-  stream goes on delivering them once the consumer catches up).
+  stream goes on delivering them once the consumer catches up);
+* a terminal error (the session given up) is raised after what is already queued.
+
+KISBroker and MockBroker use these same classes (only the owner that feeds them differs).
 
 A handle is an async iterator, an async context manager and has ``aclose()``. It subscribes
 on ``async with`` or on the first iteration, and leaving it unsubscribes at once.
@@ -30,10 +33,14 @@ if TYPE_CHECKING:
     from kis_async.port import Callback
 
 __all__ = [
+    "Buffer",
     "CallbackSubscription",
+    "ConflatingBuffer",
     "ExecutionStream",
+    "LosslessBuffer",
     "OrderBookStream",
     "QuoteStream",
+    "StreamHandle",
 ]
 
 logger = logging.getLogger("kis_async.stream")
@@ -53,16 +60,20 @@ class Sink(Protocol):
 
 
 class Attacher(Protocol):
-    """The manager side of a handle (see :class:`~kis_async.stream.manager.StreamManager`)."""
+    """The owner side of a handle: :class:`~kis_async.stream.manager.StreamManager`, or
+    MockBroker's in-memory hub. Package-internal."""
 
-    async def _attach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None: ...
+    async def attach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None:
+        """Route ``keys`` to ``sink`` and wait until they are subscribed."""
 
-    async def _detach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None: ...
+    async def detach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None:
+        """Stop routing ``keys`` to ``sink``; unsubscribe keys nobody holds any more."""
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]: ...
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+        """Start a background task the owner tracks and ends on close."""
 
 
-class _Buffer(Generic[T]):
+class Buffer(Generic[T]):
     """A single-consumer queue with close and fail; ``put`` never blocks."""
 
     __slots__ = ("_closed", "_error", "_items", "_waiter")
@@ -82,6 +93,7 @@ class _Buffer(Generic[T]):
             waiter.set_result(None)
 
     def put(self, item: T) -> None:
+        """Queue ``item`` (never blocks; ignored once ended)."""
         if self._closed:
             return
         self._items.append(item)
@@ -90,12 +102,23 @@ class _Buffer(Generic[T]):
             waiter.set_result(None)
 
     def fail(self, exc: BaseException) -> None:
-        """Raise ``exc`` on the next ``get`` (before anything still queued), then end."""
+        """End with ``exc``: ``get`` returns what is already queued, then raises it once.
+
+        Nothing queued is thrown away (an execution queued before the session was given up
+        is still delivered); then the stream ends.
+        """
         if self._closed:
             return
         self._error = exc
         self._closed = True
         self._wake()
+
+    @property
+    def idle(self) -> bool:
+        """True when ended, or empty with its consumer waiting in :meth:`get`."""
+        return (self._closed and not self._items and self._error is None) or (
+            not self._items and self._waiter is not None
+        )
 
     def close(self, *, drain: bool = True) -> None:
         """End the buffer: ``get`` returns what is queued (if ``drain``), then stops."""
@@ -110,14 +133,13 @@ class _Buffer(Generic[T]):
     async def get(self) -> T:
         """The next item; ``StopAsyncIteration`` when closed and empty."""
         while True:
-            error = self._error
-            if error is not None:
-                self._error = None
-                self._items.clear()
-                raise error
             self._check()
             if self._items:
                 return self._items.popleft()
+            error = self._error
+            if error is not None:
+                self._error = None
+                raise error
             if self._closed:
                 raise StopAsyncIteration
             waiter = asyncio.get_running_loop().create_future()
@@ -128,7 +150,7 @@ class _Buffer(Generic[T]):
                 self._waiter = None
 
 
-class ConflatingBuffer(_Buffer[T]):
+class ConflatingBuffer(Buffer[T]):
     """Keeps the newest value per key once ``maxsize`` values are waiting."""
 
     __slots__ = ("_key", "_maxsize", "_on_drop", "dropped")
@@ -143,6 +165,7 @@ class ConflatingBuffer(_Buffer[T]):
         self.dropped = 0
 
     def put(self, item: T) -> None:
+        """Queue ``item`` (never blocks; ignored once ended)."""
         if self._closed:
             return
         items = self._items
@@ -171,7 +194,7 @@ class ConflatingBuffer(_Buffer[T]):
             self._on_drop(dropped)
 
 
-class LosslessBuffer(_Buffer[T]):
+class LosslessBuffer(Buffer[T]):
     """Never drops; signals once when the backlog passes ``high_water``."""
 
     __slots__ = ("_armed", "_high_water", "_overflow", "_raise")
@@ -184,6 +207,7 @@ class LosslessBuffer(_Buffer[T]):
         self._raise = raise_on_overflow
 
     def put(self, item: T) -> None:
+        """Queue ``item`` (never blocks; ignored once ended)."""
         if self._closed:
             return
         items = self._items
@@ -212,15 +236,46 @@ class LosslessBuffer(_Buffer[T]):
             self._armed = True
 
 
-class _Handle(AsyncClosing, Generic[T]):
-    """Shared lifecycle of the stream handles."""
+class StreamHandle(AsyncClosing, Generic[T]):
+    """Shared lifecycle of the stream handles.
 
-    def __init__(self, owner: Attacher, keys: tuple[RegKey, ...], buffer: _Buffer[T]) -> None:
+    The subscription runs in a task of the owner, so cancelling the first ``__anext__``
+    (``asyncio.wait_for(anext(stream), t)``) does not cancel it half way; cancelling any
+    ``__anext__`` leaves the stream open with its queue intact. A stream ends only on
+    :meth:`aclose` (leaving ``async with``, or ``break`` out of ``async for`` followed by
+    ``aclose``), when its owner closes, or on a terminal error.
+    """
+
+    def __init__(
+        self,
+        owner: Attacher,
+        keys: tuple[RegKey, ...],
+        buffer: Buffer[T],
+        *,
+        sink: Sink | None = None,
+    ) -> None:
         self._owner = owner
         self._keys = keys
         self._buffer = buffer
+        self._sink: Sink = buffer if sink is None else sink
         self._state = "new"  # new -> opening -> open -> closed
-        self._opening: asyncio.Future[None] | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._iterated = False
+
+    def mark_open(self) -> None:
+        """The owner subscribed this handle already (MockBroker: nothing to wait for)."""
+        if self._state == "new":
+            self._state = "open"
+
+    @property
+    def buffer(self) -> Buffer[T]:
+        """The handle's queue (package-internal: MockBroker's ``settle`` inspects it)."""
+        return self._buffer
+
+    @property
+    def iterated(self) -> bool:
+        """True once ``__anext__`` has been called."""
+        return self._iterated
 
     @property
     def closed(self) -> bool:
@@ -232,44 +287,52 @@ class _Handle(AsyncClosing, Generic[T]):
             return
         if self._state == "closed":
             raise RuntimeError("this stream is closed")
-        if self._opening is not None:
-            await asyncio.shield(self._opening)
-            return
-        self._state = "opening"
-        self._opening = asyncio.get_running_loop().create_future()
+        task = self._opening
+        if task is None:
+            self._state = "opening"
+            task = self._owner.spawn(self._subscribe(), "kis_async-stream-open")
+            # The outcome is read below (or by the next caller); never "never retrieved".
+            task.add_done_callback(_retrieve)
+            self._opening = task
+        await asyncio.shield(task)
+
+    async def _subscribe(self) -> None:
         try:
-            await self._owner._attach(self._buffer, self._keys)
-        except BaseException as exc:
+            await self._owner.attach(self._sink, self._keys)
+        except BaseException:
             self._state = "closed"
             self._buffer.close(drain=False)
-            self._opening.set_exception(exc)
-            self._opening.exception()  # retrieved: the caller gets exc directly
             raise
         if self._state == "closed":  # closed while opening
-            await self._owner._detach(self._buffer, self._keys)
-            self._opening.set_result(None)
+            await self._owner.detach(self._sink, self._keys)
             return
         self._state = "open"
-        self._opening.set_result(None)
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> T:
+        self._iterated = True
         if self._state != "open":
             if self._state == "closed":
                 raise StopAsyncIteration
             await self._open()
         try:
             return await self._buffer.get()
-        except StreamOverflowError:
+        except (StreamOverflowError, asyncio.CancelledError):
+            # Overflow: the events are still queued. Cancellation (a timeout around anext):
+            # the caller gave up waiting; the stream and its queue stay as they are.
             raise
         except BaseException:
             await self.aclose()
             raise
 
     async def __aenter__(self) -> Self:
-        await self._open()
+        try:
+            await self._open()
+        except asyncio.CancelledError:
+            await self.aclose()  # nobody will leave this block: unsubscribe once open
+            raise
         return self
 
     async def aclose(self) -> None:
@@ -280,10 +343,15 @@ class _Handle(AsyncClosing, Generic[T]):
         self._state = "closed"
         self._buffer.close(drain=False)
         if was_open:
-            await self._owner._detach(self._buffer, self._keys)
+            await self._owner.detach(self._sink, self._keys)
 
 
-class _ConflatingHandle(_Handle[T]):
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class _ConflatingHandle(StreamHandle[T]):
     """A market-data stream: per-symbol conflation when the consumer lags."""
 
     def __init__(
@@ -311,8 +379,12 @@ class OrderBookStream(_ConflatingHandle[OrderBook]):
     """Real-time order books (H0STASP0) of some symbols; conflates per symbol when lagging."""
 
 
-class ExecutionStream(_Handle[Execution]):
-    """This account's execution notices; lossless (see :class:`StreamOverflowError`)."""
+class ExecutionStream(StreamHandle[Execution]):
+    """This account's execution notices; lossless (see :class:`StreamOverflowError`).
+
+    Each stream is its own consumer with its own exactly-once cursor (see
+    :mod:`kis_async.stream.executions`); every event it yields carries that cursor.
+    """
 
     def __repr__(self) -> str:
         return f"ExecutionStream(state={self._state!r})"
@@ -330,13 +402,16 @@ class CallbackSubscription(Generic[T]):
         self,
         owner: Attacher,
         keys: tuple[RegKey, ...],
-        buffer: _Buffer[T],
+        buffer: Buffer[T],
         callback: Callback[T],
         on_error: Callable[[BaseException], Any] | None,
+        *,
+        sink: Sink | None = None,
     ) -> None:
         self._owner = owner
         self._keys = keys
         self._buffer = buffer
+        self._sink: Sink = buffer if sink is None else sink
         self._callback = callback
         self._on_error = on_error
         self._task: asyncio.Task[None] | None = None
@@ -345,14 +420,20 @@ class CallbackSubscription(Generic[T]):
         self.calls = 0
         self.failures = 0
 
-    async def _start(self) -> None:
-        await self._owner._attach(self._buffer, self._keys)
-        self._task = self._owner._spawn(self._run(), name="kis_async-callback")
+    async def start(self) -> None:
+        """Subscribe and start the callback task (the owner calls it once)."""
+        await self._owner.attach(self._sink, self._keys)
+        self._task = self._owner.spawn(self._run(), "kis_async-callback")
 
     @property
     def closed(self) -> bool:
         """True once closed or ended by an error."""
         return self._closed or (self._task is not None and self._task.done())
+
+    @property
+    def buffer(self) -> Buffer[T]:
+        """The subscription's queue (package-internal: MockBroker's ``settle`` inspects it)."""
+        return self._buffer
 
     async def _run(self) -> None:
         callback = self._callback
@@ -400,4 +481,4 @@ class CallbackSubscription(Generic[T]):
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        await self._owner._detach(self._buffer, self._keys)
+        await self._owner.detach(self._sink, self._keys)

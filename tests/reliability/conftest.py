@@ -12,7 +12,7 @@ from typing import Any
 from kis_async import KISBroker
 from kis_async.sim import KISSimulator
 from kis_async.sim.exchange import DEFAULT_SYMBOLS
-from kis_async.stream.manager import StreamOptions
+from kis_async.stream.options import StreamOptions
 
 #: Set KIS_RELIABILITY_LONG=1 to run the long forms (e.g. drops every 2 s for 30 s).
 LONG = os.environ.get("KIS_RELIABILITY_LONG", "") not in ("", "0")

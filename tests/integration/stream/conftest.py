@@ -9,7 +9,7 @@ import pytest
 
 from kis_async import KISBroker, Mode
 from kis_async.sim import KISSimulator
-from kis_async.stream.manager import StreamOptions
+from kis_async.stream.options import StreamOptions
 
 #: Short timeouts so faults are detected and healed in well under a second.
 FAST = StreamOptions(

@@ -18,7 +18,8 @@ import pytest
 from kis_async import Execution, ExecutionKind, KISBroker, Mode, Order
 from kis_async.models.common import tick_size
 from kis_async.sim import KISSimulator
-from kis_async.stream.manager import StreamManager, StreamOptions
+from kis_async.stream.manager import StreamManager
+from kis_async.stream.options import StreamOptions
 
 Waiter = Callable[..., Awaitable[None]]
 
@@ -78,8 +79,7 @@ async def _read(stream: object, events: list[Execution]) -> None:
 
 
 def _idle(manager: StreamManager) -> bool:
-    task = manager._drain_task
-    return not manager._backlog and (task is None or task.done())
+    return manager.feed.idle
 
 
 @pytest.mark.parametrize("window", [5.0, 0.0])
@@ -93,7 +93,7 @@ async def test_in_flight_notice_of_a_snapshot_counted_fill_is_not_delivered_twic
     broker = KISBroker(quiet_sim.config(requests_per_second=None), stream_options=options)
     manager = broker._streams
     gate = NoticeGate(manager)
-    real_fetch = manager._fetch_orders
+    real_fetch = manager.feed.fetch_orders
     race: dict[str, str] = {}
 
     async def fetch_orders() -> list[Order]:
@@ -110,7 +110,7 @@ async def test_in_flight_notice_of_a_snapshot_counted_fill_is_not_delivered_twic
             race["order_id"] = order.order_id
         return await real_fetch()
 
-    manager._fetch_orders = fetch_orders
+    manager.feed.fetch_orders = fetch_orders
     events: list[Execution] = []
     async with broker, broker.executions() as stream:
         reader = asyncio.create_task(_read(stream, events))

@@ -10,7 +10,7 @@ import pytest
 
 from kis_async import Execution, ExecutionKind, KISBroker
 from kis_async.sim import KISSimulator
-from kis_async.stream.manager import StreamOptions
+from kis_async.stream.options import StreamOptions
 
 Waiter = Callable[..., Awaitable[None]]
 

@@ -19,7 +19,7 @@ from kis_async import (
     SubscriptionError,
 )
 from kis_async.sim import KISSimulator
-from kis_async.stream.manager import StreamOptions
+from kis_async.stream.options import StreamOptions
 
 FAST = StreamOptions(
     ack_timeout=3.0,

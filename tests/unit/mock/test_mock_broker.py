@@ -44,8 +44,10 @@ def sell(qty: int, price: int | None = None) -> OrderRequest:
 
 
 def drain(stream: Stream[Execution]) -> list[Execution]:
-    items = list(stream._items)  # type: ignore[attr-defined]
-    stream._items.clear()  # type: ignore[attr-defined]
+    """What the stream has queued, taken without awaiting (MockBroker delivers synchronously)."""
+    buffer = stream.buffer  # type: ignore[attr-defined]
+    items = list(buffer._items)
+    buffer._items.clear()
     return items
 
 

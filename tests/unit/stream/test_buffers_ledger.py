@@ -8,7 +8,7 @@ import pytest
 
 from kis_async.errors import BrokerConnectionError, StreamOverflowError
 from kis_async.stream.ledger import FillLedger, normalize_order_id
-from kis_async.stream.manager import StreamOptions
+from kis_async.stream.options import StreamOptions
 from kis_async.stream.session import Session
 from kis_async.stream.streams import ConflatingBuffer, LosslessBuffer
 
@@ -54,7 +54,7 @@ async def test_lossless_buffer_signals_overflow_once_and_keeps_everything() -> N
 
 
 async def test_buffer_wakes_waiter_fail_and_close() -> None:
-    """A waiting get() wakes on put; fail() raises first; close() ends after draining."""
+    """A waiting get() wakes on put; fail() and close() end after what is queued."""
     buf: LosslessBuffer[int] = LosslessBuffer(100)
     waiter = asyncio.ensure_future(buf.get())
     await asyncio.sleep(0)
@@ -68,6 +68,8 @@ async def test_buffer_wakes_waiter_fail_and_close() -> None:
     failing: LosslessBuffer[int] = LosslessBuffer(100)
     failing.put(1)
     failing.fail(BrokerConnectionError("gone"))
+    failing.put(2)  # nothing is queued after the end
+    assert await failing.get() == 1  # queued before the failure: still delivered
     with pytest.raises(BrokerConnectionError):
         await failing.get()
     with pytest.raises(StopAsyncIteration):

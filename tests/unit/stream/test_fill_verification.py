@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from kis_async import Execution, ExecutionKind, KISConfig, Order, Side
+from kis_async import Execution, ExecutionKind, Order, Side
 from kis_async.models import KST
+from kis_async.stream.executions import ExecutionFeed, _Snapshot
 from kis_async.stream.ledger import FillLedger
-from kis_async.stream.manager import StreamManager, StreamOptions, _Snapshot
+from kis_async.stream.options import StreamOptions
 
 # -- the ledger alone ------------------------------------------------------------------------
 
@@ -75,7 +78,7 @@ def test_verification_options_are_validated() -> None:
     assert StreamOptions(gap_fill_verify_window=0).gap_fill_verify_window == 0
 
 
-# -- the manager with a fake REST ------------------------------------------------------------
+# -- the feed with a fake REST ------------------------------------------------------------
 
 
 class FakeOrders:
@@ -147,34 +150,40 @@ def _accepted(order_id: str, qty: int = 10) -> Execution:
     )
 
 
-def _manager(fake: FakeOrders, **options: float) -> tuple[StreamManager, list[Execution]]:
-    config = KISConfig(
-        app_key="PS" + "a" * 34,
-        app_secret="s" * 180,
-        account_id="12345678-01",
-        hts_id="myhtsid",
-        token_cache_dir=None,
-    )
+def _feed(fake: FakeOrders, **options: float) -> tuple[ExecutionFeed, list[Execution]]:
+    tasks: set[asyncio.Task[None]] = set()
 
-    async def approval_key() -> str:
-        return "approval-key-0123456789"
+    def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        tasks.add(task)
+        return task
 
-    manager = StreamManager(
-        config,
-        approval_key=approval_key,
+    feed = ExecutionFeed(
         fetch_orders=fake,
+        spawn=spawn,
         options=StreamOptions(gap_fill_verify_timeout=1.0, **options),  # type: ignore[arg-type]
     )
+    _TASKS[id(feed)] = tasks
     events: list[Execution] = []
-    manager.add_execution_listener(events.append)
-    return manager, events
+    feed.add_listener(events.append)
+    return feed, events
 
 
-async def _settle(manager: StreamManager) -> None:
+_TASKS: dict[int, set[asyncio.Task[None]]] = {}
+
+
+async def _close(feed: ExecutionFeed) -> None:
+    """What the feed does on close: deliver what waits, end the feed's tasks."""
+    feed.flush()
+    tasks = _TASKS.pop(id(feed), set())
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _settle(feed: ExecutionFeed) -> None:
     async with asyncio.timeout(5):
-        while manager._backlog or (
-            manager._drain_task is not None and not manager._drain_task.done()
-        ):
+        while not feed.idle:
             await asyncio.sleep(0)
 
 
@@ -186,78 +195,78 @@ def _filled(events: list[Execution], order_id: str) -> int:
     )
 
 
-async def _after_outage(fake: FakeOrders) -> tuple[StreamManager, list[Execution]]:
+async def _after_outage(fake: FakeOrders) -> tuple[ExecutionFeed, list[Execution]]:
     """Order 1 (10 shares): 2 by notice, 3 during an outage, 1 just before the snapshot."""
-    manager, events = _manager(fake)
+    feed, events = _feed(fake)
     fake.rows["1"] = (0, 10)
-    manager._on_notice(_notice("1", 2))
+    feed.on_notice(_notice("1", 2))
     fake.fill("1", 2)
     fake.fill("1", 3)
     fake.fill("1", 1)  # its notice is still in flight when the snapshot is applied
-    manager._apply_snapshot(await fake(), "reconnect")
+    feed.apply_snapshot(await fake(), "reconnect")
     fake.calls = 0
     fake.started.clear()  # tests wait on it for a verification fetch, not this snapshot's
     assert [(e.source, e.qty) for e in events] == [("websocket", 2), ("reconcile", 4)]
-    return manager, events
+    return feed, events
 
 
 async def test_in_flight_duplicate_is_suppressed() -> None:
     """The late notice of a fill the snapshot counted is verified and not delivered again."""
     fake = FakeOrders()
-    manager, events = await _after_outage(fake)
-    manager._on_notice(_notice("1", 1))
-    await _settle(manager)
+    feed, events = await _after_outage(fake)
+    feed.on_notice(_notice("1", 1))
+    await _settle(feed)
     assert fake.calls == 1
     assert _filled(events, "1") == 6 == fake.rows["1"][0]
-    assert manager.status.duplicate_fills_suppressed == 1
-    assert manager.status.fill_verifications == 1
-    await manager.aclose()
+    assert feed.suppressed == 1
+    assert feed.verifications == 1
+    await _close(feed)
 
 
 async def test_new_fill_after_the_snapshot_is_delivered() -> None:
     """A genuinely new fill inside the window is delivered with its full quantity."""
     fake = FakeOrders()
-    manager, events = await _after_outage(fake)
+    feed, events = await _after_outage(fake)
     fake.fill("1", 3)
-    manager._on_notice(_notice("1", 3))
-    await _settle(manager)
+    feed.on_notice(_notice("1", 3))
+    await _settle(feed)
     assert events[-1].qty == 3
     assert events[-1].source == "websocket"
     assert _filled(events, "1") == 9 == fake.rows["1"][0]
-    assert manager.status.duplicate_fills_suppressed == 0
-    await manager.aclose()
+    assert feed.suppressed == 0
+    await _close(feed)
 
 
 async def test_mixed_duplicates_and_new_fills_total_exactly() -> None:
     """Duplicate and new notices across orders, one fetch in flight: totals match REST."""
     fake = FakeOrders()
-    manager, events = await _after_outage(fake)
+    feed, events = await _after_outage(fake)
     fake.rows["2"] = (0, 8)
     fake.fill("2", 5)  # 5 shares filled before a second snapshot; 2 of them still in flight
-    manager._on_notice(_notice("2", 3, 8))
-    manager._apply_snapshot(await fake(), "reconnect")
+    feed.on_notice(_notice("2", 3, 8))
+    feed.apply_snapshot(await fake(), "reconnect")
     fake.calls = 0
     fake.started.clear()
     fake.gate = asyncio.Event()
-    manager._on_notice(_notice("1", 1))  # duplicate of order 1
+    feed.on_notice(_notice("1", 1))  # duplicate of order 1
     await asyncio.wait_for(fake.started.wait(), 5)
     # While the first verification is in flight: a new fill of order 1, the duplicate of
     # order 2, a new fill of order 2, and an acceptance of another order.
     fake.fill("1", 2)
-    manager._on_notice(_notice("1", 2, n=1))
-    manager._on_notice(_notice("2", 2, 8))
+    feed.on_notice(_notice("1", 2, n=1))
+    feed.on_notice(_notice("2", 2, 8))
     fake.fill("2", 1)
-    manager._on_notice(_notice("2", 1, 8, n=1))
-    manager._on_notice(_accepted("3"))
-    assert len(manager._backlog) == 5
+    feed.on_notice(_notice("2", 1, 8, n=1))
+    feed.on_notice(_accepted("3"))
+    assert len(feed._backlog) == 5
     fake.gate.set()
-    await _settle(manager)
+    await _settle(feed)
     assert _filled(events, "1") == 8 == fake.rows["1"][0]
     assert _filled(events, "2") == 6 == fake.rows["2"][0]
     assert fake.calls == 2  # one fetch for the first notice, one for the three behind it
-    assert manager.status.duplicate_fills_suppressed == 2
+    assert feed.suppressed == 2
     assert events[-1].kind is ExecutionKind.ACCEPTED
-    await manager.aclose()
+    await _close(feed)
 
 
 async def test_rest_failure_delivers_the_notice_and_warns(
@@ -266,48 +275,48 @@ async def test_rest_failure_delivers_the_notice_and_warns(
     """A failed verification fetch falls back to plain accounting: nothing is lost."""
     caplog.set_level(logging.WARNING, logger="kis_async.stream")
     fake = FakeOrders()
-    manager, events = await _after_outage(fake)
+    feed, events = await _after_outage(fake)
     fake.fail = ConnectionError("REST down")
     fake.fill("1", 2)
-    manager._on_notice(_notice("1", 2))
-    await _settle(manager)
+    feed.on_notice(_notice("1", 2))
+    await _settle(feed)
     assert _filled(events, "1") == 8 == fake.rows["1"][0]
-    assert manager.status.fill_verifications == 1
+    assert feed.verifications == 1
     assert "delivering them unverified" in caplog.text
     assert "12345678" not in caplog.text
     assert "myhtsid" not in caplog.text
-    await manager.aclose()
+    await _close(feed)
 
 
 async def test_verification_timeout_falls_back() -> None:
     """A verification fetch that hangs is bounded by gap_fill_verify_timeout."""
     fake = FakeOrders()
-    manager, events = await _after_outage(fake)
+    feed, events = await _after_outage(fake)
     fake.gate = asyncio.Event()  # never set
-    manager._options = StreamOptions(gap_fill_verify_timeout=0.05)
+    feed.options = StreamOptions(gap_fill_verify_timeout=0.05)
     fake.fill("1", 1)
-    manager._on_notice(_notice("1", 1))
-    await _settle(manager)
+    feed.on_notice(_notice("1", 1))
+    await _settle(feed)
     assert _filled(events, "1") == 7
-    await manager.aclose()
+    await _close(feed)
 
 
 async def test_order_is_preserved_behind_a_pending_verification() -> None:
     """Notices behind the one being verified wait; none overtakes it; acceptances too."""
     fake = FakeOrders()
-    manager, events = await _after_outage(fake)
+    feed, events = await _after_outage(fake)
     fake.rows["4"] = (0, 5)
     fake.gate = asyncio.Event()
     fake.fill("1", 1)
-    manager._on_notice(_notice("1", 1, n=1))
+    feed.on_notice(_notice("1", 1, n=1))
     sent = [_accepted("4", 5), _notice("4", 2, 5, n=2), _notice("9", 1, 1, n=3)]
     fake.fill("4", 2)
     for event in sent:
-        manager._on_notice(event)
+        feed.on_notice(event)
     await asyncio.sleep(0)
     assert len(events) == 2  # nothing overtook the notice being verified
     fake.gate.set()
-    await _settle(manager)
+    await _settle(feed)
     prices = [Decimal(p) for p in (70001, 70000, 70002, 70003)]
     assert [e.price for e in events[2:]] == prices
     assert [e.kind for e in events[2:]] == [
@@ -317,100 +326,100 @@ async def test_order_is_preserved_behind_a_pending_verification() -> None:
         ExecutionKind.FILLED,
     ]
     assert fake.calls == 1  # orders 4 and 9 were never in a snapshot: not verified
-    await manager.aclose()
+    await _close(feed)
 
 
 async def test_no_verification_after_the_window_or_when_disabled() -> None:
     """Past the window (or with the window at 0) notices are accounted without a fetch."""
     fake = FakeOrders()
-    manager, events = _manager(fake, gap_fill_verify_window=0.05)
+    feed, events = _feed(fake, gap_fill_verify_window=0.05)
     fake.rows["1"] = (4, 10)
-    manager._apply_snapshot(await fake(), "reconnect")
+    feed.apply_snapshot(await fake(), "reconnect")
     fake.calls = 0
     await asyncio.sleep(0.1)
     fake.fill("1", 2)
-    manager._on_notice(_notice("1", 2))
-    assert not manager._backlog
+    feed.on_notice(_notice("1", 2))
+    assert not feed._backlog
     assert fake.calls == 0
     assert _filled(events, "1") == 6
-    await manager.aclose()
+    await _close(feed)
 
     fake = FakeOrders()
-    manager, events = _manager(fake, gap_fill_verify_window=0)
+    feed, events = _feed(fake, gap_fill_verify_window=0)
     fake.rows["1"] = (4, 10)
-    manager._apply_snapshot(await fake(), "reconnect")
+    feed.apply_snapshot(await fake(), "reconnect")
     fake.calls = 0
-    manager._on_notice(_notice("1", 2))
+    feed.on_notice(_notice("1", 2))
     assert fake.calls == 0
-    assert not manager._backlog
+    assert not feed._backlog
     assert _filled(events, "1") == 6
-    await manager.aclose()
+    await _close(feed)
 
 
 async def test_completed_orders_and_non_fill_notices_are_not_verified() -> None:
     """A complete order (the cap decides) and acceptances never trigger a fetch."""
     fake = FakeOrders()
-    manager, events = _manager(fake)
+    feed, events = _feed(fake)
     fake.rows["1"] = (10, 10)
     fake.rows["2"] = (3, 10)
-    manager._apply_snapshot(await fake(), "reconnect")
+    feed.apply_snapshot(await fake(), "reconnect")
     fake.calls = 0
-    manager._on_notice(_notice("1", 4))  # late notice of a completed order: the cap
-    manager._on_notice(_accepted("2"))
+    feed.on_notice(_notice("1", 4))  # late notice of a completed order: the cap
+    feed.on_notice(_accepted("2"))
     assert fake.calls == 0
-    assert not manager._backlog
+    assert not feed._backlog
     assert _filled(events, "1") == 10
     assert events[-1].kind is ExecutionKind.ACCEPTED
-    await manager.aclose()
+    await _close(feed)
 
 
 async def test_snapshot_queued_behind_pending_notices_keeps_accounting_order() -> None:
     """A gap-fill answer that lands while notices wait is applied after them."""
     fake = FakeOrders()
-    manager, events = await _after_outage(fake)
+    feed, events = await _after_outage(fake)
     fake.gate = asyncio.Event()
     fake.fill("1", 1)
-    manager._on_notice(_notice("1", 1))  # new fill: waits for verification
+    feed.on_notice(_notice("1", 1))  # new fill: waits for verification
     await asyncio.wait_for(fake.started.wait(), 5)
     snapshot = [_order("1", 7, 10)]
-    assert manager._backlog  # what _gap_fill does when notices are waiting
-    manager._enqueue(_Snapshot(snapshot, "reconnect"))
+    assert feed._backlog  # what _gap_fill does when notices are waiting
+    feed._enqueue(_Snapshot(snapshot, "reconnect"))
     fake.gate.set()
-    await _settle(manager)
+    await _settle(feed)
     # The notice is accounted first (delivers 1), so the snapshot adds nothing.
     assert [(e.source, e.qty) for e in events[2:]] == [("websocket", 1)]
     assert _filled(events, "1") == 7
-    await manager.aclose()
+    await _close(feed)
 
 
 async def test_disconnect_flushes_waiting_notices() -> None:
     """Closing while a verification is pending delivers the waiting notices unverified."""
     fake = FakeOrders()
-    manager, events = await _after_outage(fake)
+    feed, events = await _after_outage(fake)
     fake.gate = asyncio.Event()
     fake.fill("1", 1)
-    manager._on_notice(_notice("1", 1))
-    manager._on_notice(_accepted("5"))
+    feed.on_notice(_notice("1", 1))
+    feed.on_notice(_accepted("5"))
     await asyncio.wait_for(fake.started.wait(), 5)
-    await manager.disconnect()
-    assert not manager._backlog
+    feed.flush()
+    assert not feed._backlog
     assert _filled(events, "1") == 7
     assert events[-1].kind is ExecutionKind.ACCEPTED
     fake.gate.set()
-    await manager.aclose()
+    await _close(feed)
 
 
 async def test_rest_lag_is_recovered_by_the_recheck() -> None:
     """A genuine fill REST does not show yet is withheld, then delivered by the re-check."""
     fake = FakeOrders()
-    manager, events = _manager(fake, gap_fill_verify_window=0.2)
+    feed, events = _feed(fake, gap_fill_verify_window=0.2)
     fake.rows["1"] = (4, 10)
-    manager._apply_snapshot(await fake(), "reconnect")
+    feed.apply_snapshot(await fake(), "reconnect")
     fake.calls = 0
-    manager._on_notice(_notice("1", 2))  # REST lags: still 4 when verification reads it
-    await _settle(manager)
+    feed.on_notice(_notice("1", 2))  # REST lags: still 4 when verification reads it
+    await _settle(feed)
     assert _filled(events, "1") == 4
-    assert manager.status.duplicate_fills_suppressed == 1
+    assert feed.suppressed == 1
     fake.fill("1", 2)  # the inquiry catches up
     async with asyncio.timeout(5):
         while _filled(events, "1") < 6:
@@ -419,21 +428,21 @@ async def test_rest_lag_is_recovered_by_the_recheck() -> None:
     assert [(e.source, e.qty) for e in events[1:]] == [("reconcile", 2)]
     await asyncio.sleep(0.15)
     assert _filled(events, "1") == 6
-    await manager.aclose()
+    await _close(feed)
 
 
 async def test_recheck_after_a_true_duplicate_delivers_nothing() -> None:
     """The re-check after a real duplicate finds nothing new; several share one re-check."""
     fake = FakeOrders()
-    manager, events = _manager(fake, gap_fill_verify_window=0.1)
+    feed, events = _feed(fake, gap_fill_verify_window=0.1)
     fake.rows["1"] = (6, 10)
     fake.rows["2"] = (3, 9)
-    manager._apply_snapshot(await fake(), "reconnect")
+    feed.apply_snapshot(await fake(), "reconnect")
     fake.calls = 0
-    manager._on_notice(_notice("1", 1))
-    manager._on_notice(_notice("2", 3, 9))
-    await _settle(manager)
-    assert manager.status.duplicate_fills_suppressed == 2
+    feed.on_notice(_notice("1", 1))
+    feed.on_notice(_notice("2", 3, 9))
+    await _settle(feed)
+    assert feed.suppressed == 2
     async with asyncio.timeout(5):
         while fake.calls < 2:
             await asyncio.sleep(0.01)
@@ -441,4 +450,4 @@ async def test_recheck_after_a_true_duplicate_delivers_nothing() -> None:
     assert fake.calls == 2  # one verification fetch, one shared re-check
     assert _filled(events, "1") == 6
     assert _filled(events, "2") == 3
-    await manager.aclose()
+    await _close(feed)

@@ -277,10 +277,17 @@ def test_quote_blank_optional_fields_read_as_none() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    ["005930^1^2", "^" + SAMPLE_47.split("^", 1)[1], SAMPLE_47.replace("^71900^5^", "^x^5^", 1)],
+    [
+        "005930^1^2",
+        "^" + SAMPLE_47.split("^", 1)[1],
+        SAMPLE_47.replace("^71900^5^", "^x^5^", 1),
+        SAMPLE_47.replace("^71900^5^", "^NaN^5^", 1),
+        SAMPLE_47.replace("^71900^5^", "^Infinity^5^", 1),
+    ],
 )
 def test_bad_quote_records_raise_frame_error(payload: str) -> None:
-    """Too few fields, no symbol or an unparsable price is a FrameError."""
+    """Too few fields, no symbol or an unparsable price (NaN and Infinity included, which
+    Decimal would parse) is a FrameError."""
     with pytest.raises(FrameError):
         decode_quotes(DataFrame(False, "H0STCNT0", 1, payload))
 
