@@ -235,7 +235,8 @@ class Transport:
         except _NOT_SENT as exc:
             logger.warning("%s: connection failed (%s); not sent", label, type(exc).__name__)
             raise BrokerConnectionError(
-                f"could not connect to KIS for {label} ({type(exc).__name__}); not sent"
+                f"could not connect to KIS at {self._base} for {label} "
+                f"({type(exc).__name__}); not sent"
             ) from exc
         except _CONNECT_TIMEOUTS as exc:
             logger.warning("%s: connect timeout (%s); not sent", label, type(exc).__name__)
