@@ -280,8 +280,10 @@ def _describe_error(exc: BaseException) -> tuple[str, dict[str, Any]]:
     info: dict[str, Any] = {"type": type(exc).__name__}
     if isinstance(exc, BrokerAPIError):
         info |= {"msg_cd": exc.msg_cd, "message": exc.msg, "status_code": exc.status_code}
+        info["meaning"] = exc.meaning
         code = f"[{exc.msg_cd}] " if exc.msg_cd else ""
-        text = f"KIS error {code}{exc.msg or str(exc)}"
+        english = f" ({exc.meaning})" if exc.meaning and exc.msg else ""
+        text = f"KIS error {code}{exc.msg or str(exc)}{english}"
     elif isinstance(exc, SubscriptionError):
         info |= {"msg_cd": exc.msg_cd, "message": str(exc)}
         text = f"subscription refused: {exc}"

@@ -247,3 +247,14 @@ def test_simulator_import_names_the_extra(tmp_path: Path) -> None:
     )
     assert result.stdout.startswith("uvicorn kis_async.sim needs the 'sim' extra: ")
     assert "pip install 'kis-async[sim]'" in result.stdout
+
+
+async def test_business_error_line_adds_the_english_meaning(cli: RunCLI) -> None:
+    """A rejection shows KIS's code, its Korean text and the English meaning on one line."""
+    result = await cli("sell", SYMBOL, "1000000", "--market")
+    assert result.code == EXIT_API
+    assert result.err.startswith("error: KIS error [")
+    assert result.err.rstrip().endswith("(order quantity exceeds the sellable quantity)")
+    assert result.err.count("\n") == 1
+    as_json = json.loads((await cli("sell", SYMBOL, "1000000", "--market", "--json")).err)
+    assert as_json["error"]["meaning"] == "order quantity exceeds the sellable quantity"
