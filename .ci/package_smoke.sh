@@ -36,7 +36,8 @@ TOOLS=$(fresh_env build)
 WHEEL=$(ls "$WORK"/dist/kis_async-*.whl)
 SDIST=$(ls "$WORK"/dist/kis_async-*.tar.gz)
 echo "   built $(basename "$WHEEL") and $(basename "$SDIST")"
-tar tzf "$SDIST" | grep -q "/kis_async/py.typed$" || fail "sdist lacks kis_async/py.typed"
+tar tzf "$SDIST" >"$WORK/sdist.txt"
+grep -q "/kis_async/py.typed$" "$WORK/sdist.txt" || fail "sdist lacks kis_async/py.typed"
 
 # Every check runs in an empty directory, so the installed package is imported, not ./kis_async.
 RUN_DIR="$WORK/run"
@@ -102,7 +103,7 @@ BIN=$(fresh_env cli)
   fail "kis-async demo failed"
 }
 finished=$(date +%s%N)
-tail -n 1 "$WORK/demo.out" | grep -q "^summary: " || fail "the demo printed no summary"
+grep -q "^summary: " "$WORK/demo.out" || fail "the demo printed no summary"
 check_installed "$BIN"
 echo "   $(tail -n 1 "$WORK/demo.out")"
 elapsed_ms=$(((finished - started) / 1000000))
