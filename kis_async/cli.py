@@ -49,6 +49,7 @@ from kis_async.errors import (
     OrderStateUnknownError,
     SubscriptionError,
 )
+from kis_async.messages import meaning
 from kis_async.models import (
     Execution,
     ExecutionKind,
@@ -285,8 +286,9 @@ def _describe_error(exc: BaseException) -> tuple[str, dict[str, Any]]:
         english = f" ({exc.meaning})" if exc.meaning and exc.msg else ""
         text = f"KIS error {code}{exc.msg or str(exc)}{english}"
     elif isinstance(exc, SubscriptionError):
-        info |= {"msg_cd": exc.msg_cd, "message": str(exc)}
-        text = f"subscription refused: {exc}"
+        ack_meaning = meaning(exc.msg_cd)
+        info |= {"msg_cd": exc.msg_cd, "message": str(exc), "meaning": ack_meaning}
+        text = f"subscription refused: {exc}" + (f" ({ack_meaning})" if ack_meaning else "")
     elif isinstance(exc, BrokerTimeoutError):
         info |= {"message": str(exc), "request_sent": exc.request_sent}
         text = f"timed out: {exc}" + (

@@ -80,7 +80,7 @@ _TABLE: Final[dict[str, str]] = {
     "OPSP0002": "already subscribed",
     "OPSP0003": "unsubscribe failed: not subscribed",
     "OPSP0007": "subscription failed: KIS internal error",
-    "OPSP0008": "too many subscriptions (the cap is 41 per session)",
+    "OPSP0008": "too many subscriptions: at most 41 per session",
     "OPSP0009": "subscription failed: KIS could not forward it",
     "OPSP0010": "invalid app key (warning)",
     "OPSP0011": "invalid approval key",

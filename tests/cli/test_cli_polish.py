@@ -18,7 +18,16 @@ from typing import Any
 import pytest
 
 from kis_async import KISConfig
-from kis_async.cli import EXIT_API, EXIT_OK, EXIT_USAGE, _order_table, load_dotenv, main
+from kis_async.cli import (
+    EXIT_API,
+    EXIT_OK,
+    EXIT_USAGE,
+    _describe_error,
+    _order_table,
+    load_dotenv,
+    main,
+)
+from kis_async.errors import SubscriptionError
 from kis_async.models import Order, OrderStatus, OrderType, Side
 from kis_async.sim import KISSimulator
 from kis_async.sim.runner import run
@@ -258,3 +267,21 @@ async def test_business_error_line_adds_the_english_meaning(cli: RunCLI) -> None
     assert result.err.count("\n") == 1
     as_json = json.loads((await cli("sell", SYMBOL, "1000000", "--market", "--json")).err)
     assert as_json["error"]["meaning"] == "order quantity exceeds the sellable quantity"
+
+
+def test_subscription_refusal_line_adds_the_english_meaning() -> None:
+    """A refused WebSocket registration names KIS's ack code and what it means."""
+    err = SubscriptionError(
+        "H0STCNT0 005930 refused: MAX SUBSCRIBE OVER",
+        tr_id="H0STCNT0",
+        tr_key="005930",
+        msg_cd="OPSP0008",
+    )
+    text, info = _describe_error(err)
+    assert text == (
+        "subscription refused: H0STCNT0 005930 refused: MAX SUBSCRIBE OVER "
+        "(too many subscriptions: at most 41 per session)"
+    )
+    assert info["meaning"] == "too many subscriptions: at most 41 per session"
+    unknown, _ = _describe_error(SubscriptionError("no ack", msg_cd=None))
+    assert unknown == "subscription refused: no ack"
