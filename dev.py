@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Developer entry point that needs nothing but Python 3.11+.
 
-    python3 dev.py demo      # the live demo against the embedded KIS simulator
-    python3 dev.py test      # the test suite (pytest, branch coverage)
-    python3 dev.py lint      # ruff + mypy --strict
+    python3 dev.py demo                 # the live demo against the embedded KIS simulator
+    python3 dev.py example quickstart   # run examples/quickstart.py (any example, by name)
+    python3 dev.py test                 # the test suite (pytest, branch coverage)
+    python3 dev.py lint                 # ruff + mypy --strict
 
 Each command creates ``.venv-<python version>`` beside this file on first use and installs
 the project into it (editable, with the extras the command needs), then runs inside it.
@@ -55,6 +56,29 @@ def _ensure_env(extras: str) -> Path:
     return py
 
 
+def _examples() -> list[str]:
+    return sorted(p.stem for p in (ROOT / "examples").glob("*.py") if not p.stem.startswith("_"))
+
+
+def _example(argv: list[str]) -> int:
+    """Run ``examples/NAME.py`` (a ``test_*`` module under pytest) in the dev.py environment."""
+    names = _examples()
+    if not argv:
+        print("dev.py example NAME [ARGS...]; examples: " + ", ".join(names), file=sys.stderr)
+        return 2
+    name = argv[0].removeprefix("examples/").removesuffix(".py")
+    if name not in names:
+        print(f"dev.py: no example {name!r}; examples: {', '.join(names)}", file=sys.stderr)
+        return 2
+    script = ROOT / "examples" / f"{name}.py"
+    if name.startswith("test_"):
+        # A pytest module: needs the dev extra (pytest, pytest-asyncio).
+        py = _ensure_env("dev")
+        return subprocess.call([str(py), "-m", "pytest", "-q", str(script), *argv[1:]], cwd=ROOT)
+    py = _ensure_env("cli")
+    return subprocess.call([str(py), str(script), *argv[1:]], cwd=ROOT)
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < MIN_PYTHON:
         print("dev.py: kis_async needs Python 3.11 or newer", file=sys.stderr)
@@ -66,6 +90,8 @@ def main(argv: list[str]) -> int:
     if command == "demo":
         py = _ensure_env("cli")
         return subprocess.call([str(py), "-m", "kis_async.cli", "demo", *rest], cwd=ROOT)
+    if command == "example":
+        return _example(rest)
     if command == "test":
         py = _ensure_env("dev")
         args = [

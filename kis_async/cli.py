@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import errno
 import hashlib
 import json
 import logging
@@ -50,6 +51,7 @@ from kis_async.errors import (
     OrderStateUnknownError,
     SubscriptionError,
 )
+from kis_async.messages import meaning
 from kis_async.models import (
     KST,
     Bar,
@@ -252,11 +254,14 @@ def _describe_error(exc: BaseException) -> tuple[str, dict[str, Any]]:
     info: dict[str, Any] = {"type": type(exc).__name__}
     if isinstance(exc, BrokerAPIError):
         info |= {"msg_cd": exc.msg_cd, "message": exc.msg, "status_code": exc.status_code}
+        info["meaning"] = exc.meaning
         code = f"[{exc.msg_cd}] " if exc.msg_cd else ""
-        text = f"KIS error {code}{exc.msg or str(exc)}"
+        english = f" ({exc.meaning})" if exc.meaning and exc.msg else ""
+        text = f"KIS error {code}{exc.msg or str(exc)}{english}"
     elif isinstance(exc, SubscriptionError):
-        info |= {"msg_cd": exc.msg_cd, "message": str(exc)}
-        text = f"subscription refused: {exc}"
+        ack_meaning = meaning(exc.msg_cd)
+        info |= {"msg_cd": exc.msg_cd, "message": str(exc), "meaning": ack_meaning}
+        text = f"subscription refused: {exc}" + (f" ({ack_meaning})" if ack_meaning else "")
     elif isinstance(exc, BrokerTimeoutError):
         info |= {"message": str(exc), "request_sent": exc.request_sent}
         text = f"timed out: {exc}" + (
@@ -266,7 +271,7 @@ def _describe_error(exc: BaseException) -> tuple[str, dict[str, Any]]:
         )
     elif isinstance(exc, BrokerConnectionError):
         info["message"] = str(exc)
-        text = f"cannot reach KIS: {exc}"
+        text = f"cannot reach KIS: {exc} (is `kis-async sim` running / is KIS_REST_URL right?)"
     elif isinstance(exc, OrderStateUnknownError):
         info |= {"message": str(exc), "idempotency_key": exc.idempotency_key}
         text = f"order state unknown: {exc}"
@@ -364,21 +369,68 @@ async def _cmd_balance(broker: KISBroker, args: argparse.Namespace, out: Output)
     return EXIT_OK
 
 
-def _order_rows(orders: Sequence[Order]) -> list[list[str]]:
-    return [
-        [
-            o.broker_order_id,
-            o.symbol,
-            o.side.name.lower(),
-            o.order_type.name.lower() if o.order_type is not None else "-",
-            won(o.qty),
-            won(o.price) if o.price else "market",
-            won(o.filled_qty),
-            won(o.remaining_qty),
-            o.status.value,
+def _is_cancel_row(order: Order) -> bool:
+    """A cancel order's row: it names the order it cancels and carries no price of its own
+    (KIS books a cancel as a new order number with ``ord_unpr`` 0 and the original's type)."""
+    return (
+        order.original_order_id is not None
+        and order.price is None
+        and (order.order_type is None or order.order_type.requires_price)
+    )
+
+
+def _order_kind(order: Order) -> str:
+    if _is_cancel_row(order):
+        return "cancel"
+    return order.order_type.name.lower() if order.order_type is not None else "-"
+
+
+def _order_price(order: Order) -> str:
+    """The order's own limit, ``market`` for unpriced types, ``-`` for a cancel row."""
+    if order.price:
+        return won(order.price)
+    if order.order_type is not None and not order.order_type.requires_price:
+        return "market"
+    return "-"
+
+
+def _venue_text(order: Order) -> str | None:
+    # Orders carry a venue only once venue support is in; until then the column is left out.
+    venue = getattr(order, "venue", None)
+    if venue is None:
+        return None
+    return str(venue.value if isinstance(venue, enum.Enum) else venue)
+
+
+def _order_table(orders: Sequence[Order]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows for ``kis-async orders``: the limit price (or ``market``), the average
+    fill price of the filled quantity, and the original order of modify/cancel rows."""
+    headers = ["order", "original", "symbol", "side", "type", "qty", "price", "filled", "avg"]
+    headers += ["open", "status"]
+    venues = [_venue_text(o) for o in orders]
+    show_venue = any(v is not None for v in venues)
+    if show_venue:
+        headers.append("venue")
+    rows: list[list[str]] = []
+    for order, venue in zip(orders, venues, strict=True):
+        avg = order.avg_fill_price if order.filled_qty > 0 else None
+        row = [
+            order.broker_order_id,
+            order.original_order_id or "-",
+            order.symbol,
+            order.side.name.lower(),
+            _order_kind(order),
+            won(order.qty),
+            _order_price(order),
+            won(order.filled_qty),
+            won(avg),
+            won(order.remaining_qty),
+            order.status.value,
         ]
-        for o in orders
-    ]
+        if show_venue:
+            row.append(venue or "-")
+        rows.append(row)
+    return headers, rows
 
 
 async def _cmd_orders(broker: KISBroker, args: argparse.Namespace, out: Output) -> int:
@@ -389,8 +441,8 @@ async def _cmd_orders(broker: KISBroker, args: argparse.Namespace, out: Output) 
     if not orders:
         out.line("no open orders today" if args.open else "no orders today")
         return EXIT_OK
-    headers = ["order", "symbol", "side", "type", "qty", "price", "filled", "open", "status"]
-    out.table("open orders" if args.open else "today's orders", headers, _order_rows(orders))
+    headers, rows = _order_table(orders)
+    out.table("open orders" if args.open else "today's orders", headers, rows)
     return EXIT_OK
 
 
@@ -970,11 +1022,44 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         sys.stderr.write(
             f"warning: serving the simulator on {args.host}, not only on this machine\n"
         )
+    env_file = Path(args.sim_env_file) if args.sim_env_file else None
     try:
-        asyncio.run(runner.run(args.host, args.port, seed=args.seed, mode=Mode(args.mode)))
+        asyncio.run(
+            runner.run(
+                args.host, args.port, seed=args.seed, mode=Mode(args.mode), env_file=env_file
+            )
+        )
     except KeyboardInterrupt:
         sys.stderr.write("simulator stopped\n")
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            reason = {errno.EADDRINUSE: "is in use", errno.EACCES: "is not permitted"}.get(
+                exc.errno, "is not available"
+            )
+            raise UsageError(
+                f"cannot serve on {args.host}:{args.port}: the address {reason}; "
+                "try --port 0 (picks a free port) or another --port"
+            ) from None
+        raise
     return EXIT_OK
+
+
+#: The optional dependencies behind each extra, and the extra each command needs.
+_EXTRA_MODULES: Final = frozenset({"starlette", "uvicorn", "rich"})
+_COMMAND_EXTRAS: Final[Mapping[str, str]] = {"demo": "cli", "sim": "sim"}
+
+
+def _require_extra(command: str) -> None:
+    """Fail with one line naming the extra when ``command``'s optional imports are missing."""
+    try:
+        import kis_async.sim  # noqa: F401, PLC0415  (imports starlette and uvicorn)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in _EXTRA_MODULES:
+            raise
+        extra = _COMMAND_EXTRAS[command]
+        raise UsageError(
+            f"kis-async {command} needs the '{extra}' extra: pip install 'kis-async[{extra}]'"
+        ) from None
 
 
 # -- argument parsing -----------------------------------------------------------------------
@@ -1027,22 +1112,23 @@ def _price(text: str) -> Decimal:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``kis-async`` argument parser."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="JSON output for scripts"
     )
-    common.add_argument(
-        "--env-file", default=argparse.SUPPRESS, help="read KIS_* from this file (default ./.env)"
-    )
-    common.add_argument(
+    flags.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="debug logs, tracebacks"
     )
-    common.add_argument(
+    flags.add_argument(
         "--verbose",
         "-v",
         action="store_true",
         default=argparse.SUPPRESS,
         help="log retries and reconnects",
+    )
+    common = argparse.ArgumentParser(add_help=False, parents=[flags])
+    common.add_argument(
+        "--env-file", default=argparse.SUPPRESS, help="read KIS_* from this file (default ./.env)"
     )
     confirm = argparse.ArgumentParser(add_help=False)
     confirm.add_argument(
@@ -1065,11 +1151,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=_positive_float, default=10.0, help="seconds (10)")
     demo.add_argument("--seed", type=int, default=1234, help="simulator seed (1234)")
 
-    sim = sub.add_parser("sim", parents=[common], help="run the KIS simulator until Ctrl-C")
+    # `sim` writes its --env-file instead of reading one.
+    sim = sub.add_parser("sim", parents=[flags], help="run the KIS simulator until Ctrl-C")
     sim.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1)")
     sim.add_argument("--port", type=int, default=8080, help="port (8080; 0 picks one)")
     sim.add_argument("--seed", type=int, default=1234, help="random seed (1234)")
     sim.add_argument("--mode", choices=["paper", "live"], default="paper", help="KIS mode")
+    sim.add_argument(
+        "--env-file",
+        dest="sim_env_file",
+        default=None,
+        metavar="PATH",
+        help="also write the KIS_* lines to PATH as a .env file",
+    )
 
     markets = argparse.ArgumentParser(add_help=False)
     markets.add_argument(
@@ -1245,6 +1339,8 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in _COMMAND_EXTRAS:
+        _require_extra(args.command)
     if args.command == "demo":
         return asyncio.run(run_demo(args.duration, seed=args.seed, out=Output(as_json=args.json)))
     if args.command == "sim":

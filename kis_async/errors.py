@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from kis_async.messages import meaning
+
 __all__ = [
     "AUTH_MSG_CODES",
     "RATE_LIMIT_MSG_CODES",
@@ -127,6 +129,10 @@ class BrokerClosedError(BrokerConnectionError):
 class BrokerAPIError(BrokerError):
     """KIS answered with a failure.
 
+    The message keeps KIS's Korean ``msg1`` and adds the English meaning of known codes
+    (:mod:`kis_async.messages`): ``[40250000] 모의투자 주문가능금액을 초과 했습니다. (order amount
+    exceeds buying power) (tr_id=VTTC0012U, HTTP 200)``.
+
     Attributes:
         status_code: the HTTP status (KIS sends business errors with 200 and 500 alike).
         rt_cd: KIS's result code (``"0"`` success, anything else failure), if any.
@@ -151,11 +157,18 @@ class BrokerAPIError(BrokerError):
         self.msg = msg
         self.tr_id = tr_id
         if message is None:
+            english = meaning(msg_cd)
             parts = [f"[{msg_cd}]" if msg_cd else None, msg or None]
+            parts.append(f"({english})" if english else None)
             detail = " ".join(p for p in parts if p) or "KIS returned an error"
             where = f" (tr_id={tr_id}, HTTP {status_code})" if tr_id else f" (HTTP {status_code})"
             message = detail + (where if status_code is not None or tr_id else "")
         super().__init__(message)
+
+    @property
+    def meaning(self) -> str | None:
+        """The English meaning of :attr:`msg_cd`, when the code is a known one."""
+        return meaning(self.msg_cd)
 
     def __reduce__(self) -> tuple[Any, ...]:
         attrs = {

@@ -340,7 +340,9 @@ class Transport:
             )
         if isinstance(exc, _NOT_SENT):
             logger.warning("%s: connection failed (%s); not sent", label, name)
-            return BrokerConnectionError(f"could not connect to KIS for {label} ({name}); not sent")
+            return BrokerConnectionError(
+                f"could not connect to KIS at {self._base} for {label} ({name}); not sent"
+            )
         if isinstance(exc, _CONNECT_TIMEOUTS):
             logger.warning("%s: connect timeout (%s); not sent", label, name)
             return BrokerTimeoutError(

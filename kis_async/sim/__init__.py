@@ -24,6 +24,16 @@ trading calendar behind ``chk-holiday``.
 Needs the ``sim`` extra (starlette, uvicorn).
 """
 
+try:
+    import starlette  # noqa: F401
+    import uvicorn  # noqa: F401
+except ModuleNotFoundError as exc:  # a base install: name the extra, keep the module name
+    raise ModuleNotFoundError(
+        f"kis_async.sim needs the 'sim' extra: pip install 'kis-async[sim]' "
+        f"(no module named {exc.name!r})",
+        name=exc.name,
+    ) from exc
+
 from kis_async.sim.clock import SimClock
 from kis_async.sim.exchange import SimExchange, SimInvariantError, SimOrder
 from kis_async.sim.faults import SimFaults, SimStats

@@ -75,7 +75,8 @@ def test_account_command_without_config_has_no_traceback(tmp_path: Path) -> None
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 async def test_sim_command_serves_until_interrupted(tmp_path: Path) -> None:
-    """`kis-async sim --port 0` prints KIS_* lines that work for the CLI; SIGINT stops it."""
+    """`kis-async sim --port 0` prints `export KIS_*` lines that work for the CLI; SIGINT
+    stops it."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -97,8 +98,8 @@ async def test_sim_command_serves_until_interrupted(tmp_path: Path) -> None:
             while "KIS_WS_URL" not in env:
                 line = (await proc.stdout.readline()).decode()
                 assert line, "the simulator exited early"
-                if line.startswith("KIS_"):
-                    name, _, value = line.strip().partition("=")
+                if line.startswith("export KIS_"):
+                    name, _, value = line.strip().removeprefix("export ").partition("=")
                     env[name] = value
         assert env["KIS_REST_URL"].startswith("http://127.0.0.1:")
         env["KIS_TOKEN_CACHE_DIR"] = str(tmp_path / "tokens")

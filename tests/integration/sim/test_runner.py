@@ -15,7 +15,7 @@ from kis_async.sim.runner import env_lines, run
 
 
 async def test_run_prints_env_lines_and_stops_on_cancel() -> None:
-    """run(port=0) prints KIS_* lines with the real port; a config built from them gets a
+    """run(port=0) prints `export KIS_*` lines with the real port; a config built from them gets a
     token; cancelling the task stops the server."""
     out = io.StringIO()
     ready: asyncio.Future[KISSimulator] = asyncio.get_running_loop().create_future()
@@ -23,8 +23,10 @@ async def test_run_prints_env_lines_and_stops_on_cancel() -> None:
         run(port=0, seed=9, mode="live", out=out, on_ready=ready.set_result, quote_interval=None)
     )
     sim = await asyncio.wait_for(ready, 10)
-    lines = [line for line in out.getvalue().splitlines() if line.startswith("KIS_")]
-    assert lines == env_lines(sim)
+    exports = [line for line in out.getvalue().splitlines() if not line.startswith("#")]
+    assert all(line.startswith("export KIS_") for line in exports)
+    lines = [line.removeprefix("export ") for line in exports]
+    assert lines == env_lines(sim)  # simulator values need no shell quoting
     env = dict(line.split("=", 1) for line in lines)
     assert set(env) == {
         "KIS_APP_KEY",
