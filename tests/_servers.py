@@ -20,7 +20,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,26 @@ class PostgresServer:
     def dsn(self, database: str = "postgres") -> str:
         """A libpq URL for ``database``."""
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    @contextlib.asynccontextmanager
+    async def database(self) -> AsyncIterator[str]:
+        """A fresh, empty database for one test (dropped afterwards); yields its DSN."""
+        import asyncpg
+
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        admin = await asyncpg.connect(self.dsn())
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        try:
+            yield self.dsn(name)
+        finally:
+            admin = await asyncpg.connect(self.dsn())
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await admin.close()
 
 
 def _pg_bin(name: str) -> str:

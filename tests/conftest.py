@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,19 +101,5 @@ def postgres_server() -> Iterator[Any]:
 @pytest.fixture
 async def postgres_dsn(postgres_server: Any) -> AsyncIterator[str]:
     """A DSN of a fresh, empty database on the session's PostgreSQL (dropped afterwards)."""
-    import asyncpg
-
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(postgres_server.dsn())
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield postgres_server.dsn(name)
-    finally:
-        admin = await asyncpg.connect(postgres_server.dsn())
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with postgres_server.database() as dsn:
+        yield dsn
