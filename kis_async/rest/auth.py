@@ -13,6 +13,10 @@ alerts the account holder on every live issuance, so the token is issued as rare
 * refreshed ``token_refresh_margin`` seconds before it expires (expiry from
   ``access_token_token_expired`` in KST, falling back to ``expires_in``).
 
+The disk cache is one :class:`TokenStore`; processes on several machines share the token
+through another (:class:`kis_async.gateway.RedisTokenStore`, encrypted at rest), passed as
+``TokenManager(store=...)``.
+
 EGW00133 (HTTP 403, OAuth shape) waits out the minute once, if that fits in
 ``issue_wait_max``, then tries again; otherwise it surfaces as
 :class:`~kis_async.errors.AuthenticationError`.
@@ -30,9 +34,10 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 import anyio.to_thread
 from pydantic import SecretStr
@@ -48,6 +53,7 @@ __all__ = [
     "PostJSON",
     "TokenCache",
     "TokenManager",
+    "TokenStore",
     "mask_key",
     "parse_token",
 ]
@@ -103,6 +109,27 @@ def parse_token(body: Mapping[str, Any], *, now: datetime) -> AuthenticationToke
 
 def _now_kst() -> datetime:
     return datetime.now(KST)
+
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """Where the access token is kept between processes (the disk cache by default).
+
+    Failures to read or write are logged and answered as "no token", never raised: the
+    token is then issued (and the store overwritten).
+    """
+
+    async def load(self) -> AuthenticationToken | None:
+        """The stored token, or None."""
+
+    async def store(self, token: AuthenticationToken) -> None:
+        """Keep ``token`` (replacing any other)."""
+
+    async def remove(self, token_value: str | None = None) -> None:
+        """Forget the stored token (only if it is ``token_value``, when given)."""
+
+    def locked(self) -> AbstractAsyncContextManager[None]:
+        """Hold the cross-process issuance lock for the block (single flight)."""
 
 
 class TokenCache:
@@ -297,6 +324,8 @@ class TokenManager:
         sleep: used for the EGW00133 wait, injectable for tests.
         issue_wait_max: the longest EGW00133 wait (seconds, before the wait scale) we accept;
             when waiting out the minute would take longer, AuthenticationError is raised.
+        store: where the token is shared between processes; defaults to the disk cache of
+            ``config.token_cache_dir``.
     """
 
     def __init__(
@@ -307,13 +336,16 @@ class TokenManager:
         now: Callable[[], datetime] = _now_kst,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         issue_wait_max: float = 90.0,
+        store: TokenStore | None = None,
     ) -> None:
         self._config = config
         self._post = post
         self._now = now
         self._sleep = sleep
         self._issue_wait_max = issue_wait_max
-        self._cache = TokenCache(config.token_cache_dir, config)
+        self._cache: TokenStore = (
+            store if store is not None else TokenCache(config.token_cache_dir, config)
+        )
         self._token: AuthenticationToken | None = None
         self._rejected: set[str] = set()
         self._lock = asyncio.Lock()
@@ -323,8 +355,8 @@ class TokenManager:
         """Tokens issued by this manager (for tests and diagnostics)."""
 
     @property
-    def cache(self) -> TokenCache:
-        """The disk cache."""
+    def cache(self) -> TokenStore:
+        """The token store (the disk cache unless another was given)."""
         return self._cache
 
     def _usable(self, token: AuthenticationToken | None) -> bool:

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,7 @@ WORKER = Path(__file__).with_name("_journal_worker.py")
 QUICK = PlacementOptions(
     reconcile_attempts=4, reconcile_interval=0.1, clock_tolerance=30.0, not_booked_after=0.0
 )
-STEP = 60.0  # generous bound for each wait on a child process (the machine may be loaded)
+STEP = 60.0  # generous bound for polling the journal
 
 
 def _request(key: str) -> Any:
@@ -49,16 +46,11 @@ def booked(sim: KISSimulator) -> list[Any]:
     return [o for o in sim.exchange.orders if o.kind == "new"]
 
 
-class Worker:
-    """One ``_journal_worker.py`` OS process."""
+@pytest.fixture
+def spawn(children: Any) -> Any:
+    """``await spawn(mode, sim, dsn, *keys)`` starts a _journal_worker.py process."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-
-    @classmethod
-    async def start(
-        cls, mode: str, sim: KISSimulator, dsn: str, *keys: str, started: list[Worker]
-    ) -> Worker:
+    async def start(mode: str, sim: KISSimulator, dsn: str, *keys: str) -> Any:
         cfg = sim.config()
         config = {
             "app_key": cfg.app_key,
@@ -69,56 +61,9 @@ class Worker:
             "rest_url": cfg.rest_url,
             "ws_url": cfg.ws_url,
         }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(WORKER),
-            mode,
-            json.dumps(config),
-            dsn,
-            *keys,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        )
-        worker = cls(proc)
-        started.append(worker)
-        assert await worker.line() == "ready"
-        return worker
+        return await children(WORKER, mode, json.dumps(config), dsn, *keys)
 
-    async def line(self) -> Any:
-        assert self.proc.stdout is not None
-        raw = await asyncio.wait_for(self.proc.stdout.readline(), STEP)
-        assert raw, f"worker exited early with {await self.proc.wait()}"
-        return json.loads(raw)
-
-    def go(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"go\n")
-
-    async def result(self) -> Any:
-        value = await self.line()
-        assert await asyncio.wait_for(self.proc.wait(), STEP) == 0
-        return value
-
-    async def killed(self) -> None:
-        """Wait for the worker to die by SIGKILL (its own, mid-order)."""
-        code = await asyncio.wait_for(self.proc.wait(), STEP)
-        assert code == -signal.SIGKILL
-
-
-@pytest.fixture
-async def spawn() -> AsyncIterator[Any]:
-    """Start workers; any still running at the end of the test is killed and reaped."""
-    started: list[Worker] = []
-
-    async def start(mode: str, sim: KISSimulator, dsn: str, *keys: str) -> Worker:
-        return await Worker.start(mode, sim, dsn, *keys, started=started)
-
-    yield start
-    for worker in started:
-        if worker.proc.returncode is None:
-            worker.proc.kill()
-        await worker.proc.wait()
+    return start
 
 
 async def test_schema_is_created_versioned_and_migrated_once(postgres_dsn: str) -> None:
