@@ -391,7 +391,12 @@ class OrderPlacer:
             if len(found) != 0:
                 break
         if len(found) == 1:
-            bound = await self._bind(entry, found[0])
+            # With a shared journal another process may be binding orders right now: take
+            # the lease and look again, so one order is never bound to two keys.
+            async with self._lease() as held:
+                if held and self._shared is not None:
+                    found = self._candidates(entry, orders, await self._known_ids())
+                bound = await self._bind(entry, found[0]) if held and len(found) == 1 else None
             if bound is not None:
                 return bound
         detail = (
