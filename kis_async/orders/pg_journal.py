@@ -178,7 +178,7 @@ class PostgresJournal:
         self._lease_poll = lease_poll
         self._connect_timeout = connect_timeout
         self._pool: asyncpg.Pool | None = None
-        self._locks: asyncpg.Connection | None = None
+        self._locks: Any = None  # asyncpg.Connection | None
         # The lock connection runs one statement at a time.
         self._locks_mutex = asyncio.Lock()
         self._lease_mutex = asyncio.Lock()
@@ -268,20 +268,36 @@ class PostgresJournal:
         assert self._pool is not None
         return self._pool
 
-    async def _lock_conn(self) -> asyncpg.Connection:
+    async def _lock_conn(self) -> Any:
+        """The lock connection; call with ``_locks_mutex`` held. A connection found closed
+        (server restart, network failure) lost its session locks: it is replaced and this
+        journal's claimant locks are taken again."""
         await self._ready()
-        assert self._locks is not None
-        return self._locks
+        conn: Any = self._locks
+        assert conn is not None
+        if conn.is_closed():
+            import asyncpg  # noqa: PLC0415 - optional dependency
+
+            conn = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+            self._locks = conn
+            for owner in self._owners:
+                await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(owner))
+            logger.warning(
+                "order journal lock connection was lost; reconnected and re-took %d claimant "
+                "lock(s)",
+                len(self._owners),
+            )
+        return conn
 
     # -- liveness and the lease -------------------------------------------------------------
 
     async def _hold_owner(self, owner: str) -> None:
         if owner in self._owners:
             return
-        conn = await self._lock_conn()
         async with self._locks_mutex:
             if owner in self._owners:
                 return
+            conn = await self._lock_conn()
             got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(owner))
             if not got:
                 raise RuntimeError("another process is using this journal owner id")
@@ -311,10 +327,10 @@ class PostgresJournal:
         """Hold the reconciliation lease (a session advisory lock) for the block; yields
         False when another process kept it for ``wait`` seconds."""
         async with self._lease_mutex:
-            conn: Any = await self._lock_conn()
             deadline = time.monotonic() + wait
             while True:
                 async with self._locks_mutex:
+                    conn = await self._lock_conn()
                     held = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LEASE_LOCK))
                 if held or time.monotonic() >= deadline:
                     break
@@ -322,8 +338,8 @@ class PostgresJournal:
             try:
                 yield held
             finally:
-                # After aclose() the connection is gone and so is the lock.
-                if held and not self._closed:
+                # A closed or replaced connection took the lock with it.
+                if held and not conn.is_closed() and conn is self._locks:
                     async with self._locks_mutex:
                         await conn.execute("SELECT pg_advisory_unlock($1)", _LEASE_LOCK)
 

@@ -160,6 +160,39 @@ async def test_liveness_follows_the_claimant_connection(postgres_dsn: str) -> No
         await b.aclose()
 
 
+async def test_lost_lock_connection_is_replaced_and_claimants_stay_alive(
+    postgres_dsn: str, postgres_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When the server ends the lock connection, the journal reconnects on next use, takes
+    its claimants' locks again (they are alive again for others) and claims go on."""
+    a, b = PostgresJournal(postgres_dsn), PostgresJournal(postgres_dsn)
+    try:
+        await a.claim(JournalEntry.for_request("k1", _request("k1"), owner="owner-a"))
+        admin = await asyncpg.connect(postgres_server.dsn())
+        try:
+            pids = await admin.fetch(
+                "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                "WHERE l.locktype = 'advisory' AND l.granted AND d.datname = $1",
+                postgres_dsn.rsplit("/", 1)[-1],
+            )
+            assert len({r["pid"] for r in pids}) == 1
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pids[0]["pid"])
+        finally:
+            await admin.close()
+        for _ in range(200):
+            if await b.live_owners(["owner-a"]) == set():
+                break
+            await asyncio.sleep(0.02)
+        assert await b.live_owners(["owner-a"]) == set()
+        claimed = await a.claim(JournalEntry.for_request("k2", _request("k2"), owner="owner-2"))
+        assert claimed.claimed
+        assert await b.live_owners(["owner-a", "owner-2"]) == {"owner-a", "owner-2"}
+        assert "lock connection was lost" in caplog.text
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
 async def test_lease_is_held_by_one_journal_at_a_time(postgres_dsn: str) -> None:
     """While A holds the lease B cannot have it; B gets it once A leaves the block."""
     a, b = PostgresJournal(postgres_dsn), PostgresJournal(postgres_dsn)
