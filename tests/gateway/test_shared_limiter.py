@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from kis_async import KISConfig, Mode
+from kis_async import KISBroker, KISConfig, Mode
 from kis_async.gateway import RedisRateLimiter
 from kis_async.rest.ratelimit import Limiter, RateLimiter, window_for
 from kis_async.sim import KISSimulator
@@ -180,3 +180,25 @@ async def test_brokers_in_four_processes_never_hit_the_kis_limit(
         control = await run(own_limiter=True)
         assert [r["prices"] for r in control] == [15] * 4
         assert sim.stats.rate_limit_rejections > 0
+
+
+async def test_broker_takes_the_shared_pieces_and_refuses_others(redis_server: Any) -> None:
+    """KISBroker passes a RedisRateLimiter and a RedisTokenStore to its REST client, and
+    refuses objects that are neither a Limiter nor a TokenStore before any request."""
+    from kis_async.gateway import RedisTokenStore
+
+    config = KISConfig(app_key="A" * 36, app_secret="S" * 180, account_id="5012345601")
+    limiter = RedisRateLimiter.for_config(redis_server.url, config)
+    store = RedisTokenStore(redis_server.url, config)
+    try:
+        broker = KISBroker(config, rate_limiter=limiter, token_store=store)
+        assert broker._rest.limiter is limiter
+        assert broker._rest.auth.cache is store
+        await broker.aclose()
+    finally:
+        await limiter.aclose()
+        await store.aclose()
+    with pytest.raises(TypeError, match="rate_limiter"):
+        KISBroker(config, rate_limiter=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="token_store"):
+        KISBroker(config, token_store="redis://127.0.0.1:6379/0")  # type: ignore[arg-type]
