@@ -9,6 +9,10 @@ Orders go ahead of reads: an order that finds the window full registers itself a
 (with an expiry, so a dead process does not block anyone for long), and no read is granted
 while any order waits. The script answers how long until the oldest grant leaves the window;
 the caller sleeps that long (plus jitter) and asks again.
+
+When Redis cannot be reached, :meth:`RedisRateLimiter.acquire` raises
+:class:`~kis_async.errors.BrokerTimeoutError` with ``request_sent=False``: the request was not
+sent, so reads retry as after a connect failure and a keyed order stays free to send again.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 from uuid import uuid4
 
 from kis_async.config import KISConfig
+from kis_async.errors import BrokerTimeoutError
 from kis_async.rest.ratelimit import DEFAULT_MARGIN, window_for
 
 if TYPE_CHECKING:
@@ -100,6 +105,9 @@ class RedisRateLimiter:
         self._sleep = sleep
         self._owns = isinstance(redis, str)
         self._redis: Any = _client(redis)
+        from redis.exceptions import RedisError  # noqa: PLC0415 - optional dependency
+
+        self._failures: tuple[type[BaseException], ...] = (RedisError, OSError)
         self._script = self._redis.register_script(_SCRIPT)
         self._queued = 0
         self.last_grant_time: float | None = None
@@ -154,7 +162,14 @@ class RedisRateLimiter:
         self._queued += 1
         try:
             while True:
-                granted, wait_us, now_us = await self._script(keys=self._keys, args=args)
+                try:
+                    granted, wait_us, now_us = await self._script(keys=self._keys, args=args)
+                except self._failures as exc:
+                    raise BrokerTimeoutError(
+                        f"the shared rate limiter's Redis did not answer ({type(exc).__name__}); "
+                        "the request was not sent",
+                        request_sent=False,
+                    ) from exc
                 if int(granted):
                     self.last_grant_time = int(now_us) / 1_000_000
                     return

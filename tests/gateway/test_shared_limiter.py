@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -202,3 +203,39 @@ async def test_broker_takes_the_shared_pieces_and_refuses_others(redis_server: A
         KISBroker(config, rate_limiter=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="token_store"):
         KISBroker(config, token_store="redis://127.0.0.1:6379/0")  # type: ignore[arg-type]
+
+
+async def test_unreachable_redis_means_not_sent(redis_server: Any) -> None:
+    """With the limiter's Redis down, a keyed order raises BrokerTimeoutError(request_sent=
+    False) without reaching KIS and its key stays free; once Redis is back it is sent once."""
+    from kis_async import BrokerTimeoutError, OrderRequest, Side
+    from kis_async.orders.journal import EntryState
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    async with KISSimulator(
+        seed=5, mode=Mode.PAPER, rate_limit=False, quote_interval=None, token_issue_interval=0.0
+    ).serve(port=0) as sim:
+        config = sim.config()
+        down = RedisRateLimiter(f"redis://127.0.0.1:{dead_port}/0", rps=20, name="down")
+        order = OrderRequest("005930", Side.BUY, 1, price=70_000, idempotency_key="k-down")
+        async with KISBroker(config, rate_limiter=down) as broker:
+            with pytest.raises(BrokerTimeoutError) as caught:
+                await broker.place_order(order)
+            assert caught.value.request_sent is False
+            assert "not sent" in str(caught.value)
+            entry = await broker.journal.get("k-down")
+            assert entry is not None
+            assert entry.state is EntryState.NOT_BOOKED
+            journal = broker.journal
+        await down.aclose()
+        assert sim.stats.orders_received == 0
+        up = RedisRateLimiter(redis_server.url, rps=20, name=f"t:{uuid.uuid4().hex}")
+        try:
+            async with KISBroker(config, rate_limiter=up, journal=journal) as broker:
+                order_id = await broker.place_order(order)
+                assert await broker.place_order(order) == order_id
+        finally:
+            await up.aclose()
+        assert sim.stats.orders_received == 1
