@@ -43,8 +43,10 @@ from kis_async.orders.journal import MemoryJournal, OrderJournal
 from kis_async.orders.placement import OrderPlacer, PlacementOptions, ReconcileReport
 from kis_async.owner import OwnerLoop
 from kis_async.port import BrokerPort, Callback, Subscription
+from kis_async.rest.auth import TokenStore
 from kis_async.rest.client import RestClient
 from kis_async.rest.orders import check_paper_venue
+from kis_async.rest.ratelimit import Limiter
 from kis_async.stream.manager import StreamManager
 from kis_async.stream.options import StreamOptions, StreamStatus
 from kis_async.validation import check_order_id, check_symbol
@@ -91,6 +93,11 @@ class KISBroker(BrokerPort):
         clock: the current time (aware) for price history: which day is "today" and which
             bars are complete. Defaults to the system clock; point it at a simulator's clock
             (``sim.clock.now``) when the simulator runs on simulated time.
+        rate_limiter: the REST rate limiter; defaults to one for this process built from
+            ``config.requests_per_second``. Processes sharing an app key pass a
+            :class:`kis_async.gateway.RedisRateLimiter` so together they stay in the budget.
+        token_store: where the access token is shared between processes; defaults to the
+            disk cache. Pass a :class:`kis_async.gateway.RedisTokenStore` across machines.
     """
 
     def __init__(
@@ -102,13 +109,23 @@ class KISBroker(BrokerPort):
         stream_options: StreamOptions | None = None,
         placement_options: PlacementOptions | None = None,
         clock: Callable[[], datetime] | None = None,
+        rate_limiter: Limiter | None = None,
+        token_store: TokenStore | None = None,
     ) -> None:
         if not isinstance(config, KISConfig):
             raise TypeError("KISBroker needs a KISConfig")
+        if rate_limiter is not None and not isinstance(rate_limiter, Limiter):
+            raise TypeError(
+                "KISBroker rate_limiter must implement kis_async.rest.ratelimit.Limiter"
+            )
+        if token_store is not None and not isinstance(token_store, TokenStore):
+            raise TypeError("KISBroker token_store must implement kis_async.rest.auth.TokenStore")
         self._config = config
         self._owner = OwnerLoop("KISBroker")
         self._state = _State.UNOPENED
-        self._rest = RestClient(config, http_client=http_client)
+        self._rest = RestClient(
+            config, http_client=http_client, limiter=rate_limiter, token_store=token_store
+        )
         self._journal: OrderJournal = journal if journal is not None else MemoryJournal()
         self._streams = StreamManager(
             config,

@@ -6,6 +6,7 @@ from kis_async.orders.journal import (
     JournalEntry,
     MemoryJournal,
     OrderJournal,
+    SharedJournal,
     SQLiteJournal,
 )
 from kis_async.orders.placement import OrderPlacer, PlacementOptions, ReconcileReport
@@ -28,8 +29,19 @@ __all__ = [
     "OrderPlacer",
     "OrderService",
     "PlacementOptions",
+    "PostgresJournal",
     "PreTradeLimits",
     "ReconcileReport",
     "SQLiteJournal",
+    "SharedJournal",
     "TrackedOrder",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``PostgresJournal`` is imported on first use: it needs the ``postgres`` extra."""
+    if name == "PostgresJournal":
+        from kis_async.orders.pg_journal import PostgresJournal  # noqa: PLC0415
+
+        return PostgresJournal
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

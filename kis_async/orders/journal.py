@@ -11,7 +11,9 @@ qty, price) before the order POST, and then moves through these states::
 :class:`MemoryJournal` keeps entries in a dict (at-most-once within one process);
 :class:`SQLiteJournal` keeps them in an SQLite file so they survive a crash and restart. Its
 blocking calls run in a worker thread (``anyio.to_thread``), one at a time per journal, so no
-coroutine blocks the event loop.
+coroutine blocks the event loop. :class:`~kis_async.orders.pg_journal.PostgresJournal` (extra
+``postgres``) serves many processes at once and is a :class:`SharedJournal`: it tells which
+claimants are alive and grants the reconciliation lease to one process at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Collection
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -41,6 +44,7 @@ __all__ = [
     "MemoryJournal",
     "OrderJournal",
     "SQLiteJournal",
+    "SharedJournal",
 ]
 
 _T = TypeVar("_T")
@@ -175,6 +179,23 @@ class OrderJournal(Protocol):
 
     async def known_order_ids(self) -> set[str]:
         """Every order number the journal has bound to a key."""
+
+
+@runtime_checkable
+class SharedJournal(OrderJournal, Protocol):
+    """A journal that several processes use at once.
+
+    An ``in_flight`` entry of a live claimant is being sent right now and must be left alone;
+    only a dead claimant's entry is reconciled, and reconciliation runs in one process at a
+    time: the holder of the lease.
+    """
+
+    async def live_owners(self, owners: Collection[str]) -> set[str]:
+        """Which of ``owners`` (the :attr:`JournalEntry.owner` of claims) are alive now."""
+
+    def reconcile_lease(self, *, wait: float) -> AbstractAsyncContextManager[bool]:
+        """Hold the reconciliation lease for the block; yields False when it could not be
+        had within ``wait`` seconds (another process is reconciling)."""
 
 
 def _apply_update(

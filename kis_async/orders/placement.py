@@ -14,8 +14,10 @@ entry ``unknown`` and raise :class:`~kis_async.errors.OrderStateUnknownError`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -33,7 +35,7 @@ from kis_async.errors import (
     RateLimitError,
 )
 from kis_async.models import KST, Execution, ExecutionKind, Order, OrderRequest
-from kis_async.orders.journal import EntryState, JournalEntry, OrderJournal
+from kis_async.orders.journal import EntryState, JournalEntry, OrderJournal, SharedJournal
 from kis_async.validation import check_number
 
 __all__ = ["OrderPlacer", "PlacementOptions", "ReconcileReport"]
@@ -42,6 +44,10 @@ logger = logging.getLogger("kis_async.orders")
 
 #: How many order numbers placed without a key we remember (to exclude them from matching).
 _UNKEYED_MEMORY: Final = 10_000
+#: Shared journals: how long to wait for another live process's POST of the same key, and for
+#: the reconciliation lease, and how often to look.
+_SHARED_WAIT: Final = 30.0
+_SHARED_POLL: Final = 0.05
 
 
 class _PlacedOrder(Protocol):
@@ -166,8 +172,10 @@ class OrderPlacer:
         self._streams = streams
         self.options = options or PlacementOptions()
         # Identifies this placer's claims: an ``in_flight`` entry of another owner is a
-        # leftover of a process that died mid-POST.
+        # leftover of a process that died mid-POST (a shared journal also says whether that
+        # owner is still alive, i.e. sending it right now).
         self.owner = uuid4().hex
+        self._shared = journal if isinstance(journal, SharedJournal) else None
         self._tasks: dict[str, tuple[str, asyncio.Task[str]]] = {}
         self._posting: dict[object, tuple[str, asyncio.Event]] = {}
         self._unkeyed_ids: dict[str, None] = {}
@@ -239,31 +247,86 @@ class OrderPlacer:
             entry = claim.entry
             if entry.fingerprint != request.fingerprint:
                 raise _conflict(key)
-            if entry.state is EntryState.PLACED and entry.order_id:
-                self._remember(entry.order_id, entry.branch_no)
-                return entry.order_id
-            if entry.state is EntryState.REJECTED:
-                raise OrderRejectedError(
-                    f"the order of idempotency key {key!r} was rejected earlier"
-                    + (f": [{entry.error_code}] {entry.error_message or ''}".rstrip()),
-                    msg_cd=entry.error_code,
-                    msg=entry.error_message,
-                )
-            # unknown, or in_flight left by a process that died mid-POST
-            async with self._reconcile_lock:
-                settled = await self._settle_one(entry)
-            if settled.state is EntryState.PLACED and settled.order_id:
-                return settled.order_id
-            if settled.state is not EntryState.NOT_BOOKED:
-                raise OrderStateUnknownError(
-                    f"the order of idempotency key {key!r} may or may not be booked; it was "
-                    "not re-sent. Call reconcile() later, then place it again with this key",
-                    idempotency_key=key,
-                )
+            done = self._outcome(entry)
+            if done is not None:
+                return done
+            if entry.state is EntryState.IN_FLIGHT and await self._owner_alive(entry):
+                # Another live process is sending this very order: wait for its outcome.
+                settled = await self._await_owner(entry)
+                done = self._outcome(settled)
+                if done is not None:
+                    return done
+                if settled.state is EntryState.NOT_BOOKED:
+                    continue
+                entry = settled
+            if entry.state is not EntryState.NOT_BOOKED:
+                # unknown, or in_flight left by a process that died mid-POST
+                async with self._reconcile_lock, self._lease() as held:
+                    settled = await self._settle_one(entry) if held else entry
+                done = self._outcome(settled)
+                if done is not None:
+                    return done
+                if settled.state is not EntryState.NOT_BOOKED:
+                    raise OrderStateUnknownError(
+                        f"the order of idempotency key {key!r} may or may not be booked; it "
+                        "was not re-sent. Call reconcile() later, then place it again with "
+                        "this key",
+                        idempotency_key=key,
+                    )
         raise OrderStateUnknownError(
             f"the order of idempotency key {key!r} could not be settled; it was not re-sent",
             idempotency_key=key,
         )
+
+    def _outcome(self, entry: JournalEntry) -> str | None:
+        """The order number of a placed entry; raises for a rejected one; else None."""
+        if entry.state is EntryState.PLACED and entry.order_id:
+            self._remember(entry.order_id, entry.branch_no)
+            return entry.order_id
+        if entry.state is EntryState.REJECTED:
+            raise OrderRejectedError(
+                f"the order of idempotency key {entry.key!r} was rejected earlier"
+                + (f": [{entry.error_code}] {entry.error_message or ''}".rstrip()),
+                msg_cd=entry.error_code,
+                msg=entry.error_message,
+            )
+        return None
+
+    async def _owner_alive(self, entry: JournalEntry) -> bool:
+        """True when a shared journal says the claimant of ``entry`` (another placer, maybe
+        in another process) is alive, so its ``in_flight`` entry is being sent now."""
+        if self._shared is None or entry.owner == self.owner:
+            return False
+        return entry.owner in await self._shared.live_owners([entry.owner])
+
+    async def _await_owner(self, entry: JournalEntry) -> JournalEntry:
+        """Poll the journal until ``entry`` leaves ``in_flight`` or its owner dies (bounded)."""
+        deadline = time.monotonic() + _SHARED_WAIT
+        current = entry
+        while time.monotonic() < deadline:
+            await asyncio.sleep(_SHARED_POLL)
+            found = await self._journal.get(entry.key)
+            if found is None:
+                return current
+            current = found
+            if current.state is not EntryState.IN_FLIGHT or not await self._owner_alive(current):
+                return current
+        raise OrderStateUnknownError(
+            f"another process has been sending the order of idempotency key {entry.key!r} "
+            f"for {_SHARED_WAIT:.0f}s; it was not sent again",
+            idempotency_key=entry.key,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _lease(self) -> AsyncIterator[bool]:
+        """The reconciliation lease of a shared journal (always held otherwise)."""
+        if self._shared is None:
+            yield True
+            return
+        async with self._shared.reconcile_lease(wait=_SHARED_WAIT) as held:
+            if not held:
+                logger.warning("reconcile: another process held the lease too long; skipped")
+            yield held
 
     async def _send_claimed(self, entry: JournalEntry, request: OrderRequest) -> str:
         key = entry.key
@@ -353,7 +416,12 @@ class OrderPlacer:
             if len(found) != 0:
                 break
         if len(found) == 1:
-            bound = await self._bind(entry, found[0])
+            # With a shared journal another process may be binding orders right now: take
+            # the lease and look again, so one order is never bound to two keys.
+            async with self._lease() as held:
+                if held and self._shared is not None:
+                    found = self._candidates(entry, orders, await self._known_ids())
+                bound = await self._bind(entry, found[0]) if held and len(found) == 1 else None
             if bound is not None:
                 return bound
         detail = (
@@ -398,8 +466,8 @@ class OrderPlacer:
         Raises:
             BrokerError: today's orders could not be read.
         """
-        async with self._reconcile_lock:
-            pending = await self._pending()
+        async with self._reconcile_lock, self._lease() as held:
+            pending = await self._pending() if held else []
             if not pending:
                 return ReconcileReport()
             await self._wait_posting(None)
@@ -478,7 +546,13 @@ class OrderPlacer:
 
     async def _pending(self) -> list[JournalEntry]:
         entries = await self._journal.entries(EntryState.UNKNOWN, EntryState.IN_FLIGHT)
-        return [e for e in entries if e.key not in self._tasks]
+        entries = [e for e in entries if e.key not in self._tasks]
+        if self._shared is None:
+            return entries
+        # Another live process's in_flight entry is being sent now: not ours to settle.
+        others = {e.owner for e in entries if e.state is EntryState.IN_FLIGHT}
+        alive = await self._shared.live_owners(others - {self.owner}) if others else set()
+        return [e for e in entries if e.state is not EntryState.IN_FLIGHT or e.owner not in alive]
 
     async def _settle_one(self, entry: JournalEntry) -> JournalEntry:
         """Poll (bounded) and settle one entry found ``unknown``/stale ``in_flight``."""

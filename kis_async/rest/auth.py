@@ -12,6 +12,10 @@ alerts the account holder on every live issuance, so the token is issued as rare
 * refreshed ``token_refresh_margin`` seconds before it expires (expiry from
   ``access_token_token_expired`` in KST, falling back to ``expires_in``).
 
+The disk cache is one :class:`TokenStore`; processes on several machines share the token
+through another (:class:`kis_async.gateway.RedisTokenStore`, encrypted at rest), passed as
+``TokenManager(store=...)``.
+
 EGW00133 (HTTP 403, OAuth shape) waits out the minute once, if that fits in
 ``issue_wait_max``, then tries again; otherwise it surfaces as
 :class:`~kis_async.errors.AuthenticationError`.
@@ -23,8 +27,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
@@ -41,6 +46,7 @@ __all__ = [
     "PostJSON",
     "TokenCache",
     "TokenManager",
+    "TokenStore",
     "mask_key",
     "parse_token",
 ]
@@ -92,6 +98,27 @@ def _now_kst() -> datetime:
     return datetime.now(KST)
 
 
+@runtime_checkable
+class TokenStore(Protocol):
+    """Where the access token is kept between processes (the disk cache by default).
+
+    Failures to read or write are logged and answered as "no token", never raised: the
+    token is then issued (and the store overwritten).
+    """
+
+    async def load(self) -> AuthenticationToken | None:
+        """The stored token, or None."""
+
+    async def store(self, token: AuthenticationToken) -> None:
+        """Keep ``token`` (replacing any other)."""
+
+    async def remove(self, token_value: str | None = None) -> None:
+        """Forget the stored token (only if it is ``token_value``, when given)."""
+
+    def locked(self) -> AbstractAsyncContextManager[None]:
+        """Hold the cross-process issuance lock for the block (single flight)."""
+
+
 class TokenManager:
     """Issues, caches, refreshes and revokes the access token; holds the approval key.
 
@@ -102,6 +129,8 @@ class TokenManager:
         sleep: used for the EGW00133 wait, injectable for tests.
         issue_wait_max: the longest EGW00133 wait (seconds, before the wait scale) we accept;
             when waiting out the minute would take longer, AuthenticationError is raised.
+        store: where the token is shared between processes; defaults to the disk cache of
+            ``config.token_cache_dir``.
     """
 
     def __init__(
@@ -112,13 +141,16 @@ class TokenManager:
         now: Callable[[], datetime] = _now_kst,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         issue_wait_max: float = 90.0,
+        store: TokenStore | None = None,
     ) -> None:
         self._config = config
         self._post = post
         self._now = now
         self._sleep = sleep
         self._issue_wait_max = issue_wait_max
-        self._cache = TokenCache(config.token_cache_dir, config)
+        self._cache: TokenStore = (
+            store if store is not None else TokenCache(config.token_cache_dir, config)
+        )
         self._token: AuthenticationToken | None = None
         # Token values KIS refused (EGW00121/122/123, or revoked), with KIS's code.
         self._rejected: dict[str, str | None] = {}
@@ -134,8 +166,8 @@ class TokenManager:
         """Tokens issued by this manager (for tests and diagnostics)."""
 
     @property
-    def cache(self) -> TokenCache:
-        """The disk cache."""
+    def cache(self) -> TokenStore:
+        """The token store (the disk cache unless another was given)."""
         return self._cache
 
     def _usable(self, token: AuthenticationToken | None) -> bool:

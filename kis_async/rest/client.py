@@ -49,7 +49,7 @@ from kis_async.models import (
 from kis_async.models.orders import check_venue
 from kis_async.rest import account
 from kis_async.rest import market as quotations
-from kis_async.rest.auth import TokenManager
+from kis_async.rest.auth import TokenManager, TokenStore
 from kis_async.rest.http import (
     DEFAULT_MAX_PAGES,
     KISResponse,
@@ -70,7 +70,7 @@ from kis_async.rest.orders import (
     parse_placed,
     validate_modify,
 )
-from kis_async.rest.ratelimit import RateLimiter
+from kis_async.rest.ratelimit import Limiter, RateLimiter
 from kis_async.rest.retry import call_with_retry
 from kis_async.rest.trids import PATHS, Api, tr_id
 from kis_async.traffic import enable_traffic_logging
@@ -146,7 +146,7 @@ class _QueueClock:
     def __init__(self) -> None:
         self._queued = 0.0
 
-    async def acquire(self, limiter: RateLimiter, *, priority: bool) -> None:
+    async def acquire(self, limiter: Limiter, *, priority: bool) -> None:
         started = time.monotonic()
         try:
             await limiter.acquire(priority=priority)
@@ -165,7 +165,10 @@ class RestClient:
         http_client: an ``httpx.AsyncClient`` to use instead of creating one; it is not
             closed by :meth:`aclose`.
         limiter: a rate limiter to use instead of one built from
-            ``config.requests_per_second`` (tests inject a fake clock this way).
+            ``config.requests_per_second`` (tests inject a fake clock this way; processes
+            sharing one app key share a :class:`kis_async.gateway.RedisRateLimiter`).
+        token_store: where the access token is kept between processes instead of the disk
+            cache of ``config.token_cache_dir`` (e.g. :class:`kis_async.gateway.RedisTokenStore`).
         issue_wait_max: the longest EGW00133 wait (one issuance a minute) accepted, seconds.
         sleep: the coroutine used for the EGW00133 wait (injectable for tests).
         now: the wall clock for token expiry (injectable for tests).
@@ -177,7 +180,8 @@ class RestClient:
         config: KISConfig,
         *,
         http_client: httpx.AsyncClient | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
+        token_store: TokenStore | None = None,
         issue_wait_max: float = 90.0,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         now: Callable[[], datetime] | None = None,
@@ -191,9 +195,15 @@ class RestClient:
         )
         self._closed = False
         self._transport = Transport(self._http, config)
-        self._limiter = limiter if limiter is not None else RateLimiter(config.requests_per_second)
+        self._limiter: Limiter = (
+            limiter if limiter is not None else RateLimiter(config.requests_per_second)
+        )
         self._max_pages = max_pages
-        kwargs: dict[str, Any] = {"sleep": sleep, "issue_wait_max": issue_wait_max}
+        kwargs: dict[str, Any] = {
+            "sleep": sleep,
+            "issue_wait_max": issue_wait_max,
+            "store": token_store,
+        }
         if now is not None:
             kwargs["now"] = now
         self._auth = TokenManager(config, self._post_unauthenticated, **kwargs)
@@ -212,7 +222,7 @@ class RestClient:
         return self._auth
 
     @property
-    def limiter(self) -> RateLimiter:
+    def limiter(self) -> Limiter:
         """The rate limiter."""
         return self._limiter
 

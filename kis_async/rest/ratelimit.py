@@ -7,6 +7,10 @@ that length ever holds more grants than the capacity, whatever the arrival patte
 Waiters are served in two FIFO queues: priority (order / modify / cancel) first, then reads.
 Only one waiter at a time sleeps on the timer (until the oldest grant leaves the window); the
 others wait on an event, so an injected fake clock whose ``sleep`` advances time stays exact.
+
+:class:`Limiter` is what the REST client needs of a limiter; :class:`RateLimiter` is the one
+for a single process, :class:`kis_async.gateway.RedisRateLimiter` (extra ``gateway``) shares
+one budget between processes.
 """
 
 from __future__ import annotations
@@ -16,12 +20,52 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, Protocol, runtime_checkable
 
-__all__ = ["DEFAULT_MARGIN", "RateLimiter"]
+__all__ = ["DEFAULT_MARGIN", "Limiter", "RateLimiter", "window_for"]
 
 #: Extra length of the window, in seconds, to absorb clock and network jitter.
 DEFAULT_MARGIN: Final = 0.05
+
+
+def window_for(rps: float | None, margin: float = DEFAULT_MARGIN) -> tuple[int | None, float]:
+    """``(capacity, window)`` for ``rps``: ``floor(rps)`` grants per ``1 s + margin``, or one
+    grant per ``1/rps + margin`` below 1/s; ``(None, 0.0)`` when ``rps`` is None (no limit).
+
+    Raises:
+        ValueError: ``rps`` is not positive.
+    """
+    if rps is None:
+        return None, 0.0
+    if not rps > 0 or math.isinf(rps):
+        raise ValueError("rps must be positive and finite, or None")
+    if rps >= 1:
+        return math.floor(rps), 1.0 + margin
+    return 1, 1.0 / rps + margin
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """What the REST client needs of a rate limiter."""
+
+    @property
+    def enabled(self) -> bool:
+        """False when limiting is disabled."""
+
+    @property
+    def capacity(self) -> int | None:
+        """Grants allowed per window (None when disabled)."""
+
+    @property
+    def window(self) -> float:
+        """Window length in seconds."""
+
+    @property
+    def queued(self) -> int:
+        """Callers of this process waiting now."""
+
+    async def acquire(self, *, priority: bool = False) -> None:
+        """Wait for a slot; ``priority=True`` (orders) goes ahead of every waiting read."""
 
 
 class _Waiter:
@@ -54,16 +98,7 @@ class RateLimiter:
             raise ValueError("rps must be positive or None")
         self._clock = clock
         self._sleep = sleep
-        self._capacity: int | None
-        if rps is None:
-            self._capacity = None
-            self._window = 0.0
-        elif rps >= 1:
-            self._capacity = math.floor(rps)
-            self._window = 1.0 + margin
-        else:
-            self._capacity = 1
-            self._window = 1.0 / rps + margin
+        self._capacity, self._window = window_for(rps, margin)
         self._stamps: deque[float] = deque()
         self._high: deque[_Waiter] = deque()
         self._low: deque[_Waiter] = deque()

@@ -4,6 +4,7 @@ minimal BrokerPort that counts every call."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable
 from datetime import date, datetime
 from decimal import Decimal
@@ -34,6 +35,7 @@ from kis_async.models import (
     Side,
 )
 from kis_async.orders.journal import MemoryJournal, SQLiteJournal
+from kis_async.orders.pg_journal import PostgresJournal
 from kis_async.orders.placement import OrderPlacer, PlacementOptions
 from kis_async.port import BrokerPort, Callback, Subscription
 from kis_async.rest.orders import PlacedOrder
@@ -149,15 +151,22 @@ def streams() -> FakeStreams:
     return FakeStreams()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def journal(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Any]:
-    """Each placer test runs against both journals."""
-    j: Any = MemoryJournal() if request.param == "memory" else SQLiteJournal(tmp_path / "j.db")
-    await j.open()
-    try:
+    """Each journal and placer test runs against the three journals (PostgreSQL: a real
+    server started for the session, a fresh database per test)."""
+    async with contextlib.AsyncExitStack() as stack:
+        j: Any
+        if request.param == "memory":
+            j = MemoryJournal()
+        elif request.param == "sqlite":
+            j = SQLiteJournal(tmp_path / "j.db")
+        else:
+            server = request.getfixturevalue("postgres_server")
+            j = PostgresJournal(await stack.enter_async_context(server.database()))
+        await j.open()
+        stack.push_async_callback(j.aclose)
         yield j
-    finally:
-        await j.aclose()
 
 
 @pytest.fixture

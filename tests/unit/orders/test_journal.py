@@ -1,4 +1,5 @@
-"""Journal semantics, the same for MemoryJournal and SQLiteJournal, plus SQLite durability."""
+"""Journal semantics, the same for MemoryJournal, SQLiteJournal and PostgresJournal (the
+``journal`` fixture), plus SQLite durability."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from kis_async.orders.journal import (
     JournalEntry,
     MemoryJournal,
     OrderJournal,
+    SharedJournal,
     SQLiteJournal,
 )
+from kis_async.orders.pg_journal import PostgresJournal
 
 BUY = OrderRequest("005930", Side.BUY, 10, price=70_000, idempotency_key="k1")
 OTHER = OrderRequest("005930", Side.BUY, 11, price=70_000, idempotency_key="k1")
@@ -28,12 +31,18 @@ def entry(key: str = "k1", request: OrderRequest = BUY, owner: str = "me") -> Jo
     return JournalEntry.for_request(key, request, owner=owner)
 
 
-def test_both_journals_satisfy_the_protocol(tmp_path: Path) -> None:
-    """MemoryJournal and SQLiteJournal are OrderJournals; only SQLite is durable."""
+def test_every_journal_satisfies_the_protocol(tmp_path: Path) -> None:
+    """All three are OrderJournals; SQLite and PostgreSQL are durable; only PostgreSQL is
+    a SharedJournal (liveness of claimants and a reconciliation lease)."""
+    pg = PostgresJournal("postgresql://u@127.0.0.1:1/db")
     assert isinstance(MemoryJournal(), OrderJournal)
     assert isinstance(SQLiteJournal(tmp_path / "x.db"), OrderJournal)
+    assert isinstance(pg, OrderJournal)
+    assert isinstance(pg, SharedJournal)
+    assert not isinstance(SQLiteJournal(tmp_path / "x.db"), SharedJournal)
     assert MemoryJournal.durable is False
     assert SQLiteJournal.durable is True
+    assert PostgresJournal.durable is True
 
 
 async def test_first_claim_wins_and_second_sees_the_entry(journal: Any) -> None:

@@ -290,11 +290,12 @@ async def test_cancelled_caller_does_not_interrupt_the_post(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(100):
+    for _ in range(1000):
         stored = await journal.get("k1")
-        if stored.state is EntryState.PLACED:
+        if stored is not None and stored.state is EntryState.PLACED:
             break
         await asyncio.sleep(0.01)
+    assert stored is not None
     assert stored.state is EntryState.PLACED
     assert await placer.place(req()) == stored.order_id
     assert len(rest.posts) == 1
