@@ -26,8 +26,9 @@ import os
 import secrets
 import stat
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Final
@@ -89,6 +90,36 @@ class _Dir:
 
 def _is_link_error(exc: OSError) -> bool:
     return exc.errno in _LINK_ERRNOS
+
+
+class _LockHandoff:
+    """Hands the lock's file descriptor from the worker thread to the waiting task, or back
+    to the lock if the task stopped waiting (cancellation) before the thread finished."""
+
+    def __init__(self, lock: Callable[[], int | None], unlock: Callable[[int], None]) -> None:
+        self._lock = lock
+        self._unlock = unlock
+        self._guard = threading.Lock()
+        self._abandoned = False
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock (in the worker thread); release it at once if already abandoned."""
+        fd = self._lock()
+        with self._guard:
+            if not self._abandoned:
+                self.fd = fd
+                return
+        if fd is not None:
+            self._unlock(fd)
+
+    def abandon(self) -> None:
+        """The waiting task is gone: release the lock if the thread already took it."""
+        with self._guard:
+            self._abandoned = True
+            fd, self.fd = self.fd, None
+        if fd is not None:
+            self._unlock(fd)
 
 
 class TokenCache:
@@ -320,7 +351,16 @@ class TokenCache:
         if not self.enabled or not _POSIX:
             yield
             return
-        fd = await anyio.to_thread.run_sync(self._lock_sync)
+        handoff = _LockHandoff(self._lock_sync, self._unlock_sync)
+        try:
+            await anyio.to_thread.run_sync(handoff.acquire)
+        except BaseException:
+            # Cancelled while waiting: the worker thread may still take the lock. Whoever
+            # comes second (this task or the thread) releases it, so it is never held for
+            # the rest of the process.
+            handoff.abandon()
+            raise
+        fd = handoff.fd
         try:
             yield
         finally:

@@ -105,15 +105,26 @@ async def kis_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.fixture
+def servers_env(request: pytest.FixtureRequest, block: Block) -> dict[str, str]:
+    """``REDIS_URL`` and ``DATABASE_URL`` of throwaway servers, for the programs that use
+    them (the "Many workers, one account" section): real servers, started once a session."""
+    if "REDIS_URL" not in block.source and "DATABASE_URL" not in block.source:
+        return {}
+    redis = request.getfixturevalue("redis_server")
+    database = request.getfixturevalue("postgres_dsn")
+    return {"REDIS_URL": redis.url, "DATABASE_URL": database}
+
+
 @pytest.mark.parametrize("block", PROGRAMS, ids=[b.name for b in PROGRAMS])
 async def test_program_runs_against_the_simulator(
-    block: Block, kis_env: dict[str, str], tmp_path: Path
+    block: Block, kis_env: dict[str, str], servers_env: dict[str, str], tmp_path: Path
 ) -> None:
     """The program exits 0 within its time bound, without a traceback."""
     script = tmp_path / "program.py"
     script.write_text(block.source, encoding="utf-8")
     async with KISSimulator(seed=2026, mode=Mode.PAPER).serve(port=0) as sim:
-        env = kis_env | dict(line.split("=", 1) for line in sim.env_lines())
+        env = kis_env | servers_env | dict(line.split("=", 1) for line in sim.env_lines())
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             str(script),

@@ -3,6 +3,8 @@ group/other-writable directory used; a refused directory means no disk cache, no
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import json
 import os
 import stat
@@ -208,3 +210,39 @@ async def test_missing_dir_is_created_private(
 
     assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
     assert client.auth.cache.path.exists()
+
+
+async def test_a_task_cancelled_while_waiting_for_the_lock_never_keeps_it(
+    kis: Any, tmp_path: Path
+) -> None:
+    """A caller cancelled (a timeout, a closing broker) while its worker thread waits for the
+    cross-process lock leaves the lock free: the thread that takes it late releases it at once,
+    so the next issuer gets it without waiting out the lock timeout."""
+    config = kis.make_config(token_cache_dir=tmp_path / "cache")
+    cache = tokencache.TokenCache(config.token_cache_dir, config, lock_timeout=30.0)
+
+    async def wait_for_lock() -> None:
+        async with cache.locked():
+            pass
+
+    async with cache.locked():
+        waiter = asyncio.create_task(wait_for_lock())
+        await asyncio.sleep(0.3)  # its worker thread is polling the held lock
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+    # Released here; the abandoned thread takes the lock on its next poll and gives it back.
+    async with asyncio.timeout(5.0), cache.locked():
+        lock_path = Path(str(cache.path) + ".lock")
+        fd = os.open(lock_path, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):  # held by us, and only by us
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    await asyncio.sleep(0.3)  # the abandoned thread polls every 20 ms: give it its chance
+    fd = os.open(lock_path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again: nobody kept it
+    finally:
+        os.close(fd)
