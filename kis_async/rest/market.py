@@ -22,9 +22,9 @@ def quote_params(symbol: str) -> dict[str, str]:
 
 def parse_price(body: Mapping[str, Any], symbol: str) -> PriceSnapshot:
     """Build a :class:`PriceSnapshot` from an inquire-price answer."""
-    output = dict(first_object(get_ci(body, "output")))
+    output = first_object(get_ci(body, "output"))
     if not str(output.get("stck_shrn_iscd") or "").strip():
-        output["stck_shrn_iscd"] = symbol
+        output = {**output, "stck_shrn_iscd": symbol}
     snapshot = PriceSnapshot.model_validate(output)
     if snapshot.price <= 0:
         # KIS answers an unknown code with rt_cd 0 and a zero price (python-kis reads
