@@ -183,8 +183,8 @@ async def call_with_retry(
     try:
         return await fn()
     except Exception as exc:
-        # Not retryable (or not an Exception at all, e.g. cancellation): unchanged, as
-        # tenacity with ``reraise=True`` would raise it.
+        # Not retryable: raised unchanged, as tenacity with ``reraise=True`` would (and a
+        # BaseException such as a cancellation is not caught at all).
         if not predicate(exc):
             raise
         first: BaseException | None = exc
