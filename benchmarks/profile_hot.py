@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/profile_hot.py rest     # get_price through httpx.MockTransport
     python benchmarks/profile_hot.py order    # keyed place_order through httpx.MockTransport
+    python benchmarks/profile_hot.py orders   # get_orders (2 pages) through httpx.MockTransport
     python benchmarks/profile_hot.py decode   # H0STCNT0 / H0STASP0 / notices, built+read
     python benchmarks/profile_hot.py stream   # the latency consumer at 5k records/s
     python benchmarks/profile_hot.py all [--top N] [--quick]
@@ -104,8 +105,9 @@ def _diff_functions(ours: cProfile.Profile, bare: cProfile.Profile, per: int, to
 
 
 def profile_rest(top: int, calls: int, kind: str = "get_price") -> None:
-    """``get_price`` or a keyed ``place_order`` through httpx.MockTransport (answers recorded
-    from the simulator), then the bare httpx request of bench_rest.py profiled the same way."""
+    """``get_price``, a keyed ``place_order`` or ``get_orders`` (2 pages) through
+    httpx.MockTransport (answers recorded from the simulator), then the bare httpx requests of
+    bench_rest.py profiled the same way."""
     import itertools
 
     import httpx
@@ -123,6 +125,8 @@ def profile_rest(top: int, calls: int, kind: str = "get_price") -> None:
     def call(broker: KISBroker) -> Any:
         if kind == "place_order":
             return broker.place_order(_order(f"profile-{next(keys)}"))
+        if kind == "get_orders":
+            return broker.get_orders()
         return broker.get_price("005930")
 
     async def run() -> tuple[cProfile.Profile, cProfile.Profile]:
@@ -137,8 +141,9 @@ def profile_rest(top: int, calls: int, kind: str = "get_price") -> None:
         config = config_from(sim.info, requests_per_second=None)
         async with client, KISBroker(config, http_client=client) as broker:
             await broker.authenticate()
+            sent.clear()
             await call(broker)
-            request = _as_user_call(sent[-1])
+            plan = [_as_user_call(r) for r in sent]
             client.event_hooks["request"] = []
             for _ in range(200):
                 await call(broker)
@@ -150,11 +155,13 @@ def profile_rest(top: int, calls: int, kind: str = "get_price") -> None:
         bare = httpx.AsyncClient(transport=httpx.MockTransport(canned.handler))
         async with bare:
             for _ in range(200):
-                (await bare.request(**request)).json()
+                for request in plan:
+                    (await bare.request(**request)).json()
             bare_profile = cProfile.Profile()
             bare_profile.enable()
             for _ in range(calls):
-                (await bare.request(**request)).json()
+                for request in plan:
+                    (await bare.request(**request)).json()
             bare_profile.disable()
         return profile, bare_profile
 
@@ -242,7 +249,7 @@ def profile_stream(top: int, seconds: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["rest", "order", "decode", "stream", "all"])
+    parser.add_argument("what", choices=["rest", "order", "orders", "decode", "stream", "all"])
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--quick", action="store_true", help="small counts (CI: completes)")
     args = parser.parse_args()
@@ -251,6 +258,8 @@ def main() -> None:
         profile_rest(args.top, int(3_000 * scale))
     if args.what in ("order", "all"):
         profile_rest(args.top, int(2_000 * scale), "place_order")
+    if args.what in ("orders", "all"):
+        profile_rest(args.top, int(1_000 * scale), "get_orders")
     if args.what in ("decode", "all"):
         profile_decode(args.top, int(20_000 * scale))
     if args.what in ("stream", "all"):

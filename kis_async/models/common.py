@@ -76,6 +76,25 @@ def kis_datetime(day: str | date | None, hhmmss: str | None) -> datetime | None:
     return datetime.combine(base, clock, tzinfo=KST)
 
 
+def _input_keys(model: type[BaseModel]) -> tuple[str, ...] | None:
+    """The input keys ``model`` reads (field names and plain aliases), or None when an alias
+    is not a plain string (then every key is checked)."""
+    keys: list[str] = []
+    for name, info in model.model_fields.items():
+        keys.append(name)
+        for alias in (info.alias, info.validation_alias):
+            if alias is None:
+                continue
+            if not isinstance(alias, str):
+                return None
+            keys.append(alias)
+    return tuple(dict.fromkeys(keys))
+
+
+#: Per model class: the keys :meth:`KISModel._blank_to_none` looks at (see _input_keys).
+_BLANK_KEYS: dict[type[BaseModel], tuple[str, ...] | None] = {}
+
+
 class KISModel(BaseModel):
     """Base for REST models: frozen, KIS field names as aliases, blank strings as None."""
 
@@ -84,8 +103,21 @@ class KISModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _blank_to_none(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {
-                k: (None if isinstance(v, str) and not v.strip() else v) for k, v in data.items()
-            }
-        return data
+        if not isinstance(data, dict):
+            return data
+        # Only the keys the model reads matter (the rest are ignored, extra="ignore"), so
+        # look at those (~20) rather than rebuilding KIS's 80-field output; copy the dict
+        # only when one of them is blank.
+        try:
+            keys = _BLANK_KEYS[cls]
+        except KeyError:
+            keys = _BLANK_KEYS[cls] = _input_keys(cls)
+        if keys is None:
+            keys = tuple(data)
+        blank = [k for k in keys if isinstance(v := data.get(k), str) and not v.strip()]
+        if not blank:
+            return data
+        cleaned = dict(data)
+        for key in blank:
+            cleaned[key] = None
+        return cleaned

@@ -18,7 +18,6 @@ claimants are alive and grants the reconciliation lease to one process at a time
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager
@@ -208,14 +207,23 @@ def _apply_update(
     error_message: str | None,
     now: datetime,
 ) -> JournalEntry:
-    return dataclasses.replace(
-        entry,
+    # Built directly: dataclasses.replace walks fields() on every call (a hot path).
+    return JournalEntry(
+        key=entry.key,
+        fingerprint=entry.fingerprint,
         state=state,
+        symbol=entry.symbol,
+        side=entry.side,
+        order_type=entry.order_type,
+        qty=entry.qty,
+        price=entry.price,
+        owner=entry.owner,
+        claimed_at=entry.claimed_at,
+        updated_at=now,
         order_id=order_id if order_id is not None else entry.order_id,
         branch_no=branch_no if branch_no is not None else entry.branch_no,
         error_code=error_code,
         error_message=error_message,
-        updated_at=now,
     )
 
 

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 from uuid import uuid4
 
 from kis_async.errors import (
@@ -208,19 +208,50 @@ class OrderPlacer:
             if fingerprint != request.fingerprint:
                 raise _conflict(key)
             return await asyncio.shield(task)
-        task = asyncio.get_running_loop().create_task(
-            self._place_keyed(key, request), name="kis-async-order-placement"
+        loop = asyncio.get_running_loop()
+        # The first caller waits on a plain future the task resolves itself (as shield would,
+        # but one event-loop turn sooner); cancelling the caller cancels only that future.
+        waiter: asyncio.Future[str] = loop.create_future()
+        task = loop.create_task(
+            self._run_keyed(key, request, waiter), name="kis-async-order-placement"
         )
         self._tasks[key] = (request.fingerprint, task)
-        task.add_done_callback(lambda t: self._task_done(key, t))
-        return await asyncio.shield(task)
+        task.add_done_callback(lambda t: self._task_done(key, t, waiter))
+        return await waiter
 
-    def _task_done(self, key: str, task: asyncio.Task[str]) -> None:
+    async def _run_keyed(self, key: str, request: OrderRequest, waiter: asyncio.Future[str]) -> str:
+        """The placement task: :meth:`_place_keyed`, its outcome also handed to ``waiter``
+        (after the key is released, so a caller placing again sees no running task)."""
+        task = asyncio.current_task()
+        try:
+            order_id = await self._place_keyed(key, request)
+        except asyncio.CancelledError:
+            self._forget(key, task)
+            if not waiter.done():
+                waiter.cancel()
+            raise
+        except BaseException as exc:
+            self._forget(key, task)
+            if not waiter.done():
+                waiter.set_exception(exc)
+            raise
+        self._forget(key, task)
+        if not waiter.done():
+            waiter.set_result(order_id)
+        return order_id
+
+    def _forget(self, key: str, task: asyncio.Task[Any] | None) -> None:
         current = self._tasks.get(key)
         if current is not None and current[1] is task:
             del self._tasks[key]
-        if not task.cancelled():
-            task.exception()  # retrieved here; every waiter re-raises it
+
+    def _task_done(self, key: str, task: asyncio.Task[str], waiter: asyncio.Future[str]) -> None:
+        self._forget(key, task)
+        if task.cancelled():
+            if not waiter.done():  # cancelled before it could run: the caller must not hang
+                waiter.cancel()
+            return
+        task.exception()  # retrieved here; every waiter re-raises it
 
     async def _send_unkeyed(self, request: OrderRequest) -> str:
         await self._check_session(request)

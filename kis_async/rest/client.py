@@ -147,6 +147,8 @@ class _QueueClock:
         self._queued = 0.0
 
     async def acquire(self, limiter: Limiter, *, priority: bool) -> None:
+        if not limiter.enabled:
+            return  # nothing to queue for: skip the clock reads and the await
         started = time.monotonic()
         try:
             await limiter.acquire(priority=priority)
@@ -280,33 +282,6 @@ class RestClient:
         except BrokerError as exc:
             raise _AuthFailedError(exc) from exc
 
-    async def _send(
-        self,
-        token: AuthenticationToken,
-        method: str,
-        path: str,
-        *,
-        tr: str,
-        params: Mapping[str, str] | None,
-        body: Mapping[str, Any] | None,
-        order: bool,
-        tr_cont: str,
-        hashkey: str | None,
-        queue: _QueueClock,
-    ) -> KISResponse:
-        await queue.acquire(self._limiter, priority=order)
-        self._check_open()
-        headers = build_headers(
-            self._config,
-            tr_id=tr,
-            token=token.value.get_secret_value(),
-            tr_cont=tr_cont,
-            hashkey=hashkey,
-        )
-        return await self._transport.send(
-            method, path, headers=headers, tr_id=tr, params=params, json_body=body, is_order=order
-        )
-
     async def _call(
         self,
         method: str,
@@ -325,27 +300,37 @@ class RestClient:
 
         async def attempt() -> KISResponse:
             token = await self._token_for_call()
-            send_args: dict[str, Any] = {
-                "tr": tr,
-                "params": params,
-                "body": body,
-                "order": order,
-                "tr_cont": tr_cont,
-                "hashkey": hashkey,
-                "queue": queue,
-            }
-            try:
-                return await self._send(token, method, path, **send_args)
-            except AuthenticationError as exc:
-                if exc.msg_cd not in TOKEN_EXPIRED_MSG_CODES:
-                    raise
-                # KIS refused the token at its gateway, so the request itself (even an
-                # order) went nowhere: refresh once and send once more.
-                if not await self._auth.invalidate(token, exc.msg_cd):
-                    raise
-                logger.info("%s: token refused (%s); refreshing once", tr, exc.msg_cd)
-                token = await self._token_for_call()
-                return await self._send(token, method, path, **send_args)
+            refreshed = False
+            while True:
+                await queue.acquire(self._limiter, priority=order)
+                self._check_open()
+                headers = build_headers(
+                    self._config,
+                    tr_id=tr,
+                    token=token.value.get_secret_value(),
+                    tr_cont=tr_cont,
+                    hashkey=hashkey,
+                )
+                try:
+                    return await self._transport.send(
+                        method,
+                        path,
+                        headers=headers,
+                        tr_id=tr,
+                        params=params,
+                        json_body=body,
+                        is_order=order,
+                    )
+                except AuthenticationError as exc:
+                    if refreshed or exc.msg_cd not in TOKEN_EXPIRED_MSG_CODES:
+                        raise
+                    # KIS refused the token at its gateway, so the request itself (even an
+                    # order) went nowhere: refresh once and send once more.
+                    if not await self._auth.invalidate(token, exc.msg_cd):
+                        raise
+                    logger.info("%s: token refused (%s); refreshing once", tr, exc.msg_cd)
+                    token = await self._token_for_call()
+                    refreshed = True
 
         failure: BrokerError
         try:
@@ -466,8 +451,14 @@ class RestClient:
     def remember_order(self, order_id: str, branch_no: str) -> None:
         """Remember the branch number of an order (needed to cancel or modify it)."""
         key = normalize_order_id(order_id)
-        memo = self._orders.get(key, _OrderMemo())
-        self._orders[key] = replace(memo, branch_no=branch_no.strip() or memo.branch_no)
+        memo = self._orders.get(key)
+        branch = branch_no.strip()
+        if memo is None:
+            self._orders[key] = _OrderMemo(branch_no=branch or None)
+        elif branch and branch != memo.branch_no:
+            self._orders[key] = _OrderMemo(
+                branch_no=branch, symbol=memo.symbol, order_type=memo.order_type, price=memo.price
+            )
 
     def _remember(self, order_id: str, memo: _OrderMemo) -> None:
         key = normalize_order_id(order_id)
@@ -512,17 +503,18 @@ class RestClient:
         tr = tr_id(api, self._config.mode)
         body = order_cash_body(self._config, request)
         hashkey = await self._order_hashkey(body)
-        logger.info(
-            "placing order: %s %s qty=%d type=%s price=%s exchange=%s account=%s (tr_id=%s)",
-            request.side.name,
-            request.symbol,
-            request.qty,
-            request.order_type.name,
-            request.price_text,
-            request.exchange.value,
-            self._config.masked_account,
-            tr,
-        )
+        if logger.isEnabledFor(logging.INFO):  # the arguments cost more than the check
+            logger.info(
+                "placing order: %s %s qty=%d type=%s price=%s exchange=%s account=%s (tr_id=%s)",
+                request.side.name,
+                request.symbol,
+                request.qty,
+                request.order_type.name,
+                request.price_text,
+                request.exchange.value,
+                self._config.masked_account,
+                tr,
+            )
         response = await self._call(
             _POST, PATHS[api], tr=tr, body=body, order=True, hashkey=hashkey
         )

@@ -203,6 +203,8 @@ class Transport:
         self._client = client
         self._config = config
         self._base = config.rest_url
+        # Built once: httpx would otherwise build a Timeout from the float on every request.
+        self._httpx_timeout = httpx.Timeout(config.timeout)
 
     async def send(
         self,
@@ -284,13 +286,15 @@ class Transport:
                 f"the KIS client was closed before {label} was sent; not sent",
                 request_sent=False,
             )
+        # httpx copies headers and params into its own objects; only the JSON encoder needs
+        # a real dict.
         request = self._client.build_request(
             method,
             self._base + path,
-            headers=dict(headers),
-            params=dict(params) if params is not None else None,
-            json=dict(json_body) if json_body is not None else None,
-            timeout=timeout,
+            headers=headers,
+            params=params,
+            json=json_body if json_body is None or isinstance(json_body, dict) else dict(json_body),
+            timeout=self._httpx_timeout,
             extensions={"trace": progress},
         )
         try:
@@ -397,7 +401,11 @@ class Transport:
                 status_code=status,
                 tr_id=tr_id,
             )
-        failure = _failure(status, body)
+        if status < 400 and body.get("rt_cd") == "0" and body.get("error_code") is None:
+            # The usual success shape: _failure would find nothing (checked the same way).
+            failure = None
+        else:
+            failure = _failure(status, body)
         msg_cd = failure[1] if failure else _strip(get_ci(body, "msg_cd"))
         logger.debug(
             "%s HTTP %d msg_cd=%s latency=%.1fms", label, status, msg_cd or "-", latency_ms

@@ -77,9 +77,9 @@ def parse_holidays(bodies: Iterable[Mapping[str, Any]]) -> dict[date, bool]:
 
 def parse_price(body: Mapping[str, Any], symbol: str) -> PriceSnapshot:
     """Build a :class:`PriceSnapshot` from an inquire-price answer."""
-    output = dict(first_object(get_ci(body, "output")))
+    output = first_object(get_ci(body, "output"))
     if not str(output.get("stck_shrn_iscd") or "").strip():
-        output["stck_shrn_iscd"] = symbol
+        output = {**output, "stck_shrn_iscd": symbol}
     snapshot = PriceSnapshot.model_validate(output)
     if snapshot.price <= 0:
         # KIS answers an unknown code with rt_cd 0 and a zero price (python-kis reads

@@ -13,12 +13,19 @@ Two policies, each an explicit predicate over the translated exceptions of
 
 Waits grow exponentially with full jitter and are bounded in count (``max_retries``) and in
 total time. :func:`set_wait_scale` multiplies every wait; tests set it to ``0.0``.
+
+The first attempt is awaited directly: tenacity's machinery (an ``AsyncRetrying`` with its
+``inspect`` probes and per-attempt futures, about 40 us) is built only once that attempt
+failed with a retryable error, and then replays that failure as its own attempt 1, so attempt
+numbers, waits, stop rules and the total-time clock (started before the first attempt) are
+the same as if tenacity had run from the start.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
@@ -120,14 +127,19 @@ class _ScaledJitterWait(wait_base):
 class _StopAfterBusyTime(stop_base):
     """Stop once ``limit`` seconds have passed since the first attempt, not counting the time
     the call spent queued in the client-side rate limiter (reported by ``queued``). A read
-    that waited 40 s for its turn in a burst must still get its retries."""
+    that waited 40 s for its turn in a burst must still get its retries.
 
-    def __init__(self, limit: float, queued: Callable[[], float]) -> None:
+    ``started`` is the ``time.monotonic()`` of the first attempt (which ran before tenacity
+    was set up, see :func:`call_with_retry`)."""
+
+    def __init__(self, limit: float, queued: Callable[[], float], started: float) -> None:
         self._limit = limit
         self._queued = queued
+        self._started = started
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        elapsed = retry_state.seconds_since_start or 0.0
+        now = retry_state.outcome_timestamp
+        elapsed = (now if now is not None else time.monotonic()) - self._started
         return elapsed - self._queued() >= self._limit
 
 
@@ -167,12 +179,30 @@ async def call_with_retry(
         The last attempt's exception, unchanged, when retrying stops.
     """
     predicate = is_retryable_order_error if order else is_retryable_read_error
+    started = time.monotonic()
+    try:
+        return await fn()
+    except Exception as exc:
+        # Not retryable: raised unchanged, as tenacity with ``reraise=True`` would (and a
+        # BaseException such as a cancellation is not caught at all).
+        if not predicate(exc):
+            raise
+        first: BaseException | None = exc
+
+    async def replay_then_call() -> T:
+        # Tenacity's attempt 1 is the one that already failed: raise its error again.
+        nonlocal first
+        if first is not None:
+            failed, first = first, None
+            raise failed
+        return await fn()
+
     retrying = AsyncRetrying(
         retry=retry_if_exception(predicate),
         stop=stop_after_attempt(max_retries + 1)
-        | _StopAfterBusyTime(total_time, queued or (lambda: 0.0)),
+        | _StopAfterBusyTime(total_time, queued or (lambda: 0.0), started),
         wait=_ScaledJitterWait(),
         before_sleep=_log_retry,
         reraise=True,
     )
-    return await retrying(fn)
+    return await retrying(replay_then_call)

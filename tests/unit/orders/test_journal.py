@@ -81,6 +81,25 @@ async def test_update_moves_state_and_keeps_fields(journal: Any) -> None:
     assert await journal.known_order_ids() == {"0000001234"}
 
 
+async def test_update_changes_only_what_it_names(journal: Any) -> None:
+    """An update rewrites state, error fields and updated_at; every other field (the order,
+    owner, claim time, known order id and branch) comes through unchanged."""
+    claimed = entry()
+    await journal.claim(claimed)
+    await journal.update("k1", state=EntryState.UNKNOWN, order_id="0000000777", branch_no="1")
+    rejected = await journal.update(
+        "k1", state=EntryState.REJECTED, error_code="APBK0919", error_message="잔고 부족\n"
+    )
+    assert rejected is not None
+    changed = {"state", "error_code", "error_message", "updated_at", "order_id", "branch_no"}
+    for field in dataclasses.fields(JournalEntry):
+        if field.name not in changed:
+            assert getattr(rejected, field.name) == getattr(claimed, field.name), field.name
+    assert (rejected.order_id, rejected.branch_no) == ("0000000777", "1")
+    assert (rejected.error_code, rejected.error_message) == ("APBK0919", "잔고 부족\n")
+    assert rejected.updated_at >= claimed.updated_at
+
+
 async def test_update_guard_refuses_wrong_state(journal: Any) -> None:
     """only_from makes the update a compare-and-set."""
     await journal.claim(entry())

@@ -301,6 +301,26 @@ async def test_cancelled_caller_does_not_interrupt_the_post(
     assert len(rest.posts) == 1
 
 
+async def test_placement_task_cancelled_before_it_ran_releases_the_caller(
+    placer: OrderPlacer, rest: Any, journal: Any
+) -> None:
+    """If the placement task is cancelled before its first step (a loop shutting down), the
+    caller gets CancelledError instead of waiting forever, nothing was sent, and the key is
+    free for the next call."""
+    caller = asyncio.create_task(placer.place(req()))
+    await asyncio.sleep(0)  # the caller has started the placement task, which has not run
+    _, placement = placer._tasks["k1"]
+    placement.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(caller, 5)
+    assert rest.posts == []
+    assert "k1" not in placer._tasks
+    assert await journal.get("k1") is None
+    order_id = await placer.place(req())
+    assert len(rest.posts) == 1
+    assert (await journal.get("k1")).order_id == order_id
+
+
 async def test_reconcile_with_nothing_pending_makes_no_request(
     placer: OrderPlacer, rest: Any
 ) -> None:

@@ -297,3 +297,59 @@ async def test_time_queued_in_the_rate_limiter_does_not_use_up_the_retry_budget(
     )
     with pytest.raises(_RateLimited):
         await _call(flaky(), order=False, max_retries=5, total_time=0.02)
+
+
+async def test_first_attempt_time_counts_against_the_total_time() -> None:
+    """The total-time clock starts before the first attempt (awaited before tenacity is set
+    up): a first attempt that alone outlasts the budget is not retried."""
+    calls = 0
+
+    async def slow_failure() -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        raise ServerError(status_code=502)
+
+    with pytest.raises(ServerError):
+        await call_with_retry(slow_failure, order=False, max_retries=5, total_time=0.03)
+    assert calls == 1
+
+
+async def test_retries_after_a_failed_first_attempt_keep_attempt_numbers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After the directly awaited first attempt fails, retrying continues at attempt 2: the
+    retry log names attempts 1 and 2, and the third call's result is returned."""
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise RateLimitError(msg_cd="EGW00201", msg="초당 거래건수를 초과하였습니다.\n")
+        return "ok"
+
+    with caplog.at_level("INFO", logger="kis_async.rest"):
+        assert await call_with_retry(flaky, order=True, max_retries=2) == "ok"
+    assert calls == 3
+    attempts = [r.getMessage() for r in caplog.records if "retrying after" in r.getMessage()]
+    assert len(attempts) == 2
+    assert "attempt 1," in attempts[0]
+    assert "attempt 2," in attempts[1]
+
+
+async def test_error_that_is_not_retried_is_raised_as_is() -> None:
+    """A business rejection of the first attempt propagates as the same exception object,
+    without a second attempt."""
+    rejection = OrderRejectedError(msg_cd="APBK0919", msg="잔고 부족", status_code=200)
+    calls = 0
+
+    async def rejected() -> None:
+        nonlocal calls
+        calls += 1
+        raise rejection
+
+    with pytest.raises(OrderRejectedError) as caught:
+        await call_with_retry(rejected, order=True, max_retries=3)
+    assert caught.value is rejection
+    assert calls == 1
