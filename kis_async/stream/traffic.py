@@ -4,9 +4,10 @@ The session calls :func:`log_frame` for every text frame it sends or receives wh
 ``kis_async.traffic`` logger is on. Control messages (subscribe, unsubscribe, acks,
 PINGPONG) are always recorded, masked: the approval key, the AES key and iv of execution
 notices, and the HTS id a notice registration carries as its ``tr_key``. Data frames are
-recorded at the sampling rate of ``KISConfig.log_traffic_frames``, as TR id, record count
-and payload; the payload of an execution notice (it carries the account) or of any
-encrypted frame is never shown, only its length.
+logged at the sampling rate of ``KISConfig.log_traffic_frames`` and handed to traffic sinks
+(a session recording) every one, as TR id, record count and payload; the payload of an
+execution notice (it carries the account) or of any encrypted frame is never shown, only its
+length.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from kis_async.stream.protocol import (
     FrameError,
     parse_frame,
 )
-from kis_async.traffic import frame_sample_rate, mask, record
+from kis_async.traffic import frame_sample_rate, has_sinks, logging_on, mask, record
 
 __all__ = ["log_frame"]
 
@@ -35,17 +36,13 @@ def log_frame(direction: str, text: str) -> None:
     if text[:1] == "{":
         _control(direction, text)
         return
-    rate = frame_sample_rate()
-    if rate <= 0.0:
+    logged = logging_on() and _sample()
+    if not logged and not has_sinks():
         return
-    _sampled[0] += rate
-    if _sampled[0] < 1.0:
-        return
-    _sampled[0] -= 1.0
     try:
         frame = parse_frame(text)
     except FrameError:
-        record(f"ws.{direction}.data", {"frame": f"<{len(text)} chars, malformed>"})
+        record(f"ws.{direction}.data", {"frame": f"<{len(text)} chars, malformed>"}, log=logged)
         return
     if isinstance(frame, DataFrame):
         hidden = frame.encrypted or frame.tr_id in NOTICE_TR_IDS
@@ -58,7 +55,20 @@ def log_frame(direction: str, text: str) -> None:
                 "records": frame.record_count,
                 "payload": payload,
             },
+            log=logged,
         )
+
+
+def _sample() -> bool:
+    """True for the share of data frames the sampling rate asks to be logged."""
+    rate = frame_sample_rate()
+    if rate <= 0.0:
+        return False
+    _sampled[0] += rate
+    if _sampled[0] < 1.0:
+        return False
+    _sampled[0] -= 1.0
+    return True
 
 
 def _control(direction: str, text: str) -> None:

@@ -1,0 +1,178 @@
+"""Session recording and replay: record a simulator session through the SDK, replay it
+through a new simulator, and compare frames and fills."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kis_async import KISBroker, Mode, OrderRequest, OrderType
+from kis_async.models import OrderBook
+from kis_async.recording import RecordingError, read_recording
+from kis_async.sim import KISSimulator
+from kis_async.sim.replay import load_market
+
+SYMBOLS = ["005930", "000660", "035420"]
+MARKET_TRS = {"H0STCNT0", "H0STASP0"}
+STEPS = 14
+WAIT = 10.0
+
+
+def _sim(*, holdings: dict[str, int] | None = None, **options: Any) -> KISSimulator:
+    return KISSimulator(
+        seed=7,
+        mode=Mode.PAPER,
+        rate_limit=False,
+        token_issue_interval=0.0,
+        starting_holdings={"000660": 20} if holdings is None else holdings,
+        **options,
+    )
+
+
+async def _subscribed(sim: KISSimulator, count: int) -> None:
+    async with asyncio.timeout(WAIT):
+        while sum(len(s.subscriptions) for s in sim.hub.sessions) < count:
+            await asyncio.sleep(0.01)
+
+
+async def _bot(broker: KISBroker, sim: KISSimulator, advance: Callable[[], Any]) -> list[str]:
+    """A small strategy: each step it reads one trade and one book per symbol, and at fixed
+    steps trades against the book it saw. Returns the order numbers it placed."""
+    placed: list[str] = []
+    async with broker.quotes(SYMBOLS) as quotes, broker.orderbooks(SYMBOLS) as books:
+        await _subscribed(sim, 2 * len(SYMBOLS))
+        for step in range(STEPS):
+            advance()
+            seen_quotes: set[str] = set()
+            while seen_quotes != set(SYMBOLS):
+                quote = await asyncio.wait_for(anext(quotes), WAIT)
+                seen_quotes.add(quote.symbol)
+            latest: dict[str, OrderBook] = {}
+            while set(latest) != set(SYMBOLS):
+                book = await asyncio.wait_for(anext(books), WAIT)
+                latest[book.symbol] = book
+            if step == 2:  # marketable limit buy at the best ask it saw
+                ask = latest["005930"].asks[0].price
+                placed.append(await broker.place_order(OrderRequest("005930", "buy", 3, price=ask)))
+            elif step == 4:  # market buy
+                placed.append(
+                    await broker.place_order(
+                        OrderRequest("035420", "buy", 2, order_type=OrderType.MARKET)
+                    )
+                )
+            elif step == 6:  # marketable limit sell of part of the holding at the best bid
+                bid = latest["000660"].bids[0].price
+                placed.append(
+                    await broker.place_order(OrderRequest("000660", "sell", 5, price=bid))
+                )
+            elif step == 8:  # a resting buy far under the market, cancelled later
+                bids = latest["035420"].bids
+                far = bids[-1].price if bids else Decimal(1000)
+                placed.append(await broker.place_order(OrderRequest("035420", "buy", 1, price=far)))
+            elif step == 11:
+                await broker.cancel_order(placed[-1])
+    return placed
+
+
+def _market_frames(path: Path) -> list[tuple[str, int, str]]:
+    return [
+        (e["tr_id"], e["records"], e["payload"])
+        for e in read_recording(path)
+        if e["event"] == "ws.recv.data" and e.get("tr_id") in MARKET_TRS
+    ]
+
+
+def _fills(sim: KISSimulator) -> list[tuple[str, str, str, int, int]]:
+    return [(f.order_id, f.symbol, f.side, f.qty, f.price) for f in sim.exchange.fills]
+
+
+async def test_round_trip_same_frames_same_fills(tmp_path: Path) -> None:
+    """A recorded simulator session replayed through a new simulator gives the bot the same
+    trade and book frames in the same order, and its orders get the same fills."""
+    first, second = tmp_path / "first.jsonl.gz", tmp_path / "replayed.jsonl.gz"
+    async with _sim(quote_interval=None).serve() as sim:
+        async with KISBroker(sim.config(requests_per_second=None)) as broker:
+            async with broker.record(first) as recorder:
+                placed = await _bot(broker, sim, sim.exchange.step)
+            assert recorder.events > 0
+        original_fills = _fills(sim)
+        original_orders = [(o.order_id, o.filled_qty, o.cancelled_qty) for o in sim.exchange.orders]
+        secrets = [sim.app_secret, sim.account_id, sim.account_id[:8]]
+        tokens = list(sim.rest.tokens)
+    assert len(placed) == 4
+    assert {f[0] for f in original_fills} == set(placed[:3])  # the resting order never filled
+
+    text = gzip.decompress(first.read_bytes()).decode("utf-8")
+    for secret in [*secrets, *tokens]:
+        assert secret not in text
+
+    frames = load_market(first)
+    assert len(frames) == STEPS * 2 * len(SYMBOLS)
+    replay_sim = _sim(replay=first, replay_speed=None)
+    async with replay_sim.serve() as sim2:
+        assert sorted(sim2.exchange.symbols) == sorted(SYMBOLS)
+        replayer = sim2.replay
+        assert replayer is not None
+        async with (
+            KISBroker(sim2.config(requests_per_second=None)) as broker,
+            broker.record(second),
+        ):
+            replayed = await _bot(broker, sim2, lambda: replayer.step(2 * len(SYMBOLS)))
+        assert replayer.remaining == 0
+        replayed_fills = _fills(sim2)
+        replayed_orders = [
+            (o.order_id, o.filled_qty, o.cancelled_qty) for o in sim2.exchange.orders
+        ]
+    original_frames, replayed_frames = _market_frames(first), _market_frames(second)
+    assert len(original_frames) == STEPS * 2 * len(SYMBOLS)
+    assert replayed_frames == original_frames
+    assert replayed == placed
+    assert replayed_fills == original_fills
+    assert replayed_orders == original_orders
+
+
+async def test_paced_replay_serves_every_frame_in_order(tmp_path: Path) -> None:
+    """At a chosen speed the replay starts when a client subscribes and serves the recorded
+    frames in recorded order; the exchange's price follows the last recorded trade."""
+    path = tmp_path / "paced.jsonl.gz"
+    async with (
+        _sim(quote_interval=0.02, holdings={}).serve() as sim,
+        KISBroker(sim.config(requests_per_second=None)) as broker,
+        broker.record(path),
+        broker.quotes(["005930"]) as quotes,
+    ):
+        received = [await asyncio.wait_for(anext(quotes), WAIT) for _ in range(25)]
+    recorded = [f for f in load_market(path) if f.tr_id == "H0STCNT0"]
+    assert len(recorded) >= 25
+    replay_sim = _sim(replay=path, replay_speed=20.0, holdings={})
+    async with replay_sim.serve() as sim2:
+        async with (
+            KISBroker(sim2.config(requests_per_second=None)) as broker,
+            broker.quotes(["005930"]) as quotes,
+        ):
+            again = [await asyncio.wait_for(anext(quotes), WAIT) for _ in range(25)]
+        assert sim2.replay is not None
+        assert sim2.replay.position >= 25
+    assert [(q.time, q.price, q.cum_volume) for q in again] == [
+        (q.time, q.price, q.cum_volume) for q in received
+    ]
+    last = recorded[sim2.replay.position - 1].quotes[-1]
+    assert sim2.exchange.price("005930") == int(last.price)
+
+
+async def test_replay_rejects_a_file_that_is_not_a_recording(tmp_path: Path) -> None:
+    """A gzip file without the recording header is refused with a typed error at start-up."""
+    path = tmp_path / "other.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"hello": 1}\n'))
+    with pytest.raises(RecordingError, match="not a kis_async session recording"):
+        _sim(replay=path)
+    plain = tmp_path / "plain.jsonl.gz"
+    plain.write_bytes(b"not gzip\n")
+    with pytest.raises(RecordingError, match="gzip"):
+        _sim(replay=plain)
