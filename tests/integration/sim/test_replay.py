@@ -60,6 +60,9 @@ async def _bot(broker: KISBroker, sim: KISSimulator, advance: Callable[[], Any])
             if step == 2:  # marketable limit buy at the best ask it saw
                 ask = latest["005930"].asks[0].price
                 placed.append(await broker.place_order(OrderRequest("005930", "buy", 3, price=ask)))
+            elif step == 3:  # a 1-share buy resting at the best bid, for a later book to cross
+                bid = latest["005930"].bids[0].price
+                placed.append(await broker.place_order(OrderRequest("005930", "buy", 1, price=bid)))
             elif step == 4:  # market buy
                 placed.append(
                     await broker.place_order(
@@ -88,6 +91,14 @@ def _market_frames(path: Path) -> list[tuple[str, int, str]]:
     ]
 
 
+async def _orders_seen(broker: KISBroker) -> list[tuple[Any, ...]]:
+    """The bot's own view of its orders (inquire-daily-ccld through the SDK)."""
+    return sorted(
+        (o.broker_order_id, o.side, o.qty, o.filled_qty, o.avg_fill_price, o.cancelled_qty)
+        for o in await broker.get_orders()
+    )
+
+
 def _fills(sim: KISSimulator) -> list[tuple[str, str, str, int, int]]:
     return [(f.order_id, f.symbol, f.side, f.qty, f.price) for f in sim.exchange.fills]
 
@@ -101,12 +112,14 @@ async def test_round_trip_same_frames_same_fills(tmp_path: Path) -> None:
             async with broker.record(first) as recorder:
                 placed = await _bot(broker, sim, sim.exchange.step)
             assert recorder.events > 0
+            original_seen = await _orders_seen(broker)
         original_fills = _fills(sim)
         original_orders = [(o.order_id, o.filled_qty, o.cancelled_qty) for o in sim.exchange.orders]
         secrets = [sim.app_secret, sim.account_id, sim.account_id[:8]]
         tokens = list(sim.rest.tokens)
-    assert len(placed) == 4
-    assert {f[0] for f in original_fills} == set(placed[:3])  # the resting order never filled
+    assert len(placed) == 5
+    # Every order but the far one filled; the 1-share bid filled after a later book crossed it.
+    assert [f[0] for f in original_fills] == [placed[0], placed[2], placed[3], placed[1]]
 
     text = gzip.decompress(first.read_bytes()).decode("utf-8")
     for secret in [*secrets, *tokens]:
@@ -124,6 +137,7 @@ async def test_round_trip_same_frames_same_fills(tmp_path: Path) -> None:
             broker.record(second),
         ):
             replayed = await _bot(broker, sim2, lambda: replayer.step(2 * len(SYMBOLS)))
+            replayed_seen = await _orders_seen(broker)
         assert replayer.remaining == 0
         replayed_fills = _fills(sim2)
         replayed_orders = [
@@ -135,6 +149,8 @@ async def test_round_trip_same_frames_same_fills(tmp_path: Path) -> None:
     assert replayed == placed
     assert replayed_fills == original_fills
     assert replayed_orders == original_orders
+    assert replayed_seen == original_seen
+    assert sum(row[3] for row in original_seen) == 3 + 1 + 2 + 5
 
 
 async def test_paced_replay_serves_every_frame_in_order(tmp_path: Path) -> None:
