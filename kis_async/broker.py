@@ -577,13 +577,13 @@ class KISBroker(BrokerPort):
                 async for quote in broker.quotes(["005930"]):
                     ...
 
-        The recording replays through the simulator (``KISSimulator(replay=path)``). It is
-        process-wide, as traffic logging is: other brokers in the process are recorded too.
-        See :mod:`kis_async.recording` for what is (and is never) in the file.
+        The recording replays through the simulator (``KISSimulator(replay=path)``). Only
+        this broker's traffic is recorded. See :mod:`kis_async.recording` for what is (and is
+        never) in the file.
         """
         from kis_async.recording import SessionRecorder  # noqa: PLC0415
 
-        return SessionRecorder(path)
+        return SessionRecorder(path, source=self._config)
 
 
 #: The name the design spec uses for the KIS implementation of :class:`BrokerPort`.

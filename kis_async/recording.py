@@ -20,8 +20,9 @@ registration. Execution notices are AES-encrypted on the wire and carry the acco
 payload is recorded as its length only (``"<N chars>"``), never decrypted, so a recording
 cannot leak the account through them; the order side of a session is in the REST events.
 
-The recorder is process-wide, as the traffic logger is: while it runs it records the traffic
-of every broker in the process.
+A recorder made by ``broker.record(path)`` records that broker only (its REST transport and
+WebSocket session tag their events with its :class:`~kis_async.config.KISConfig`); a
+``SessionRecorder(path)`` made directly records every broker in the process.
 """
 
 from __future__ import annotations
@@ -71,10 +72,13 @@ class SessionRecorder:
 
     Args:
         path: the file to write (created or replaced); ``.gz`` is conventional.
+        source: record only the traffic tagged with this source (a broker's config, as
+            ``broker.record`` passes); None records every broker in the process.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, source: object = None) -> None:
         self.path = Path(path)
+        self._source = source
         self.events = 0
         self._lines: list[str] = []
         self._file: io.TextIOWrapper | None = None
@@ -101,7 +105,7 @@ class SessionRecorder:
         self._started = time.monotonic()
         header = {"format": FORMAT, "version": VERSION, "started": datetime.now(UTC).isoformat()}
         self._lines.append(json.dumps(header))
-        self._remove_sink = traffic.add_sink(self._sink)
+        self._remove_sink = traffic.add_sink(self._sink, source=self._source)
         self._flusher = asyncio.get_running_loop().create_task(
             self._flush_loop(), name="kis_async-recorder"
         )

@@ -67,8 +67,8 @@ _frame_rate = [0.0]
 
 #: A receiver of masked traffic events: ``sink(event, fields)``; it must not block.
 TrafficSink = Callable[[str, Mapping[str, Any]], None]
-# Registered sinks (process-wide, as the logger is).
-_sinks: list[TrafficSink] = []
+# Registered sinks and the source each one listens to (None: every source).
+_sinks: list[tuple[TrafficSink, object]] = []
 
 # Field names (lower case, without "-" and "_") whose values are secrets. ``token`` is the
 # field of revokeP, ``hash`` the answer of /uapi/hashkey, ``key``/``iv`` the AES key of
@@ -201,18 +201,24 @@ def has_sinks() -> bool:
     return bool(_sinks)
 
 
-def add_sink(sink: TrafficSink) -> Callable[[], None]:
+def add_sink(sink: TrafficSink, *, source: object = None) -> Callable[[], None]:
     """Send every masked traffic event to ``sink`` as well; returns a function that removes it.
 
     The sink is called synchronously from the request and receive paths with the event name
     and its masked fields; it must not block (buffer and write elsewhere). An exception in a
     sink is logged and never fails the call that produced the event.
+
+    Args:
+        sink: the receiver.
+        source: only events from this source (a broker's :class:`KISConfig`: its REST
+            transport and WebSocket session tag their events with it); None for all.
     """
-    _sinks.append(sink)
+    entry = (sink, source)
+    _sinks.append(entry)
 
     def remove() -> None:
-        if sink in _sinks:
-            _sinks.remove(sink)
+        if entry in _sinks:
+            _sinks.remove(entry)
 
     return remove
 
@@ -253,9 +259,12 @@ def _text(value: Any) -> str:
     return text
 
 
-def record(event: str, fields: Mapping[str, Any], *, log: bool = True) -> None:
+def record(
+    event: str, fields: Mapping[str, Any], *, log: bool = True, source: object = None
+) -> None:
     """Write one DEBUG record of ``event`` with ``fields`` masked and hand it to every sink
-    (callers check :func:`on`); ``log=False`` hands it to the sinks only."""
+    listening to ``source`` (callers check :func:`on`); ``log=False`` hands it to the sinks
+    only."""
     try:
         masked = mask(fields)
     except RecursionError:
@@ -266,7 +275,9 @@ def record(event: str, fields: Mapping[str, Any], *, log: bool = True) -> None:
             f"{name}={_text(item)}" for name, item in masked.items() if item is not None
         )
         logger.debug("%s %s", event, shown, extra={"traffic": {"event": event, **masked}})
-    for sink in tuple(_sinks):
+    for sink, wanted in tuple(_sinks):
+        if wanted is not None and wanted is not source:
+            continue
         try:
             sink(event, masked)
         except Exception:
@@ -281,6 +292,7 @@ def rest_request(
     headers: Mapping[str, str],
     params: Mapping[str, Any] | None,
     body: Any,
+    source: object = None,
 ) -> None:
     """The record of one REST request (method, path, tr_id, headers, query, JSON body)."""
     record(
@@ -293,6 +305,7 @@ def rest_request(
             "query": params,
             "body": body,
         },
+        source=source,
     )
 
 
@@ -306,6 +319,7 @@ def rest_response(
     headers: Mapping[str, str] | None = None,
     body: Any = None,
     error: str | None = None,
+    source: object = None,
 ) -> None:
     """The record of one REST response (status, latency, headers, JSON body) or failure."""
     record(
@@ -320,4 +334,5 @@ def rest_response(
             "body": body,
             "error": error,
         },
+        source=source,
     )

@@ -31,10 +31,11 @@ _ACTIONS: Final = {"1": "subscribe", "2": "unsubscribe", "0": "unsubscribe"}
 _sampled = [0.0]
 
 
-def log_frame(direction: str, text: str) -> None:
-    """Record one frame sent (``"send"``) or received (``"recv"``), masked."""
+def log_frame(direction: str, text: str, *, source: object = None) -> None:
+    """Record one frame sent (``"send"``) or received (``"recv"``), masked; ``source`` tags
+    it for the traffic sinks that listen to one broker."""
     if text[:1] == "{":
-        _control(direction, text)
+        _control(direction, text, source)
         return
     logged = logging_on() and _sample()
     if not logged and not has_sinks():
@@ -42,7 +43,12 @@ def log_frame(direction: str, text: str) -> None:
     try:
         frame = parse_frame(text)
     except FrameError:
-        record(f"ws.{direction}.data", {"frame": f"<{len(text)} chars, malformed>"}, log=logged)
+        record(
+            f"ws.{direction}.data",
+            {"frame": f"<{len(text)} chars, malformed>"},
+            log=logged,
+            source=source,
+        )
         return
     if isinstance(frame, DataFrame):
         hidden = frame.encrypted or frame.tr_id in NOTICE_TR_IDS
@@ -56,6 +62,7 @@ def log_frame(direction: str, text: str) -> None:
                 "payload": payload,
             },
             log=logged,
+            source=source,
         )
 
 
@@ -71,14 +78,14 @@ def _sample() -> bool:
     return True
 
 
-def _control(direction: str, text: str) -> None:
+def _control(direction: str, text: str, source: object) -> None:
     try:
         doc: Any = json.loads(text)
     except (ValueError, RecursionError):
-        record(f"ws.{direction}", {"frame": f"<{len(text)} chars, not JSON>"})
+        record(f"ws.{direction}", {"frame": f"<{len(text)} chars, not JSON>"}, source=source)
         return
     if not isinstance(doc, dict):
-        record(f"ws.{direction}", {"frame": f"<JSON {type(doc).__name__}>"})
+        record(f"ws.{direction}", {"frame": f"<JSON {type(doc).__name__}>"}, source=source)
         return
     header = _section(doc, "header")
     body = _section(doc, "body")
@@ -93,7 +100,7 @@ def _control(direction: str, text: str) -> None:
     inner = _section(body, "input")
     if tr_id in NOTICE_TR_IDS or inner.get("tr_id") in NOTICE_TR_IDS:
         _hide_hts_id(masked)
-    record(f"ws.{direction}.{kind}", {"frame": masked})
+    record(f"ws.{direction}.{kind}", {"frame": masked}, source=source)
 
 
 def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:

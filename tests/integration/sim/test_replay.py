@@ -192,3 +192,26 @@ async def test_replay_rejects_a_file_that_is_not_a_recording(tmp_path: Path) -> 
     plain.write_bytes(b"not gzip\n")
     with pytest.raises(RecordingError, match="gzip"):
         _sim(replay=plain)
+
+
+async def test_broker_record_records_that_broker_only(tmp_path: Path) -> None:
+    """Two brokers in one process: `a.record()` holds a's requests and frames, none of b's."""
+    path = tmp_path / "a.jsonl.gz"
+    async with (
+        _sim(quote_interval=None, holdings={}).serve() as sim,
+        KISBroker(sim.config(requests_per_second=None)) as a,
+        KISBroker(sim.config(requests_per_second=None)) as b,
+        a.record(path),
+        b.quotes(["000660"]) as b_quotes,
+    ):
+        await asyncio.gather(a.get_price("005930"), b.get_price("035420"))
+        await _subscribed(sim, 1)
+        sim.exchange.step()
+        await asyncio.wait_for(anext(b_quotes), WAIT)
+    events = list(read_recording(path))
+    asked = [
+        (e["query"] or {}).get("FID_INPUT_ISCD") for e in events if e["event"] == "rest.request"
+    ]
+    assert "005930" in asked
+    assert "035420" not in asked
+    assert not [e for e in events if e["event"].startswith("ws.")]
