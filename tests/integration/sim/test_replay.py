@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -14,8 +15,10 @@ import pytest
 
 from kis_async import KISBroker, Mode, OrderRequest, OrderType
 from kis_async.models import OrderBook
-from kis_async.recording import RecordingError, read_recording
+from kis_async.recording import FORMAT, VERSION, RecordingError, read_recording
 from kis_async.sim import KISSimulator
+from kis_async.sim.exchange import BookLevel
+from kis_async.sim.frames import book_record, trade_record
 from kis_async.sim.replay import load_market
 
 SYMBOLS = ["005930", "000660", "035420"]
@@ -215,3 +218,56 @@ async def test_broker_record_records_that_broker_only(tmp_path: Path) -> None:
     assert "005930" in asked
     assert "035420" not in asked
     assert not [e for e in events if e["event"].startswith("ws.")]
+
+
+def _write_recording(path: Path, frames: list[tuple[float, str, list[list[str]]]]) -> None:
+    """A recording file as the recorder writes it: header, then ws.recv.data events."""
+    lines = [json.dumps({"format": FORMAT, "version": VERSION, "started": "2026-12-01T00:00Z"})]
+    for t, tr_id, records in frames:
+        payload = "^".join("^".join(r) for r in records)
+        event = {"t": t, "event": "ws.recv.data", "tr_id": tr_id, "encrypted": False}
+        lines.append(json.dumps({**event, "records": len(records), "payload": payload}))
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+
+
+def test_nxt_books_and_un_feeds_drive_their_own_venue(tmp_path: Path) -> None:
+    """A recorded NXT book becomes the simulator's NXT book (orders on NXT take it), a KRX
+    trade moves the KRX price, and a 통합 book is served without touching either venue."""
+    source = _sim(quote_interval=None, holdings={})
+    ticks = source.exchange.step(2, symbols=["005930"])
+    first, second = ticks
+    path = tmp_path / "venues.jsonl.gz"
+    _write_recording(
+        path,
+        [
+            (0.0, "H0STCNT0", [trade_record(first, business_date="20261201")]),
+            (0.1, "H0NXASP0", [book_record(first, venue="NXT")]),
+            (0.2, "H0UNASP0", [book_record(second, venue="UN")]),
+            (0.3, "H0STCNT0", [trade_record(second, business_date="20261201")]),
+        ],
+    )
+    sim = _sim(replay=path, replay_speed=None, holdings={})
+    replayer = sim.replay
+    assert replayer is not None
+    assert sim.exchange.symbols == ["005930"]
+    assert sim.exchange.instrument("005930").prev_close == first.instrument.prev_close
+    assert sim.exchange.book("005930", "NXT") == ([], [])  # nothing recorded yet
+    assert replayer.step(2) == 2
+    assert sim.exchange.price("005930") == first.price
+    asks, bids = sim.exchange.book("005930", "NXT")
+    assert asks == list(first.nxt_asks)
+    assert bids == list(first.nxt_bids)
+    krx_before = sim.exchange.book("005930", "KRX")
+    assert replayer.step(5) == 2  # the rest: the UN book and the second trade
+    assert replayer.remaining == 0
+    assert sim.exchange.book("005930", "KRX") == krx_before
+    assert sim.exchange.book("005930", "NXT") == (asks, bids)
+    assert sim.exchange.price("005930") == second.price
+    best = asks[0]
+    order = sim.exchange.place_order(
+        symbol="005930", side="02", qty=1, order_type="00", price=best.price, exchange="NXT"
+    )
+    assert [(f.order_id, f.price, f.qty) for f in sim.exchange.fills] == [
+        (order.order_id, best.price, 1)
+    ]
+    assert sim.exchange.book("005930", "NXT")[0][0] == BookLevel(best.price, best.qty - 1)
