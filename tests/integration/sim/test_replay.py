@@ -4,7 +4,9 @@ through a new simulator, and compare frames and fills."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
+import io
 import json
 from collections.abc import Callable
 from decimal import Decimal
@@ -13,13 +15,14 @@ from typing import Any
 
 import pytest
 
-from kis_async import KISBroker, Mode, OrderRequest, OrderType
+from kis_async import KISBroker, KISConfig, Mode, OrderRequest, OrderType
 from kis_async.models import OrderBook
 from kis_async.recording import FORMAT, VERSION, RecordingError, read_recording
 from kis_async.sim import KISSimulator
 from kis_async.sim.exchange import BookLevel
 from kis_async.sim.frames import book_record, trade_record
 from kis_async.sim.replay import load_market
+from kis_async.sim.runner import run
 
 SYMBOLS = ["005930", "000660", "035420"]
 MARKET_TRS = {"H0STCNT0", "H0STASP0"}
@@ -271,3 +274,39 @@ def test_nxt_books_and_un_feeds_drive_their_own_venue(tmp_path: Path) -> None:
         (order.order_id, best.price, 1)
     ]
     assert sim.exchange.book("005930", "NXT")[0][0] == BookLevel(best.price, best.qty - 1)
+
+
+async def test_runner_serves_a_replay_to_a_bot_configured_from_its_lines(tmp_path: Path) -> None:
+    """What `kis-async sim --replay PATH --speed N` runs: the printed lines say what is
+    replayed, and a bot configured from the printed KIS_* lines gets the recorded trades."""
+    source = _sim(quote_interval=None, holdings={})
+    ticks = source.exchange.step(3, symbols=["000660"])
+    path = tmp_path / "three.jsonl.gz"
+    recorded = [
+        (0.05 * i, "H0STCNT0", [trade_record(t, business_date="20261201")])
+        for i, t in enumerate(ticks)
+    ]
+    _write_recording(path, recorded)
+    out = io.StringIO()
+    ready: asyncio.Future[KISSimulator] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(
+        run(port=0, seed=3, out=out, on_ready=ready.set_result, replay=path, replay_speed=50.0)
+    )
+    try:
+        await asyncio.wait_for(ready, WAIT)
+        assert (
+            "# replaying 3 recorded frames (000660) from the first subscription" in out.getvalue()
+        )
+        env = dict(
+            line.split("=", 1) for line in out.getvalue().splitlines() if line.startswith("KIS_")
+        )
+        config = KISConfig.from_env({**env, "KIS_TOKEN_CACHE_DIR": "none"})
+        async with KISBroker(config) as broker, broker.quotes(["000660"]) as quotes:
+            got = [await asyncio.wait_for(anext(quotes), WAIT) for _ in ticks]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert [(q.price, q.volume, q.cum_volume) for q in got] == [
+        (t.price, t.qty, t.volume) for t in ticks
+    ]
