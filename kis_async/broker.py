@@ -52,6 +52,9 @@ from kis_async.stream.options import StreamOptions, StreamStatus
 from kis_async.validation import check_order_id, check_symbol
 
 if TYPE_CHECKING:
+    from os import PathLike
+
+    from kis_async.recording import SessionRecorder
     from kis_async.stream.streams import ExecutionStream, OrderBookStream, QuoteStream
 
 __all__ = ["KISBroker", "KISBrokerAdapter"]
@@ -580,6 +583,24 @@ class KISBroker(BrokerPort):
     def stream_status(self) -> StreamStatus:
         """Read-only status of the WebSocket session (connected, reconnects, counters)."""
         return self._streams.status
+
+    def record(self, path: str | PathLike[str]) -> SessionRecorder:
+        """Record every REST exchange and WebSocket frame to ``path`` (gzip JSON lines),
+        masked as the traffic log is, while the returned recorder runs.
+
+        Example::
+
+            async with broker.record("session.jsonl.gz"):
+                async for quote in broker.quotes(["005930"]):
+                    ...
+
+        The recording replays through the simulator (``KISSimulator(replay=path)``). Only
+        this broker's traffic is recorded. See :mod:`kis_async.recording` for what is (and is
+        never) in the file.
+        """
+        from kis_async.recording import SessionRecorder  # noqa: PLC0415
+
+        return SessionRecorder(path, source=self._config)
 
 
 #: The name the design spec uses for the KIS implementation of :class:`BrokerPort`.

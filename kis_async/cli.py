@@ -41,6 +41,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 from pydantic import BaseModel, SecretStr
 
 from kis_async.cli_bars import add_bars_parser, cmd_bars
+from kis_async.cli_record import add_record_parser, cmd_record, record_symbols
 from kis_async.config import KISConfig, Mode
 from kis_async.errors import (
     BrokerAPIError,
@@ -1023,10 +1024,20 @@ def _cmd_sim(args: argparse.Namespace) -> int:
             f"warning: serving the simulator on {args.host}, not only on this machine\n"
         )
     env_file = Path(args.sim_env_file) if args.sim_env_file else None
+    options: dict[str, Any] = {}
+    if args.replay is not None:
+        options.update(replay=args.replay, replay_speed=args.speed or 1.0)
+    elif args.speed is not None:
+        raise UsageError("--speed needs --replay")
     try:
         asyncio.run(
             runner.run(
-                args.host, args.port, seed=args.seed, mode=Mode(args.mode), env_file=env_file
+                args.host,
+                args.port,
+                seed=args.seed,
+                mode=Mode(args.mode),
+                env_file=env_file,
+                **options,
             )
         )
     except KeyboardInterrupt:
@@ -1164,6 +1175,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="also write the KIS_* lines to PATH as a .env file",
     )
+    sim.add_argument(
+        "--replay",
+        default=None,
+        metavar="PATH",
+        help="serve the trades and books of a session recording (kis-async record)",
+    )
+    sim.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=None,
+        help="replay pace, a multiple of the recorded pace (1)",
+    )
+    add_record_parser(sub, common, _positive_float)
 
     markets = argparse.ArgumentParser(add_help=False)
     markets.add_argument(
@@ -1243,6 +1267,7 @@ _HANDLERS: Final[Mapping[str, Handler]] = {
     "modify": _cmd_modify,
     "stream": _cmd_stream,
     "calendar": _cmd_calendar,
+    "record": cmd_record,
 }
 
 
@@ -1347,6 +1372,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_sim(args)
     if args.command in ("buy", "sell"):
         args.request = _order_request(args)  # validated before anything is sent
+    if args.command == "record":
+        args.symbols = record_symbols(args.symbols)  # validated before anything is sent
     if args.command == "modify" and args.qty is None and args.price is None and not args.market:
         raise UsageError("modify needs --qty, --price or --market")
     if args.command == "calendar":

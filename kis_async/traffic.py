@@ -15,6 +15,10 @@ inside the ``ctx_area_fk100`` paging key) are shown as
 :func:`~kis_async.config.mask_account` shows them. :func:`mask_text` applies the same rule
 to URLs in text (httpx's request log lines, filtered at import). Each record also carries the masked
 fields as ``record.traffic`` (a dict) for structured handlers.
+
+Sinks (:func:`add_sink`) receive the same masked events as the logger, every WebSocket data
+frame included (no sampling): a session recording (:mod:`kis_async.recording`) is one. While a
+sink is registered the call sites record even with the logger off.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from kis_async.config import mask_account
@@ -33,9 +37,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENV_SWITCH",
+    "TrafficSink",
+    "add_sink",
     "enable_traffic_logging",
     "frame_sample_rate",
+    "has_sinks",
     "logger",
+    "logging_on",
     "mask",
     "mask_key",
     "mask_text",
@@ -56,6 +64,11 @@ _HIDDEN: Final = "********"
 _MAX_TEXT: Final = 2000
 # The share of WebSocket data frames recorded (process-wide, as the logger is).
 _frame_rate = [0.0]
+
+#: A receiver of masked traffic events: ``sink(event, fields)``; it must not block.
+TrafficSink = Callable[[str, Mapping[str, Any]], None]
+# Registered sinks and the source each one listens to (None: every source).
+_sinks: list[tuple[TrafficSink, object]] = []
 
 # Field names (lower case, without "-" and "_") whose values are secrets. ``token`` is the
 # field of revokeP, ``hash`` the answer of /uapi/hashkey, ``key``/``iv`` the AES key of
@@ -174,8 +187,40 @@ def mask(value: Any) -> Any:
 
 
 def on() -> bool:
-    """True when traffic records are being written (one level check)."""
+    """True when traffic records are being written: the logger is on or a sink is registered."""
+    return bool(_sinks) or logger.isEnabledFor(_DEBUG)
+
+
+def logging_on() -> bool:
+    """True when the ``kis_async.traffic`` logger writes records (one level check)."""
     return logger.isEnabledFor(_DEBUG)
+
+
+def has_sinks() -> bool:
+    """True when a sink is registered."""
+    return bool(_sinks)
+
+
+def add_sink(sink: TrafficSink, *, source: object = None) -> Callable[[], None]:
+    """Send every masked traffic event to ``sink`` as well; returns a function that removes it.
+
+    The sink is called synchronously from the request and receive paths with the event name
+    and its masked fields; it must not block (buffer and write elsewhere). An exception in a
+    sink is logged and never fails the call that produced the event.
+
+    Args:
+        sink: the receiver.
+        source: only events from this source (a broker's :class:`KISConfig`: its REST
+            transport and WebSocket session tag their events with it); None for all.
+    """
+    entry = (sink, source)
+    _sinks.append(entry)
+
+    def remove() -> None:
+        if entry in _sinks:
+            _sinks.remove(entry)
+
+    return remove
 
 
 def _env_enabled() -> bool:
@@ -214,15 +259,29 @@ def _text(value: Any) -> str:
     return text
 
 
-def record(event: str, fields: Mapping[str, Any]) -> None:
-    """Write one DEBUG record of ``event`` with ``fields`` masked (callers check :func:`on`)."""
+def record(
+    event: str, fields: Mapping[str, Any], *, log: bool = True, source: object = None
+) -> None:
+    """Write one DEBUG record of ``event`` with ``fields`` masked and hand it to every sink
+    listening to ``source`` (callers check :func:`on`); ``log=False`` hands it to the sinks
+    only."""
     try:
         masked = mask(fields)
     except RecursionError:
         # A hostile answer nested deeper than the stack: never let a log record fail a call.
         masked = dict.fromkeys(fields, "<nested too deep>")
-    shown = " ".join(f"{name}={_text(item)}" for name, item in masked.items() if item is not None)
-    logger.debug("%s %s", event, shown, extra={"traffic": {"event": event, **masked}})
+    if log and logger.isEnabledFor(_DEBUG):
+        shown = " ".join(
+            f"{name}={_text(item)}" for name, item in masked.items() if item is not None
+        )
+        logger.debug("%s %s", event, shown, extra={"traffic": {"event": event, **masked}})
+    for sink, wanted in tuple(_sinks):
+        if wanted is not None and wanted is not source:
+            continue
+        try:
+            sink(event, masked)
+        except Exception:
+            logging.getLogger("kis_async").warning("a traffic sink failed", exc_info=True)
 
 
 def rest_request(
@@ -233,6 +292,7 @@ def rest_request(
     headers: Mapping[str, str],
     params: Mapping[str, Any] | None,
     body: Any,
+    source: object = None,
 ) -> None:
     """The record of one REST request (method, path, tr_id, headers, query, JSON body)."""
     record(
@@ -245,6 +305,7 @@ def rest_request(
             "query": params,
             "body": body,
         },
+        source=source,
     )
 
 
@@ -258,6 +319,7 @@ def rest_response(
     headers: Mapping[str, str] | None = None,
     body: Any = None,
     error: str | None = None,
+    source: object = None,
 ) -> None:
     """The record of one REST response (status, latency, headers, JSON body) or failure."""
     record(
@@ -272,4 +334,5 @@ def rest_response(
             "body": body,
             "error": error,
         },
+        source=source,
     )

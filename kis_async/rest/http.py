@@ -229,7 +229,10 @@ class Transport:
         label = tr_id or path
         tracing = traffic_on()
         if tracing:
-            rest_request(method, path, tr_id=tr_id, headers=headers, params=params, body=json_body)
+            rest_request(
+                method, path, tr_id=tr_id, headers=headers, params=params, body=json_body,
+                source=self._config,
+            )  # fmt: skip
         started = time.perf_counter()
         try:
             status, response_headers, content = await self._exchange(
@@ -244,6 +247,7 @@ class Transport:
                     status=None,
                     latency_ms=(time.perf_counter() - started) * 1000,
                     error=type(exc).__name__,
+                    source=self._config,
                 )
             raise
         latency_ms = (time.perf_counter() - started) * 1000
@@ -257,6 +261,7 @@ class Transport:
                 latency_ms=latency_ms,
                 headers=response_headers,
                 body=f"<{len(content)} bytes, not JSON>" if isinstance(body, Exception) else body,
+                source=self._config,
             )
         return self._decode(
             status,

@@ -511,6 +511,35 @@ class SimExchange:
             fn([tick])
         return tick
 
+    def apply_market(
+        self, symbol: str, *, venue: str = KRX, price: int | None = None, qty: int = 0,
+        asks: Iterable[BookLevel] | None = None, bids: Iterable[BookLevel] | None = None,
+    ) -> None:  # fmt: skip
+        """Set the market from outside instead of the random walk (session replay): a trade
+        print at ``price`` (``qty`` shares) and/or the book of ``venue`` (KRX or NXT), then
+        match resting orders against it. No tick listener is called (the caller sends the
+        recorded frames itself)."""
+        inst = self._instrument(symbol)
+        if asks is not None or bids is not None:
+            book_asks, book_bids = inst.venue_book(venue)
+            new_asks = list(asks) if asks is not None else book_asks
+            new_bids = list(bids) if bids is not None else book_bids
+            if venue == NXT:
+                inst.nxt_asks, inst.nxt_bids = new_asks, new_bids
+            else:
+                inst.asks, inst.bids = new_asks, new_bids
+        if price is not None:
+            if venue == NXT:
+                inst.nxt_price = price
+                inst.nxt_volume += qty
+                inst.nxt_turnover += qty * price
+                inst.last_venue = NXT
+            else:
+                self._trade(inst, price, qty, buyer_initiated=price >= inst.price, rebuild=False)
+                inst.last_venue = KRX
+                return
+        self._match_resting(inst)
+
     def advance(self, seconds: float) -> None:
         """Move the simulated clock forward (the market itself moves only on :meth:`step`)."""
         self.clock.advance(seconds)
@@ -569,7 +598,10 @@ class SimExchange:
             nxt_bids=tuple(inst.nxt_bids), market_time=self.clock.market_now(),
         )  # fmt: skip
 
-    def _trade(self, inst: Instrument, price: int, qty: int, *, buyer_initiated: bool) -> Tick:
+    def _trade(
+        self, inst: Instrument, price: int, qty: int, *, buyer_initiated: bool,
+        rebuild: bool = True,
+    ) -> Tick:  # fmt: skip
         now = self.clock.now()
         hhmmss = now.strftime("%H%M%S")
         if inst.volume == 0:
@@ -588,7 +620,8 @@ class SimExchange:
         else:
             inst.sell_count += 1
             inst.sell_volume += qty
-        self._rebuild_book(inst)
+        if rebuild:
+            self._rebuild_book(inst)
         self._match_resting(inst)
         return Tick(
             symbol=inst.symbol, time=now, price=price, qty=qty, buyer_initiated=buyer_initiated,

@@ -63,6 +63,12 @@ async def run(
     sim = KISSimulator(seed=seed, mode=mode, **options)
     async with sim.serve(host=host, port=port) as running:
         stream.write(f"# KIS simulator ({running.mode.value}) listening on {running.rest_url}\n")
+        if running.replay is not None:
+            symbols = ", ".join(running.exchange.symbols)
+            stream.write(
+                f"# replaying {running.replay.remaining} recorded frames ({symbols}) from the "
+                "first subscription\n"
+            )
         if env_file is not None:
             text = "# written by kis-async sim; simulator credentials, not secrets\n"
             text += "".join(line + "\n" for line in env_lines(running))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import socket
 import string
@@ -25,6 +26,7 @@ from kis_async.config import KISConfig, Mode
 from kis_async.sim.exchange import DEFAULT_SYMBOLS, SimClock, SimExchange
 from kis_async.sim.faults import SimFaults, SimStats
 from kis_async.sim.options import SimOptions
+from kis_async.sim.replay import Replayer, load_market, replay_symbols
 from kis_async.sim.rest import RestApi
 from kis_async.sim.venues import SimCalendar
 from kis_async.sim.ws import PONG_EXTENSION, WsHub
@@ -143,6 +145,13 @@ class KISSimulator:
             :meth:`set_time` jumps it. Order, fill and token times stay on the wall clock.
         holidays: extra weekday holidays of the simulated calendar (on top of weekends and
             :data:`kis_async.calendar.BUILTIN_HOLIDAYS`), answered by chk-holiday.
+        replay: a session recording (``broker.record(path)``, ``kis-async record``) whose
+            trades and books are served again instead of the random walk, verbatim and in
+            order, with orders matching against the recorded books
+            (:mod:`kis_async.sim.replay`). The listed symbols are the recording's.
+        replay_speed: replay pace, a multiple of the recorded pace, starting when a session
+            first registers for a recorded symbol; ``None`` serves one frame per
+            :meth:`Replayer.step` (``sim.replay.step()`` or ``POST /__sim__/step``).
     """
 
     def __init__(
@@ -178,6 +187,8 @@ class KISSimulator:
         clock: datetime | Literal["wall"] | None = None,
         book_layout: Literal["kt", "ota"] = "kt",
         holidays: Iterable[date] = (),
+        replay: str | os.PathLike[str] | None = None,
+        replay_speed: float | None = 1.0,
     ) -> None:
         mode = Mode(str(mode).lower())
         paper = mode is Mode.PAPER
@@ -193,6 +204,11 @@ class KISSimulator:
             raise ValueError("records_per_frame must be at least 1")
         if quote_interval is not None and quote_interval < 0:
             raise ValueError("quote_interval must be >= 0 or None")
+        if replay_speed is not None and not replay_speed > 0:
+            raise ValueError("replay_speed must be > 0 or None")
+        recorded = load_market(replay) if replay is not None else None
+        if recorded is not None:
+            symbols = replay_symbols(recorded)
         self.options = SimOptions(
             seed=seed,
             mode=mode,
@@ -242,6 +258,13 @@ class KISSimulator:
             options=self.options, exchange=self.exchange, faults=self.faults, stats=self.stats,
             rest=self.rest,
         )  # fmt: skip
+        #: The replay of a recording (``replay=``), None for the random-walk market.
+        self.replay = (
+            Replayer(recorded, exchange=self.exchange, hub=self.hub)
+            if recorded is not None
+            else None
+        )
+        self._replay_speed = replay_speed
         self.app = Starlette(
             routes=[
                 Route("/__sim__/{command:path}", self._admin, methods=["GET", "POST"]),
@@ -384,7 +407,12 @@ class KISSimulator:
                 await asyncio.sleep(0.005)
             self.host = host
             self.port = int(listener.getsockname()[1])
-            if self.options.quote_interval is not None:
+            if self.replay is not None:
+                if self._replay_speed is not None:
+                    ticker = asyncio.create_task(
+                        self.replay.run(self._replay_speed), name="kis-sim-replay"
+                    )
+            elif self.options.quote_interval is not None:
                 ticker = asyncio.create_task(self._ticker(), name="kis-sim-ticker")
             logger.info("simulator serving on %s", self.rest_url)
             yield self
@@ -481,6 +509,9 @@ class KISSimulator:
                 for o in ex.orders
             ]
         if command == "step":
+            if self.replay is not None:
+                served = self.replay.step(int(payload.get("count", 1)))
+                return {"frames": served, "remaining": self.replay.remaining}
             return {"ticks": len(ex.step(int(payload.get("count", 1))))}
         if command == "price":
             tick = ex.set_price(str(payload["symbol"]), int(payload["price"]))

@@ -362,6 +362,7 @@ class StreamManager:
                     on_text=self._on_text,
                     on_down=self._on_down,
                     on_give_up=self._on_give_up,
+                    traffic_source=self._config,
                 )
                 self._session = session
                 self._epoch = -1

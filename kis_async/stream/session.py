@@ -73,8 +73,11 @@ class Session:
         on_text: Callable[[str], None],
         on_down: Callable[[], None],
         on_give_up: Callable[[BrokerConnectionError], None],
+        traffic_source: object = None,
     ) -> None:
         self._url = url
+        # Tags this session's traffic records for sinks that listen to one broker.
+        self._traffic_source = traffic_source
         self._options = options
         self._on_open = on_open
         self._on_text = on_text
@@ -149,7 +152,7 @@ class Session:
         if ws is None:
             raise BrokerConnectionError("the KIS WebSocket is not connected")
         if traffic_on():
-            log_frame("send", text)
+            log_frame("send", text, source=self._traffic_source)
         try:
             await ws.send(text)
         except ConnectionClosed as exc:
@@ -292,7 +295,7 @@ class Session:
                 self._rx += 1
                 text = message if type(message) is str else _as_text(message)
                 if traffic_on():
-                    log_frame("recv", text)
+                    log_frame("recv", text, source=self._traffic_source)
                 if text[:1] == "{" and PINGPONG in text and is_pingpong(text):
                     await ws.send(text)
                     self.pings += 1

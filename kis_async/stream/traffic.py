@@ -4,9 +4,10 @@ The session calls :func:`log_frame` for every text frame it sends or receives wh
 ``kis_async.traffic`` logger is on. Control messages (subscribe, unsubscribe, acks,
 PINGPONG) are always recorded, masked: the approval key, the AES key and iv of execution
 notices, and the HTS id a notice registration carries as its ``tr_key``. Data frames are
-recorded at the sampling rate of ``KISConfig.log_traffic_frames``, as TR id, record count
-and payload; the payload of an execution notice (it carries the account) or of any
-encrypted frame is never shown, only its length.
+logged at the sampling rate of ``KISConfig.log_traffic_frames`` and handed to traffic sinks
+(a session recording) every one, as TR id, record count and payload; the payload of an
+execution notice (it carries the account) or of any encrypted frame is never shown, only its
+length.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from kis_async.stream.protocol import (
     FrameError,
     parse_frame,
 )
-from kis_async.traffic import frame_sample_rate, mask, record
+from kis_async.traffic import frame_sample_rate, has_sinks, logging_on, mask, record
 
 __all__ = ["log_frame"]
 
@@ -30,22 +31,24 @@ _ACTIONS: Final = {"1": "subscribe", "2": "unsubscribe", "0": "unsubscribe"}
 _sampled = [0.0]
 
 
-def log_frame(direction: str, text: str) -> None:
-    """Record one frame sent (``"send"``) or received (``"recv"``), masked."""
+def log_frame(direction: str, text: str, *, source: object = None) -> None:
+    """Record one frame sent (``"send"``) or received (``"recv"``), masked; ``source`` tags
+    it for the traffic sinks that listen to one broker."""
     if text[:1] == "{":
-        _control(direction, text)
+        _control(direction, text, source)
         return
-    rate = frame_sample_rate()
-    if rate <= 0.0:
+    logged = logging_on() and _sample()
+    if not logged and not has_sinks():
         return
-    _sampled[0] += rate
-    if _sampled[0] < 1.0:
-        return
-    _sampled[0] -= 1.0
     try:
         frame = parse_frame(text)
     except FrameError:
-        record(f"ws.{direction}.data", {"frame": f"<{len(text)} chars, malformed>"})
+        record(
+            f"ws.{direction}.data",
+            {"frame": f"<{len(text)} chars, malformed>"},
+            log=logged,
+            source=source,
+        )
         return
     if isinstance(frame, DataFrame):
         hidden = frame.encrypted or frame.tr_id in NOTICE_TR_IDS
@@ -58,17 +61,31 @@ def log_frame(direction: str, text: str) -> None:
                 "records": frame.record_count,
                 "payload": payload,
             },
+            log=logged,
+            source=source,
         )
 
 
-def _control(direction: str, text: str) -> None:
+def _sample() -> bool:
+    """True for the share of data frames the sampling rate asks to be logged."""
+    rate = frame_sample_rate()
+    if rate <= 0.0:
+        return False
+    _sampled[0] += rate
+    if _sampled[0] < 1.0:
+        return False
+    _sampled[0] -= 1.0
+    return True
+
+
+def _control(direction: str, text: str, source: object) -> None:
     try:
         doc: Any = json.loads(text)
     except (ValueError, RecursionError):
-        record(f"ws.{direction}", {"frame": f"<{len(text)} chars, not JSON>"})
+        record(f"ws.{direction}", {"frame": f"<{len(text)} chars, not JSON>"}, source=source)
         return
     if not isinstance(doc, dict):
-        record(f"ws.{direction}", {"frame": f"<JSON {type(doc).__name__}>"})
+        record(f"ws.{direction}", {"frame": f"<JSON {type(doc).__name__}>"}, source=source)
         return
     header = _section(doc, "header")
     body = _section(doc, "body")
@@ -83,7 +100,7 @@ def _control(direction: str, text: str) -> None:
     inner = _section(body, "input")
     if tr_id in NOTICE_TR_IDS or inner.get("tr_id") in NOTICE_TR_IDS:
         _hide_hts_id(masked)
-    record(f"ws.{direction}.{kind}", {"frame": masked})
+    record(f"ws.{direction}.{kind}", {"frame": masked}, source=source)
 
 
 def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
