@@ -86,6 +86,9 @@ class FakeRest:
         self.polls = 0
         self.remembered: dict[str, str] = {}
         self.post_delay = 0.0
+        #: When set, a POST that books and then loses its answer waits here first, so tests
+        #: can have several orders booked before any caller starts reconciling.
+        self.booked_barrier: asyncio.Barrier | None = None
         self._next = 1000
 
     def _book(self, request: OrderRequest) -> PlacedOrder:
@@ -108,6 +111,8 @@ class FakeRest:
             raise BrokerTimeoutError("connect failed", request_sent=False)
         if outcome == "timeout_booked":
             self._book(request)
+            if self.booked_barrier is not None:
+                await self.booked_barrier.wait()
             raise BrokerTimeoutError("read timeout", request_sent=True)
         if outcome == "timeout_lost":
             raise BrokerTimeoutError("read timeout", request_sent=True)

@@ -416,6 +416,9 @@ async def test_identical_orders_of_several_keys_are_paired_by_reconcile(
     (unknown); reconcile() pairs them one to one, oldest claim to oldest order."""
     rest.script = ["timeout_booked", "timeout_booked"]
     rest.post_delay = 0.01
+    # Both orders are booked before either caller looks (a slow journal must not let the
+    # first caller find only its own order).
+    rest.booked_barrier = asyncio.Barrier(2)
     results = await asyncio.gather(
         placer.place(req("k1")), placer.place(req("k2")), return_exceptions=True
     )
