@@ -85,8 +85,17 @@ def cached_decimal(text: str) -> Decimal | None:
     return _dec_miss(text) if value is _UNSET else value
 
 
+_DAYS: dict[str, date | None] = {}
+
+
 def _time_miss(key: str, day_text: str, hhmmss: str) -> datetime | None:
-    value = _clock(_yyyymmdd(day_text), hhmmss)
+    day = _DAYS.get(day_text, _UNSET)
+    if day is _UNSET:  # the trading day repeats on every record: parse it once
+        day = _yyyymmdd(day_text)
+        if len(_DAYS) >= 1024:
+            _DAYS.clear()
+        _DAYS[day_text] = day
+    value = _clock(day, hhmmss)
     if len(_TIME_CACHE) >= _CACHE_MAX:
         _TIME_CACHE.clear()
     # Without a date the value depends on today, so only dated times are cached.

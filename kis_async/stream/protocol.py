@@ -559,13 +559,6 @@ _Q_MARKET_CLS: Final = _QUOTE_INDEX["MARKET_CLS_CODE"]
 _cached_dec: Final = _DEC_CACHE.__getitem__
 
 
-def _int_field(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return _int_or_none(text)
-
-
 class _WireQuote(Quote):
     """A :class:`Quote` over a split H0STCNT0 record: a field is converted when first read.
 
@@ -623,11 +616,19 @@ class _WireQuote(Quote):
 
     @property
     def volume(self) -> int | None:
-        return _int_field(self._f[self._o + _Q_VOLUME])
+        text = self._f[self._o + _Q_VOLUME]
+        try:
+            return int(text)
+        except ValueError:
+            return _int_or_none(text)
 
     @property
     def cum_volume(self) -> int | None:
-        return _int_field(self._f[self._o + _Q_CUM_VOLUME])
+        text = self._f[self._o + _Q_CUM_VOLUME]
+        try:
+            return int(text)
+        except ValueError:
+            return _int_or_none(text)
 
     @property
     def cum_turnover(self) -> Decimal | None:
@@ -1235,8 +1236,8 @@ class _StreamOrderBook(OrderBook):
 
     # (fields, offset, day, layout); the level tuples are cached in _asks/_bids when read.
     _f: tuple[list[str], int, date, BookLayout]
-    _asks: tuple[PriceLevel, ...]
-    _bids: tuple[PriceLevel, ...]
+    _asks: tuple[PriceLevel, ...] | None
+    _bids: tuple[PriceLevel, ...] | None
 
     @classmethod
     def _decoded(
@@ -1244,6 +1245,9 @@ class _StreamOrderBook(OrderBook):
     ) -> _StreamOrderBook:
         book = object.__new__(cls)
         _set_f(book, (fields, offset, day, layout))
+        # None, not unset: a first read then costs no AttributeError.
+        _set_asks(book, None)
+        _set_bids(book, None)
         return book
 
     def _at(self, i: int) -> str:
@@ -1272,23 +1276,21 @@ class _StreamOrderBook(OrderBook):
 
     @property
     def asks(self) -> tuple[PriceLevel, ...]:
-        try:
-            return self._asks
-        except AttributeError:
+        levels = self._asks
+        if levels is None:
             fields, offset, _, _ = self._f
             levels = _levels(fields, offset + 3, offset + 23)
-            object.__setattr__(self, "_asks", levels)
-            return levels
+            _set_asks(self, levels)
+        return levels
 
     @property
     def bids(self) -> tuple[PriceLevel, ...]:
-        try:
-            return self._bids
-        except AttributeError:
+        levels = self._bids
+        if levels is None:
             fields, offset, _, _ = self._f
             levels = _levels(fields, offset + 13, offset + 33)
-            object.__setattr__(self, "_bids", levels)
-            return levels
+            _set_bids(self, levels)
+        return levels
 
     def _best(self, price_at: int, qty_at: int) -> PriceLevel | None:
         fields, offset, _, _ = self._f
@@ -1391,6 +1393,8 @@ class _StreamOrderBook(OrderBook):
 # The slot's own descriptor: the frozen dataclass __setattr__ of the base would refuse the
 # assignment, and object.__setattr__ is slower than calling the descriptor.
 _set_f = _StreamOrderBook.__dict__["_f"].__set__
+_set_asks = _StreamOrderBook.__dict__["_asks"].__set__
+_set_bids = _StreamOrderBook.__dict__["_bids"].__set__
 
 
 # -- the tr_id -> decoder table ------------------------------------------------------------------
