@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -367,6 +368,24 @@ def _today() -> date:
         _day_cache[0] = midnight.timestamp() + 86_400.0
         _day_cache[1] = current.date()
     return _day_cache[1]  # type: ignore[no-any-return]
+
+
+_MISSING: Final[Any] = object()
+_DAY_TIMES: dict[tuple[date | None, str], datetime | None] = {}
+
+
+def _day_time(day: date | None, hhmmss: str) -> datetime | None:
+    """``HHMMSS`` on ``day`` as an aware KST datetime, cached (records of a second repeat it)."""
+    key = (day, hhmmss)
+    value = _DAY_TIMES.get(key, _MISSING)
+    if value is _MISSING:
+        value = _clock(day, hhmmss)
+        if day is None:
+            return value  # "today" moves: not cached
+        if len(_DAY_TIMES) >= 65_536:
+            _DAY_TIMES.clear()
+        _DAY_TIMES[key] = value
+    return value  # type: ignore[no-any-return]
 
 
 # -- record layouts (protocol doc §7): field names, and the typed views over a split record --
@@ -802,7 +821,7 @@ class _WireExecution(Execution):
     @property
     def time(self) -> datetime | None:
         """Event time (the notice has no date: the day it was decoded)."""
-        return _clock(self._day, self._at(_N_TIME))
+        return _day_time(self._day, self._at(_N_TIME))
 
     @property
     def name(self) -> str | None:
@@ -944,17 +963,18 @@ def decode_execution_plaintext(
     return out
 
 
-#: (key, iv) -> Cipher: one per ack (KIS issues a key/iv per session); a Cipher makes any
-#: number of decryptors, and building one costs about as much as decrypting a notice.
+#: (key, iv) -> Cipher, for :func:`encrypt_payload` (tests and simulators).
 _CIPHERS: dict[tuple[str, str], Any] = {}
 #: PKCS#7 pad suffixes by pad length.
 _PADS: Final = tuple(bytes([n]) * n for n in range(17))
+#: Per thread: key -> an AES block decryptor (see :func:`_block_decryptor`).
+_BLOCKS = threading.local()
 
 
 def _cipher(key: str, iv: str) -> Any:
     cipher = _CIPHERS.get((key, iv))
     if cipher is None:
-        # cryptography loads on the first notice, not when kis_async is imported.
+        # cryptography loads on first use, not when kis_async is imported.
         from cryptography.hazmat.primitives.ciphers import (  # noqa: PLC0415
             Cipher,
             algorithms,
@@ -968,6 +988,33 @@ def _cipher(key: str, iv: str) -> Any:
     return cipher
 
 
+def _block_decryptor(key: str) -> Any:
+    """A reusable AES block decryptor for ``key`` (one per thread: contexts are not shared).
+
+    CBC decryption is ``P_i = D(C_i) xor C_(i-1)`` with ``C_0`` the iv. The block step D keeps
+    no state between whole blocks, so one context serves every frame of a session's key and
+    no decryption context is built per frame (building one cost as much as the decryption);
+    the chaining xor is done in :func:`decrypt_payload`. It only ever decrypts.
+    """
+    cache: dict[str, Any] | None = getattr(_BLOCKS, "by_key", None)
+    if cache is None:
+        cache = _BLOCKS.by_key = {}
+    block = cache.get(key)
+    if block is None:
+        # cryptography loads on the first notice, not when kis_async is imported.
+        from cryptography.hazmat.primitives.ciphers import (  # noqa: PLC0415
+            Cipher,
+            algorithms,
+            modes,
+        )
+
+        block = Cipher(algorithms.AES(key.encode()), modes.ECB()).decryptor()  # noqa: S305
+        if len(cache) >= 64:
+            cache.clear()
+        cache[key] = block
+    return block
+
+
 def decrypt_payload(payload: str, key: str, iv: str) -> str:
     """Decrypt a notice payload: base64, AES-256-CBC (key/iv as UTF-8 bytes), PKCS7, UTF-8.
 
@@ -976,10 +1023,16 @@ def decrypt_payload(payload: str, key: str, iv: str) -> str:
     """
     try:
         data = base64.b64decode(payload, validate=True)
-        decryptor = _cipher(key, iv).decryptor()
-        padded: bytes = decryptor.update(data) + decryptor.finalize()
+        size = len(data)
+        chain = iv.encode()
+        if not size or size % 16 or len(chain) != 16:
+            raise FrameError("encrypted payload is not whole AES blocks under a 16-byte iv")
+        decrypted: bytes = _block_decryptor(key).update(data)
+        # The CBC chaining xor of every block at once, as one big integer.
+        mask = int.from_bytes(chain + data[:-16], "big")
+        padded = (int.from_bytes(decrypted, "big") ^ mask).to_bytes(size, "big")
         # PKCS#7 by hand: the last byte n (1..16) repeated n times.
-        pad = padded[-1] if padded else 0
+        pad = padded[-1]
         if not 0 < pad <= 16 or not padded.endswith(_PADS[pad]):
             raise FrameError("encrypted payload with bad padding")
         return padded[:-pad].decode("utf-8")
@@ -1019,8 +1072,6 @@ def decode_executions(
         text = decrypt_payload(text, key, iv)
     return decode_execution_plaintext(text, count=frame.record_count, day=day)
 
-
-_MISSING: Final[Any] = object()
 
 # -- order books (protocol doc §7.2, §12) ------------------------------------------------------
 
@@ -1174,26 +1225,6 @@ _BOOK_FIELDS: Final = (
     "nxt_mid_price",
 )
 
-_BOOK_TIMES: dict[tuple[date, str], datetime | None] = {}
-
-
-def _book_time(day: date, text: str) -> datetime | None:
-    if len(text) < 6 or not text[:6].isdigit():
-        return None
-    try:
-        return datetime(
-            day.year,
-            day.month,
-            day.day,
-            int(text[0:2]),
-            int(text[2:4]),
-            int(text[4:6]),
-            tzinfo=KST,
-        )
-    except ValueError:
-        return None
-
-
 _new_level = tuple.__new__
 # A C-level constructor of PriceLevel from a (price, qty) tuple (skips the NamedTuple's
 # Python-level __new__; the same object).
@@ -1263,16 +1294,7 @@ class _StreamOrderBook(OrderBook):
 
     @property
     def time(self) -> datetime | None:
-        text = self._at(1)
-        day = self._f[2]
-        key = (day, text)
-        value = _BOOK_TIMES.get(key, _MISSING)
-        if value is _MISSING:
-            value = _book_time(day, text)
-            if len(_BOOK_TIMES) >= 65_536:
-                _BOOK_TIMES.clear()
-            _BOOK_TIMES[key] = value
-        return value  # type: ignore[no-any-return]
+        return _day_time(self._f[2], self._at(1))
 
     @property
     def asks(self) -> tuple[PriceLevel, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
 
@@ -261,3 +262,17 @@ def test_decrypt_roundtrip_cache_and_bad_padding() -> None:
         decrypt_payload("", KEY, IV)
     with pytest.raises(FrameError):
         decrypt_payload(encrypt_payload("x", KEY, IV), "short", IV)
+
+
+def test_decrypt_from_many_threads() -> None:
+    """Notices decrypt correctly from several threads at once (block contexts are per
+    thread), under two keys."""
+    other_key = "ZYXWVUTSRQPONMLKJIHGFEDCBA543210"
+    texts = [FILL_26.format(exg=str(1 + i % 4)) + "^" + "가" * i for i in range(40)]
+    sealed = [(encrypt_payload(t, k, IV), k, t) for t in texts for k in (KEY, other_key)]
+
+    def work() -> bool:
+        return all(decrypt_payload(s, k, IV) == t for s, k, t in sealed * 5)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(lambda _: work(), range(8)))
