@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kis_async.broker import KISBroker, KISBrokerAdapter
-    from kis_async.calendar import Session
     from kis_async.config import KISConfig, Mode
     from kis_async.errors import (
         AuthenticationError,
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
         PriceLevel,
         PriceSnapshot,
         Quote,
+        Session,
         Side,
         Trade,
     )
@@ -123,7 +123,7 @@ _LAZY: dict[str, str] = {
     "ResponseTooLargeError": "kis_async.errors",
     "SQLiteJournal": "kis_async.orders.journal",
     "ServerError": "kis_async.errors",
-    "Session": "kis_async.calendar",
+    "Session": "kis_async.models",
     "Side": "kis_async.models",
     "StreamOptions": "kis_async.stream.options",
     "StreamOverflowError": "kis_async.errors",

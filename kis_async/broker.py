@@ -504,20 +504,32 @@ class KISBroker(BrokerPort):
 
     # -- streaming --------------------------------------------------------------------------
 
-    def quotes(self, symbols: Iterable[str]) -> QuoteStream:
-        """Real-time trades (H0STCNT0) of ``symbols`` as an async iterator of :class:`Quote`.
+    def quotes(self, symbols: Iterable[str], *, market: Market | str = Market.KRX) -> QuoteStream:
+        """Real-time trades of ``symbols`` as an async iterator of :class:`Quote`.
 
         The stream subscribes on first iteration (or ``async with``) and unsubscribes when
         left. A lagging consumer sees the newest quote per symbol (older ones are dropped and
         counted in :attr:`stream_status`).
+
+        Args:
+            symbols: KRX codes; each is one registration toward KIS's 41 per session.
+            market: KRX (H0STCNT0, the default), NXT (H0NXCNT0) or UNIFIED (H0UNCNT0, KRX
+                and NXT together), or its code (``"NX"``).
+
+        Raises:
+            InvalidOrderError: no symbols, a bad one, or an unknown market.
+            PaperModeError: NXT/UNIFIED in paper mode (KIS paper serves KRX feeds only).
         """
         self._check_open()
-        return self._streams.quotes(symbols)
+        return self._streams.quotes(symbols, market=market)
 
-    def orderbooks(self, symbols: Iterable[str]) -> OrderBookStream:
-        """Real-time order books (H0STASP0) of ``symbols``; conflated like :meth:`quotes`."""
+    def orderbooks(
+        self, symbols: Iterable[str], *, market: Market | str = Market.KRX
+    ) -> OrderBookStream:
+        """Real-time order books of ``symbols`` on ``market`` (H0STASP0 / H0NXASP0 /
+        H0UNASP0); conflated and refused like :meth:`quotes`."""
         self._check_open()
-        return self._streams.orderbooks(symbols)
+        return self._streams.orderbooks(symbols, market=market)
 
     def executions(
         self, *, replay: bool = True, since: ExecutionCursor | str | None = None
@@ -543,15 +555,18 @@ class KISBroker(BrokerPort):
         callback: Callback[Quote],
         *,
         on_error: Callable[[BaseException], Any] | None = None,
+        market: Market | str = Market.KRX,
     ) -> Subscription:
         """Call ``callback`` (sync or async) for each quote of ``symbols``, from its own task.
 
         A callback that raises is logged and the subscription goes on. ``on_error`` is called
         with a :class:`~kis_async.errors.BrokerConnectionError` if the WebSocket session is
-        given up after its reconnect attempts.
+        given up after its reconnect attempts. ``market`` as in :meth:`quotes`.
         """
         self._check_open()
-        return await self._streams.subscribe_quotes(symbols, callback, on_error=on_error)
+        return await self._streams.subscribe_quotes(
+            symbols, callback, on_error=on_error, market=market
+        )
 
     async def subscribe_executions(
         self,

@@ -43,13 +43,13 @@ import os
 import warnings
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import date, datetime, time, timedelta
-from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
 from kis_async.errors import InvalidOrderError
 from kis_async.models import KST, Exchange, OrderRequest, OrderType
+from kis_async.models.market import Session
 
 __all__ = [
     "AFTER_MARKET_START",
@@ -69,19 +69,6 @@ logger = logging.getLogger("kis_async.calendar")
 
 #: The first day of KRX's 16:00-20:00 after-market (KIS notice 2026-09-09, protocol doc §4.1).
 AFTER_MARKET_START: Final = date(2026, 9, 14)
-
-
-class Session(StrEnum):
-    """A trading session of one venue."""
-
-    PRE_MARKET = "pre_market"
-    OPENING_AUCTION = "opening_auction"
-    REGULAR = "regular"
-    CLOSING_AUCTION = "closing_auction"
-    AFTER_HOURS_CLOSING_PRICE = "after_hours_closing_price"
-    AFTER_HOURS_SINGLE_PRICE = "after_hours_single_price"
-    AFTER_MARKET = "after_market"
-    CLOSED = "closed"
 
 
 _Hours = tuple[time, time, Session]

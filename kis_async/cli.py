@@ -127,6 +127,8 @@ _EXECUTION_KEYS: Final = (
     "time",
     "source",
     "name",
+    "exchange",
+    "venue",
 )
 
 
@@ -149,7 +151,7 @@ def to_jsonable(value: Any) -> Any:
             for f in dataclasses.fields(value)
             if f.name != "raw"
         }
-    if isinstance(value, Side | OrderType):
+    if isinstance(value, Side | OrderType | Market):
         return value.name.lower()
     if isinstance(value, enum.Enum):
         return value.value
@@ -532,7 +534,8 @@ def _book_line(b: OrderBook) -> str:
     ask_text = f"{won(ask.price)} x {won(ask.qty)}" if ask else "-"
     bid_text = f"{won(bid.price)} x {won(bid.qty)}" if bid else "-"
     stamp = b.time.strftime("%H:%M:%S") if b.time else "--:--:--"
-    return f"{stamp}  {b.symbol}  bid {bid_text}  |  ask {ask_text}"
+    mid = f"  mid {won(b.mid_price)}" if b.mid_price is not None else ""
+    return f"{stamp}  {b.symbol}  bid {bid_text}  |  ask {ask_text}{mid}"
 
 
 def _execution_line(e: Execution) -> str:
@@ -546,9 +549,9 @@ async def _cmd_stream(broker: KISBroker, args: argparse.Namespace, out: Output) 
     stream: Any
     fmt: Callable[[Any], str]
     if args.what == "quotes":
-        stream, fmt = broker.quotes(args.symbols), _quote_line
+        stream, fmt = broker.quotes(args.symbols, market=args.market), _quote_line
     elif args.what == "books":
-        stream, fmt = broker.orderbooks(args.symbols), _book_line
+        stream, fmt = broker.orderbooks(args.symbols, market=args.market), _book_line
     else:
         if not broker.config.hts_id:
             raise UsageError(
@@ -1246,9 +1249,9 @@ def build_parser() -> argparse.ArgumentParser:
     bounds = argparse.ArgumentParser(add_help=False)
     bounds.add_argument("--count", type=_positive_int, default=None, help="stop after N events")
     bounds.add_argument("--duration", type=_positive_float, default=None, help="stop after S s")
-    quotes = stream_sub.add_parser("quotes", parents=[common, bounds], help="trades")
+    quotes = stream_sub.add_parser("quotes", parents=[common, bounds, markets], help="trades")
     quotes.add_argument("symbols", nargs="+")
-    books = stream_sub.add_parser("books", parents=[common, bounds], help="order books")
+    books = stream_sub.add_parser("books", parents=[common, bounds, markets], help="order books")
     books.add_argument("symbols", nargs=1, metavar="symbol")
     stream_sub.add_parser("executions", parents=[common, bounds], help="your execution notices")
     return parser

@@ -136,6 +136,13 @@ _QUOTES: Final = "quotes"
 _BOOKS: Final = "orderbooks"
 
 
+def _feed(kind: str, market: Market | str) -> str:
+    """The hub key prefix of one market's feed: KRX keeps the plain name; NXT and UNIFIED
+    are separate feeds (as H0NX*/H0UN* are separate registrations at KIS)."""
+    checked = _check_market(market)
+    return kind if checked is Market.KRX else f"{kind}:{checked.name}"
+
+
 # -- orders and market state ----------------------------------------------------------------
 
 
@@ -332,6 +339,7 @@ class MockBroker(BrokerPort):
         ask: Decimal | int | str | None = None,
         bid: Decimal | int | str | None = None,
         time: datetime | None = None,
+        market: Market | str = Market.KRX,
     ) -> Quote:
         """Print a trade: update the market, deliver the :class:`Quote`, fill crossed orders.
 
@@ -343,30 +351,33 @@ class MockBroker(BrokerPort):
             ask: best ask after the trade (used as the buy reference price).
             bid: best bid after the trade (used as the sell reference price).
             time: the trade time; defaults to the broker clock.
+            market: the feed the print goes to (:meth:`quotes` streams of that market). The
+                mock keeps one price state per symbol, which every market's print moves.
 
         Returns:
             The quote as delivered to :meth:`quotes` streams.
         """
         self._check_open()
         symbol = check_symbol(symbol)
+        feed = _feed(_QUOTES, market)
         px = _to_price(price, "price")
         if volume is not None and (isinstance(volume, bool) or volume < 0):
             raise ValueError("volume must be an int >= 0")
-        market = self._markets.setdefault(symbol, _Market(base=px, price=px))
-        market.price = px
-        market.open = market.open if market.open is not None else px
-        market.high = px if market.high is None else max(market.high, px)
-        market.low = px if market.low is None else min(market.low, px)
-        market.ask = _to_price(ask, "ask") if ask is not None else None
-        market.bid = _to_price(bid, "bid") if bid is not None else None
+        state = self._markets.setdefault(symbol, _Market(base=px, price=px))
+        state.price = px
+        state.open = state.open if state.open is not None else px
+        state.high = px if state.high is None else max(state.high, px)
+        state.low = px if state.low is None else min(state.low, px)
+        state.ask = _to_price(ask, "ask") if ask is not None else None
+        state.bid = _to_price(bid, "bid") if bid is not None else None
         traded = volume or 0
-        market.cum_volume += traded
-        market.cum_turnover += px * traded
-        change = px - market.base
-        rate = (change / market.base * 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        state.cum_volume += traded
+        state.cum_turnover += px * traded
+        change = px - state.base
+        rate = (change / state.base * 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
         vwap = (
-            (market.cum_turnover / market.cum_volume).quantize(Decimal("0.01"), ROUND_HALF_UP)
-            if market.cum_volume
+            (state.cum_turnover / state.cum_volume).quantize(Decimal("0.01"), ROUND_HALF_UP)
+            if state.cum_volume
             else None
         )
         when = time or self._clock()
@@ -377,7 +388,7 @@ class MockBroker(BrokerPort):
             "PRDY_VRSS": str(change),
             "PRDY_CTRT": str(rate),
             "CNTG_VOL": str(traded),
-            "ACML_VOL": str(market.cum_volume),
+            "ACML_VOL": str(state.cum_volume),
         }
         quote = Quote(
             symbol=symbol,
@@ -386,18 +397,19 @@ class MockBroker(BrokerPort):
             change=change,
             change_rate=rate,
             volume=volume,
-            cum_volume=market.cum_volume,
-            cum_turnover=market.cum_turnover,
-            open=market.open,
-            high=market.high,
-            low=market.low,
-            ask=market.ask,
-            bid=market.bid,
+            cum_volume=state.cum_volume,
+            cum_turnover=state.cum_turnover,
+            open=state.open,
+            high=state.high,
+            low=state.low,
+            ask=state.ask,
+            bid=state.bid,
             vwap=vwap,
             side=None,
             raw=raw,
+            market=_check_market(market),
         )
-        self._hub.publish((_QUOTES, symbol), quote)
+        self._hub.publish((feed, symbol), quote)
         self._fill_resting(symbol, px, volume)
         return quote
 
@@ -408,6 +420,7 @@ class MockBroker(BrokerPort):
         asks: Sequence[tuple[Decimal | int | str, int]],
         bids: Sequence[tuple[Decimal | int | str, int]],
         time: datetime | None = None,
+        market: Market | str = Market.KRX,
     ) -> OrderBook:
         """Replace the book of ``symbol`` and deliver it to :meth:`orderbooks` streams.
 
@@ -418,9 +431,11 @@ class MockBroker(BrokerPort):
             asks: ``(price, qty)`` levels, lowest price first.
             bids: ``(price, qty)`` levels, highest price first.
             time: the book time; defaults to the broker clock.
+            market: the feed the book goes to (:meth:`orderbooks` streams of that market).
         """
         self._check_open()
         symbol = check_symbol(symbol)
+        feed = _feed(_BOOKS, market)
         ask_levels = tuple(PriceLevel(_to_price(p, "ask price"), int(q)) for p, q in asks)
         bid_levels = tuple(PriceLevel(_to_price(p, "bid price"), int(q)) for p, q in bids)
         book = OrderBook(
@@ -430,12 +445,13 @@ class MockBroker(BrokerPort):
             bids=bid_levels,
             total_ask_qty=sum(level.qty for level in ask_levels),
             total_bid_qty=sum(level.qty for level in bid_levels),
+            market=_check_market(market),
         )
         if symbol not in self._markets:
             first = ask_levels[0].price if ask_levels else bid_levels[0].price
             self._markets[symbol] = _Market(base=first, price=first)
         self._markets[symbol].book = book
-        self._hub.publish((_BOOKS, symbol), book)
+        self._hub.publish((feed, symbol), book)
         return book
 
     def fail_streams(self, error: BrokerError | None = None) -> None:
@@ -480,20 +496,26 @@ class MockBroker(BrokerPort):
             ) from None
 
     async def wait_subscribed(
-        self, symbols: Iterable[str] = (), *, executions: bool = False, max_wait: float = 5.0
+        self,
+        symbols: Iterable[str] = (),
+        *,
+        executions: bool = False,
+        max_wait: float = 5.0,
+        market: Market | str = Market.KRX,
     ) -> None:
-        """Wait until a quote stream covers each of ``symbols`` (and an execution stream
-        is open when ``executions`` is true). Use it before pushing data a consumer task
-        must see.
+        """Wait until a quote stream of ``market`` covers each of ``symbols`` (and an
+        execution stream is open when ``executions`` is true). Use it before pushing data a
+        consumer task must see.
 
         Raises:
             TimeoutError: not subscribed within ``max_wait`` seconds.
         """
         wanted = {symbols} if isinstance(symbols, str) else set(symbols)
+        feed = _feed(_QUOTES, market)
         hub = self._hub
         async with asyncio.timeout(max_wait):
             while not (
-                all(hub.subscribed((_QUOTES, s)) for s in wanted)
+                all(hub.subscribed((feed, s)) for s in wanted)
                 and (hub.subscribed(EXECUTIONS_KEY) or not executions)
             ):
                 hub.changed.clear()
@@ -501,11 +523,13 @@ class MockBroker(BrokerPort):
 
     # -- streams ----------------------------------------------------------------------------
 
-    def quotes(self, symbols: Iterable[str]) -> QuoteStream:
-        """Quotes pushed with :meth:`push_quote` for ``symbols``, in order; a consumer that
-        lags by ``quote_queue_size`` quotes sees the newest per symbol, as with KISBroker."""
+    def quotes(self, symbols: Iterable[str], *, market: Market | str = Market.KRX) -> QuoteStream:
+        """Quotes pushed with :meth:`push_quote` for ``symbols`` on ``market``, in order; a
+        consumer that lags by ``quote_queue_size`` quotes sees the newest per symbol, as with
+        KISBroker. An unknown market raises InvalidOrderError (the mock has no paper mode)."""
         self._check_open()
-        keys = tuple((_QUOTES, s) for s in sorted(_symbols_arg(symbols)))
+        feed = _feed(_QUOTES, market)
+        keys = tuple((feed, s) for s in sorted(_symbols_arg(symbols)))
         buffer: ConflatingBuffer[Quote] = ConflatingBuffer(
             self._hub.options.quote_queue_size, _symbol_of, _ignore
         )
@@ -513,10 +537,14 @@ class MockBroker(BrokerPort):
         self._hub.open_handle(stream, buffer, keys)
         return stream
 
-    def orderbooks(self, symbols: Iterable[str]) -> OrderBookStream:
-        """Books pushed with :meth:`push_orderbook` for ``symbols``; conflated like quotes."""
+    def orderbooks(
+        self, symbols: Iterable[str], *, market: Market | str = Market.KRX
+    ) -> OrderBookStream:
+        """Books pushed with :meth:`push_orderbook` for ``symbols`` on ``market``; conflated
+        like quotes."""
         self._check_open()
-        keys = tuple((_BOOKS, s) for s in sorted(_symbols_arg(symbols)))
+        feed = _feed(_BOOKS, market)
+        keys = tuple((feed, s) for s in sorted(_symbols_arg(symbols)))
         buffer: ConflatingBuffer[OrderBook] = ConflatingBuffer(
             self._hub.options.quote_queue_size, _symbol_of, _ignore
         )
@@ -543,11 +571,13 @@ class MockBroker(BrokerPort):
         callback: Callback[Quote],
         *,
         on_error: Callable[[BaseException], Any] | None = None,
+        market: Market | str = Market.KRX,
     ) -> Subscription:
-        """Call ``callback`` (sync or async) for each quote of ``symbols``; ``on_error`` gets
-        the error if the stream ends on a failure."""
+        """Call ``callback`` (sync or async) for each quote of ``symbols`` on ``market``;
+        ``on_error`` gets the error if the stream ends on a failure."""
         self._check_open()
-        keys = tuple((_QUOTES, s) for s in sorted(_symbols_arg(symbols)))
+        feed = _feed(_QUOTES, market)
+        keys = tuple((feed, s) for s in sorted(_symbols_arg(symbols)))
         buffer: ConflatingBuffer[Quote] = ConflatingBuffer(
             self._hub.options.callback_queue_size, _symbol_of, _ignore
         )

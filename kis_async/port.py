@@ -233,12 +233,15 @@ class BrokerPort(AsyncClosing):
     # -- streaming --------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def quotes(self, symbols: Iterable[str]) -> Stream[Quote]:
-        """Real-time trades of ``symbols``; conflates to the newest per symbol when lagging."""
+    def quotes(self, symbols: Iterable[str], *, market: Market | str = Market.KRX) -> Stream[Quote]:
+        """Real-time trades of ``symbols`` on ``market`` (KRX, NXT or UNIFIED); conflates to
+        the newest per symbol when lagging."""
 
     @abc.abstractmethod
-    def orderbooks(self, symbols: Iterable[str]) -> Stream[OrderBook]:
-        """Real-time order books of ``symbols``; conflates like :meth:`quotes`."""
+    def orderbooks(
+        self, symbols: Iterable[str], *, market: Market | str = Market.KRX
+    ) -> Stream[OrderBook]:
+        """Real-time order books of ``symbols`` on ``market``; conflates like :meth:`quotes`."""
 
     @abc.abstractmethod
     def executions(
@@ -258,8 +261,9 @@ class BrokerPort(AsyncClosing):
         callback: Callback[Quote],
         *,
         on_error: Callable[[BaseException], Any] | None = None,
+        market: Market | str = Market.KRX,
     ) -> Subscription:
-        """Call ``callback`` (sync or async) for every quote of ``symbols``.
+        """Call ``callback`` (sync or async) for every quote of ``symbols`` on ``market``.
 
         ``on_error`` is called with the error when the subscription ends on a failure (the
         session was given up after its reconnect attempts).

@@ -40,7 +40,7 @@ import httpx
 
 from kis_async.broker import KISBroker as AsyncKISBroker
 from kis_async.config import KISConfig
-from kis_async.models import Execution, OrderBook, Quote
+from kis_async.models import Execution, Market, OrderBook, Quote
 from kis_async.orders.journal import OrderJournal
 from kis_async.orders.placement import PlacementOptions
 from kis_async.port import Stream, Subscription
@@ -564,16 +564,23 @@ class KISBroker:
 
     # -- streaming --------------------------------------------------------------------------
 
-    def quotes(self, symbols: Iterable[str]) -> SyncStream[Quote]:
-        """Real-time trades of ``symbols`` as a blocking iterator (see the async
+    def quotes(
+        self, symbols: Iterable[str], *, market: Market | str = Market.KRX
+    ) -> SyncStream[Quote]:
+        """Real-time trades of ``symbols`` on ``market`` as a blocking iterator (see the async
         :meth:`kis_async.KISBroker.quotes`: conflated per symbol when the reader lags)."""
         broker = self._async_broker()
-        return SyncStream(self._runner, self._runner.call_sync(broker.quotes, symbols))
+        stream = self._runner.call_sync(broker.quotes, symbols, market=market)
+        return SyncStream(self._runner, stream)
 
-    def orderbooks(self, symbols: Iterable[str]) -> SyncStream[OrderBook]:
-        """Real-time order books of ``symbols`` as a blocking iterator; conflated."""
+    def orderbooks(
+        self, symbols: Iterable[str], *, market: Market | str = Market.KRX
+    ) -> SyncStream[OrderBook]:
+        """Real-time order books of ``symbols`` on ``market`` as a blocking iterator;
+        conflated."""
         broker = self._async_broker()
-        return SyncStream(self._runner, self._runner.call_sync(broker.orderbooks, symbols))
+        stream = self._runner.call_sync(broker.orderbooks, symbols, market=market)
+        return SyncStream(self._runner, stream)
 
     def executions(self) -> SyncStream[Execution]:
         """This account's execution notices as a blocking iterator; lossless."""
@@ -586,8 +593,10 @@ class KISBroker:
         callback: Callable[[Quote], Any],
         *,
         on_error: Callable[[BaseException], Any] | None = None,
+        market: Market | str = Market.KRX,
     ) -> SyncSubscription:
-        """Call ``callback`` for each quote of ``symbols`` on the callback thread.
+        """Call ``callback`` for each quote of ``symbols`` on ``market`` on the callback
+        thread.
 
         Callbacks of every subscription run on that one thread, serially. A callback that
         raises is logged and the subscription goes on; ``on_error`` (also on the callback
@@ -596,7 +605,7 @@ class KISBroker:
         broker = self._async_broker()
         relay, relay_error = self._relays(callback, on_error)
         subscription = self._runner.call(
-            broker.subscribe_quotes, symbols, relay, on_error=relay_error
+            broker.subscribe_quotes, symbols, relay, on_error=relay_error, market=market
         )
         return SyncSubscription(self._runner, subscription)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import date, datetime, time, timedelta
-from typing import Self
+from typing import Protocol, Self
 
 from kis_async.errors import HistoryRequestError
 from kis_async.history.fetch import BarRequest, HistoryFetcher, aggregate, minute_bars
@@ -46,13 +46,21 @@ class BarStream(AsyncClosing):
             await closer()
 
 
+class QuoteSource(Protocol):
+    """The broker's public ``quotes``: a trade stream of ``symbols`` on ``market``."""
+
+    def __call__(self, symbols: Iterable[str], *, market: Market | str = ...) -> Stream[Quote]:
+        """Open the stream."""
+        ...
+
+
 class History:
     """Price history for one broker: REST bars, live bars and the seam between them.
 
     Args:
         rest: the REST client (its rate limiter paces every page).
         clock: the current time, aware; decides "today" and which bars are complete.
-        quotes: opens a trade stream (the broker's public ``quotes``).
+        quotes: opens a trade stream (the broker's public ``quotes``, with ``market=``).
         reconnects: the WebSocket reconnect counter (``stream_status.reconnects``).
     """
 
@@ -61,7 +69,7 @@ class History:
         rest: RestClient,
         *,
         clock: Callable[[], datetime],
-        quotes: Callable[[list[str]], Stream[Quote]],
+        quotes: QuoteSource,
         reconnects: Callable[[], int],
     ) -> None:
         self._rest = rest
@@ -125,8 +133,14 @@ class History:
         if not codes or not all(is_valid_symbol(s) for s in codes):
             raise HistoryRequestError("live_bars needs one or more 6-character KRX codes")
         mkt = self.fetcher.plan(codes[0], iv, start=None, end=None, adjusted=False, market=market)
+        source = self._quotes
+
+        def quotes(codes: list[str]) -> Stream[Quote]:
+            # The trades of the market the bars are for (NXT bars from H0NXCNT0).
+            return source(codes, market=mkt.market)
+
         return LiveBars(
-            quotes=self._quotes, fetcher=self.fetcher, symbols=codes, interval=iv,
+            quotes=quotes, fetcher=self.fetcher, symbols=codes, interval=iv,
             partial=partial, market=mkt.market, reconnects=self._reconnects, grace=grace,
         )  # fmt: skip
 

@@ -3,7 +3,7 @@ the high-rate streaming models are slotted frozen dataclasses."""
 
 from kis_async.models.bars import Bar, Interval, Trade
 from kis_async.models.common import KST, is_on_tick, is_valid_symbol, tick_size
-from kis_async.models.market import Market, OrderBook, PriceLevel, PriceSnapshot
+from kis_async.models.market import Market, OrderBook, PriceLevel, PriceSnapshot, Session
 from kis_async.models.orders import (
     AuthenticationToken,
     BuyingPower,
@@ -37,6 +37,7 @@ __all__ = [
     "PriceLevel",
     "PriceSnapshot",
     "Quote",
+    "Session",
     "Side",
     "Trade",
     "is_on_tick",

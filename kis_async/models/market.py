@@ -10,9 +10,10 @@ from typing import Any, NamedTuple
 
 from pydantic import Field
 
+from kis_async.errors import InvalidOrderError, PaperModeError
 from kis_async.models.common import KISModel
 
-__all__ = ["Market", "OrderBook", "PriceLevel", "PriceSnapshot"]
+__all__ = ["Market", "OrderBook", "PriceLevel", "PriceSnapshot", "Session", "check_market"]
 
 
 class Market(StrEnum):
@@ -39,6 +40,43 @@ class Market(StrEnum):
             if text in (member.name, member.value):
                 return member
         raise ValueError(f"unknown market {value!r}: expected KRX, NXT or UNIFIED")
+
+
+def check_market(market: Market | str, *, paper: bool) -> Market:
+    """``market`` parsed; NX/UN refused in paper mode before any request or subscription.
+
+    OTA gives the NX/UN quote codes and the H0NX*/H0UN* feeds no paper switch, a community TR
+    table marks them unsupported on paper (protocol doc §12, [UNCERTAIN]) and paper trading
+    is KRX-only (§8): so the SDK refuses them rather than sending what the paper server
+    would reject (or, for a feed, answer with silence).
+
+    Raises:
+        InvalidOrderError: an unknown market.
+        PaperModeError: NXT or UNIFIED in paper mode.
+    """
+    try:
+        parsed = Market.parse(market)
+    except ValueError as exc:
+        raise InvalidOrderError(str(exc)) from None
+    if paper and parsed is not Market.KRX:
+        raise PaperModeError(
+            f"market {parsed.name} ({parsed.value}) quotes need the live servers: "
+            "KIS paper trading serves KRX quotes only"
+        )
+    return parsed
+
+
+class Session(StrEnum):
+    """A trading session of one venue (the calendar's answer, and ``Quote.session``)."""
+
+    PRE_MARKET = "pre_market"
+    OPENING_AUCTION = "opening_auction"
+    REGULAR = "regular"
+    CLOSING_AUCTION = "closing_auction"
+    AFTER_HOURS_CLOSING_PRICE = "after_hours_closing_price"
+    AFTER_HOURS_SINGLE_PRICE = "after_hours_single_price"
+    AFTER_MARKET = "after_market"
+    CLOSED = "closed"
 
 
 class PriceSnapshot(KISModel):
@@ -87,6 +125,17 @@ class OrderBook:
         total_bid_qty: total resting bid quantity.
         expected_price: the expected auction price (예상체결가), when there is one.
         expected_qty: the expected auction quantity.
+        market: the feed the book came from (KRX, NXT or UNIFIED), when known.
+        session: the session KIS says the book belongs to (``MARKET_CLS_CODE`` of the
+            63-field H0STASP0), when KIS sent it.
+        mid_price: the mid price (중간가) of this book's own venue: ``MID_PRC`` on KRX
+            books, ``NMID_PRC`` on NXT books. None on integrated books (they carry one mid
+            price per venue: :attr:`krx_mid_price`, :attr:`nxt_mid_price`) and on layouts
+            without mid-price fields.
+        mid_qty: the resting quantity at the mid price (``MIDP_TOTAL_RSQN`` /
+            ``NMID_TOTAL_RSQN``), with :attr:`mid_price`.
+        krx_mid_price: KRX's mid price (``MID_PRC`` / ``KMID_PRC``), where the layout has it.
+        nxt_mid_price: NXT's mid price (``NMID_PRC``), where the layout has it.
     """
 
     symbol: str
@@ -97,6 +146,12 @@ class OrderBook:
     total_bid_qty: int | None = None
     expected_price: Decimal | None = None
     expected_qty: int | None = None
+    market: Market | None = None
+    session: Session | None = None
+    mid_price: Decimal | None = None
+    mid_qty: int | None = None
+    krx_mid_price: Decimal | None = None
+    nxt_mid_price: Decimal | None = None
 
     @property
     def best_ask(self) -> PriceLevel | None:

@@ -19,7 +19,8 @@ from enum import StrEnum
 from typing import Any, Final, Literal
 
 from kis_async.models.common import KST
-from kis_async.models.orders import OrderType, Side
+from kis_async.models.market import Market, Session
+from kis_async.models.orders import Exchange, OrderType, Side
 from kis_async.validation import normalize_order_id
 
 __all__ = [
@@ -55,7 +56,18 @@ def _int(text: str) -> int | None:
 #: Bounded caches of conversions that repeat across records (prices on the tick grid, the
 #: trade time within a second). Cleared when full; values are immutable, so sharing is safe.
 _CACHE_MAX: Final = 65_536
-_DEC_CACHE: dict[str, Decimal | None] = {}
+
+
+class _DecimalCache(dict[str, Decimal | None]):
+    """str -> Decimal; ``cache[text]`` converts and stores on a miss, so a hit is one C call."""
+
+    __slots__ = ()
+
+    def __missing__(self, text: str) -> Decimal | None:
+        return _dec_miss(text)
+
+
+_DEC_CACHE: _DecimalCache = _DecimalCache()
 _TIME_CACHE: dict[str, datetime | None] = {}
 
 
@@ -73,8 +85,17 @@ def cached_decimal(text: str) -> Decimal | None:
     return _dec_miss(text) if value is _UNSET else value
 
 
+_DAYS: dict[str, date | None] = {}
+
+
 def _time_miss(key: str, day_text: str, hhmmss: str) -> datetime | None:
-    value = _clock(_yyyymmdd(day_text), hhmmss)
+    day = _DAYS.get(day_text, _UNSET)
+    if day is _UNSET:  # the trading day repeats on every record: parse it once
+        day = _yyyymmdd(day_text)
+        if len(_DAYS) >= 1024:
+            _DAYS.clear()
+        _DAYS[day_text] = day
+    value = _clock(day, hhmmss)
     if len(_TIME_CACHE) >= _CACHE_MAX:
         _TIME_CACHE.clear()
     # Without a date the value depends on today, so only dated times are cached.
@@ -128,6 +149,8 @@ QUOTE_ATTRIBUTES: Final = (
     "bid",
     "vwap",
     "side",
+    "session",
+    "market",
 )
 
 
@@ -147,6 +170,11 @@ class Quote:
         ask, bid: best ask and bid at the trade.
         vwap: volume-weighted average price.
         side: the side that initiated the trade (BUY/SELL), None in auctions.
+        session: the session of the trade from ``MARKET_CLS_CODE`` (1 pre-market, 2
+            regular, 3 after-market, 5 closing auction), None when the record has no such
+            field (the 46-field layout) or an unknown code.
+        market: the feed the trade came from: KRX (H0STCNT0), NXT (H0NXCNT0) or UNIFIED
+            (H0UNCNT0); None when unknown.
         raw: every field by its KIS name (``raw["CTTR"]``), including fields we do not type.
     """
 
@@ -177,6 +205,8 @@ class Quote:
         vwap: Decimal | None,
         side: Side | None,
         raw: Mapping[str, str] | None = None,
+        session: Session | None = None,
+        market: Market | None = None,
     ) -> None:
         self._symbol = symbol
         self._price = price
@@ -194,6 +224,8 @@ class Quote:
             bid,
             vwap,
             side,
+            session,
+            market,
         )
         self._raw = dict(raw) if raw else {}
 
@@ -276,6 +308,16 @@ class Quote:
         return self._v[11]  # type: ignore[no-any-return]
 
     @property
+    def session(self) -> Session | None:
+        """The session of the trade (``MARKET_CLS_CODE``), when KIS sent it."""
+        return self._v[12]  # type: ignore[no-any-return]
+
+    @property
+    def market(self) -> Market | None:
+        """The feed the trade came from (KRX, NXT or UNIFIED)."""
+        return self._v[13]  # type: ignore[no-any-return]
+
+    @property
     def raw(self) -> Mapping[str, str]:
         """Every field by its KIS name."""
         return self._raw
@@ -301,6 +343,8 @@ class Quote:
             self.bid,
             self.vwap,
             self.side,
+            self.session,
+            self.market,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -318,7 +362,8 @@ class Quote:
         return (
             f"Quote(symbol={self.symbol!r}, time={self.time!r}, price={self.price!r}, "
             f"change={self.change!r}, change_rate={self.change_rate!r}, volume={self.volume!r}, "
-            f"cum_volume={self.cum_volume!r}, side={self.side!r})"
+            f"cum_volume={self.cum_volume!r}, side={self.side!r}, session={self.session!r}, "
+            f"market={self.market!r})"
         )
 
 
@@ -351,6 +396,8 @@ _EXEC_ATTRS: Final = (
     "order_qty",
     "time",
     "name",
+    "exchange",
+    "venue",
 )
 
 
@@ -477,6 +524,11 @@ class Execution:
         time: event time, aware Asia/Seoul.
         source: ``"websocket"`` for notices, ``"reconcile"`` for fills found by gap-fill.
         name: the stock name, when KIS sent it.
+        exchange: where the order was placed: KRX, NXT or SOR (KIS's smart order routing);
+            from the notice's ``ORD_EXG_GB`` (1 KRX, 2 NXT, 3 SOR→KRX, 4 SOR→NXT) or the
+            order row. None when unknown (the 23-field notice layout).
+        venue: the market the order went to and fills on: KRX or NXT. For an SOR order it
+            is where KIS routed it (``exchange`` is then ``SOR``); None when unknown.
         raw: every field by its KIS name (empty for reconcile events).
         cursor: the receiving consumer's position after this event (see
             :class:`ExecutionCursor`); None on events no execution stream delivered.
@@ -515,6 +567,8 @@ class Execution:
         raw: Mapping[str, str] | None = None,
         cursor: ExecutionCursor | None = None,
         replayed: bool = False,
+        exchange: Exchange | None = None,
+        venue: Exchange | None = None,
     ) -> None:
         self._cursor = cursor
         self._replayed = replayed
@@ -533,6 +587,8 @@ class Execution:
             order_qty,
             time,
             name,
+            exchange,
+            venue,
         )
         self._raw = dict(raw) if raw else {}
 
@@ -630,6 +686,16 @@ class Execution:
         return self._v[9]  # type: ignore[no-any-return]
 
     @property
+    def exchange(self) -> Exchange | None:
+        """Where the order was placed: KRX, NXT or SOR; None when unknown."""
+        return self._v[10]  # type: ignore[no-any-return]
+
+    @property
+    def venue(self) -> Exchange | None:
+        """The market the order went to (KRX or NXT; for SOR, where KIS routed it)."""
+        return self._v[11]  # type: ignore[no-any-return]
+
+    @property
     def raw(self) -> Mapping[str, str]:
         """Every field by its KIS name (empty for reconcile events)."""
         return self._raw
@@ -673,6 +739,7 @@ class Execution:
             f"original_order_id={self.original_order_id!r}, symbol={self.symbol!r}, "
             f"side={self.side!r}, order_type={self.order_type!r}, qty={self.qty!r}, "
             f"price={self.price!r}, order_qty={self.order_qty!r}, time={self.time!r}, "
+            f"exchange={self.exchange!r}, venue={self.venue!r}, "
             f"source={self.source!r}, replayed={self._replayed!r})"
         )
 

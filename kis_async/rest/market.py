@@ -8,9 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from kis_async.config import KISConfig
-from kis_async.errors import InvalidOrderError, PaperModeError
 from kis_async.models import Market, OrderBook, PriceLevel, PriceSnapshot
 from kis_async.models.common import kis_datetime, parse_decimal, parse_int
+from kis_async.models.market import check_market as checked_market
 from kis_async.rest.http import first_object, get_ci, rows
 
 __all__ = [
@@ -26,25 +26,14 @@ _LEVELS = 10
 
 
 def check_market(config: KISConfig, market: Market | str) -> Market:
-    """``market`` parsed; NX/UN refused in paper mode before any request.
-
-    OTA gives the NX/UN quote codes no paper switch and paper trading is KRX-only (protocol doc
-    §8, §12), so the SDK refuses them rather than sending a request the paper server rejects.
+    """``market`` parsed; NX/UN refused in paper mode before any request
+    (:func:`kis_async.models.market.check_market`).
 
     Raises:
         InvalidOrderError: an unknown market.
         PaperModeError: NXT or UNIFIED in paper mode.
     """
-    try:
-        parsed = Market.parse(market)
-    except ValueError as exc:
-        raise InvalidOrderError(str(exc)) from None
-    if config.is_paper and parsed is not Market.KRX:
-        raise PaperModeError(
-            f"market {parsed.name} ({parsed.value}) quotes need the live servers: "
-            "KIS paper trading serves KRX quotes only"
-        )
-    return parsed
+    return checked_market(market, paper=config.is_paper)
 
 
 def quote_params(symbol: str, market: Market = Market.KRX) -> dict[str, str]:

@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import date, datetime
 from typing import Any
 
-from kis_async.models import KST, Execution, ExecutionCursor, ExecutionKind, Order
+from kis_async.models import KST, Exchange, Execution, ExecutionCursor, ExecutionKind, Order
 from kis_async.stream.ledger import FillLedger
 from kis_async.stream.options import StreamOptions
 from kis_async.stream.streams import Buffer
@@ -530,6 +530,10 @@ class ExecutionFeed:
                     source="reconcile",
                     name=order.name,
                     replayed=True,
+                    exchange=order.exchange,
+                    # The row says where the order was placed; an SOR order's venue is not
+                    # in it.
+                    venue=order.exchange if order.exchange is not Exchange.SOR else None,
                 )
             )
         logger.info("gap-fill after %s: %d fill event(s) emitted", reason, emitted)

@@ -18,21 +18,22 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from kis_async.config import KISConfig
 from kis_async.errors import BrokerConnectionError, SubscriptionError
-from kis_async.models import Execution, ExecutionCursor, Order, Quote
+from kis_async.models import Execution, ExecutionCursor, Market, Order, Quote
+from kis_async.models.market import check_market
 from kis_async.port import Callback
 from kis_async.stream import factory
 from kis_async.stream.executions import ExecutionConsumer, ExecutionFeed
 from kis_async.stream.options import StreamOptions, StreamStatus
 from kis_async.stream.protocol import (
+    ORDERBOOK_TR_IDS,
+    QUOTE_TR_IDS,
     TR_NOTICE_LIVE,
     TR_NOTICE_PAPER,
-    TR_ORDERBOOK,
-    TR_QUOTE,
     Ack,
     AckStatus,
     subscribe_message,
@@ -115,16 +116,21 @@ class StreamManager:
         """H0STCNI9 in paper mode, H0STCNI0 live."""
         return TR_NOTICE_PAPER if self._config.is_paper else TR_NOTICE_LIVE
 
-    def quotes(self, symbols: Iterable[str]) -> QuoteStream:
-        """Real-time trades (H0STCNT0) of ``symbols`` (ValueError: none, or a bad one)."""
+    def quotes(self, symbols: Iterable[str], *, market: Market | str = Market.KRX) -> QuoteStream:
+        """Real-time trades of ``symbols`` on ``market`` (H0STCNT0 KRX, H0NXCNT0 NXT,
+        H0UNCNT0 통합). ValueError: no symbols, a bad one, an unknown market;
+        PaperModeError: NXT/UNIFIED in paper mode. Each raised before anything is sent."""
         self._check_open()
-        keys = factory.symbol_keys(TR_QUOTE, symbols)
+        keys = self._market_keys(QUOTE_TR_IDS, symbols, market)
         return factory.quote_stream(self, keys, self._options, self._count("quotes"))
 
-    def orderbooks(self, symbols: Iterable[str]) -> OrderBookStream:
-        """A stream of real-time order books (H0STASP0) of ``symbols``."""
+    def orderbooks(
+        self, symbols: Iterable[str], *, market: Market | str = Market.KRX
+    ) -> OrderBookStream:
+        """Real-time order books of ``symbols`` on ``market`` (H0STASP0 / H0NXASP0 /
+        H0UNASP0); errors as in :meth:`quotes`."""
         self._check_open()
-        keys = factory.symbol_keys(TR_ORDERBOOK, symbols)
+        keys = self._market_keys(ORDERBOOK_TR_IDS, symbols, market)
         return factory.orderbook_stream(self, keys, self._options, self._count("books"))
 
     def executions(
@@ -143,12 +149,13 @@ class StreamManager:
         callback: Callback[Quote],
         *,
         on_error: Callable[[BaseException], Any] | None = None,
+        market: Market | str = Market.KRX,
     ) -> CallbackSubscription[Quote]:
-        """Call ``callback`` (sync or async) for each quote of ``symbols``, from its own task;
-        a raising callback is logged; ``on_error`` gets the error if the session is given up.
-        """
+        """Call ``callback`` (sync or async) for each quote of ``symbols`` on ``market``, from
+        its own task; a raising callback is logged; ``on_error`` gets the error if the
+        session is given up."""
         self._check_open()
-        keys = factory.symbol_keys(TR_QUOTE, symbols)
+        keys = self._market_keys(QUOTE_TR_IDS, symbols, market)
         sub = factory.quote_subscription(
             self, keys, self._options, self._count("quotes"), callback=callback, on_error=on_error
         )
@@ -308,6 +315,14 @@ class StreamManager:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("the stream manager is closed")
+
+    def _market_keys(
+        self, tr_ids: Mapping[Market, str], symbols: Iterable[str], market: Market | str
+    ) -> tuple[RegKey, ...]:
+        """Registration keys of ``symbols`` on the TR of ``market``: one registration each
+        toward the cap (KRX and NXT feeds of one symbol are two)."""
+        checked = check_market(market, paper=self._config.is_paper)
+        return factory.symbol_keys(tr_ids[checked], symbols)
 
     def _execution_keys(self) -> tuple[RegKey, ...]:
         hts_id = self._config.hts_id

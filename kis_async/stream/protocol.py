@@ -14,8 +14,8 @@ Server to client: :func:`parse_frame` classifies a text frame::
 
 Decoders (what the benchmarks should call; each returns one value per record of the frame)::
 
-    decode_quotes(frame) -> list[Quote]                          # H0STCNT0
-    decode_orderbooks(frame) -> list[OrderBook]                  # H0STASP0
+    decode_quotes(frame) -> list[Quote]              # H0STCNT0 / H0NXCNT0 / H0UNCNT0
+    decode_orderbooks(frame) -> list[OrderBook]      # H0STASP0 / H0NXASP0 / H0UNASP0
     decode_executions(frame, key, iv) -> list[Execution]         # H0STCNI0 / H0STCNI9
     decrypt_payload(payload, key, iv) -> str                     # AES-256-CBC + PKCS7
     decode_execution_plaintext(text) -> list[Execution]          # an already decrypted payload
@@ -31,20 +31,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Final, NamedTuple
-
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from functools import partial
+from typing import Any, ClassVar, Final, NamedTuple
 
 from kis_async.models.common import KST
-from kis_async.models.market import OrderBook, PriceLevel
-from kis_async.models.orders import OrderType, Side
+from kis_async.models.market import Market, OrderBook, PriceLevel, Session
+from kis_async.models.orders import Exchange, OrderType, Side
 from kis_async.models.stream import (
     _DEC_CACHE,
     _TIME_CACHE,
@@ -54,26 +53,36 @@ from kis_async.models.stream import (
     Quote,
     _clock,
     _dec,
-    _dec_miss,
     _time_miss,
-    cached_decimal,
 )
 from kis_async.models.stream import _int as _int_or_none
 
 __all__ = [
     "ACK_CODES",
+    "BOOK_LAYOUTS",
     "DECODERS",
+    "MARKET_CLS_SESSIONS",
     "NOTICE_FIELD_NAMES_23",
     "NOTICE_FIELD_NAMES_26",
     "NOTICE_TR_IDS",
+    "ORDERBOOK_FIELD_NAMES",
+    "ORDERBOOK_TR_IDS",
+    "ORD_EXG_GB",
     "PINGPONG",
     "QUOTE_FIELD_NAMES",
+    "QUOTE_FIELD_NAMES_NX",
+    "QUOTE_TR_IDS",
     "TR_NOTICE_LIVE",
     "TR_NOTICE_PAPER",
     "TR_ORDERBOOK",
+    "TR_ORDERBOOK_NXT",
+    "TR_ORDERBOOK_UNIFIED",
     "TR_QUOTE",
+    "TR_QUOTE_NXT",
+    "TR_QUOTE_UNIFIED",
     "Ack",
     "AckStatus",
+    "BookLayout",
     "DataFrame",
     "FrameError",
     "PingPong",
@@ -92,7 +101,23 @@ __all__ = [
 ]
 
 TR_QUOTE: Final = "H0STCNT0"
+TR_QUOTE_NXT: Final = "H0NXCNT0"
+TR_QUOTE_UNIFIED: Final = "H0UNCNT0"
 TR_ORDERBOOK: Final = "H0STASP0"
+TR_ORDERBOOK_NXT: Final = "H0NXASP0"
+TR_ORDERBOOK_UNIFIED: Final = "H0UNASP0"
+#: The trade and order-book TR of each market (protocol doc §12): KRX H0ST*, NXT H0NX*,
+#: 통합 H0UN*. The tr_key is the stock code on all six.
+QUOTE_TR_IDS: Final[Mapping[Market, str]] = {
+    Market.KRX: TR_QUOTE,
+    Market.NXT: TR_QUOTE_NXT,
+    Market.UNIFIED: TR_QUOTE_UNIFIED,
+}
+ORDERBOOK_TR_IDS: Final[Mapping[Market, str]] = {
+    Market.KRX: TR_ORDERBOOK,
+    Market.NXT: TR_ORDERBOOK_NXT,
+    Market.UNIFIED: TR_ORDERBOOK_UNIFIED,
+}
 TR_NOTICE_LIVE: Final = "H0STCNI0"
 TR_NOTICE_PAPER: Final = "H0STCNI9"
 NOTICE_TR_IDS: Final = frozenset({TR_NOTICE_LIVE, TR_NOTICE_PAPER})
@@ -345,6 +370,24 @@ def _today() -> date:
     return _day_cache[1]  # type: ignore[no-any-return]
 
 
+_MISSING: Final[Any] = object()
+_DAY_TIMES: dict[tuple[date | None, str], datetime | None] = {}
+
+
+def _day_time(day: date | None, hhmmss: str) -> datetime | None:
+    """``HHMMSS`` on ``day`` as an aware KST datetime, cached (records of a second repeat it)."""
+    key = (day, hhmmss)
+    value = _DAY_TIMES.get(key, _MISSING)
+    if value is _MISSING:
+        value = _clock(day, hhmmss)
+        if day is None:
+            return value  # "today" moves: not cached
+        if len(_DAY_TIMES) >= 65_536:
+            _DAY_TIMES.clear()
+        _DAY_TIMES[key] = value
+    return value  # type: ignore[no-any-return]
+
+
 # -- record layouts (protocol doc §7): field names, and the typed views over a split record --
 
 
@@ -447,6 +490,20 @@ QUOTE_FIELD_NAMES: Final = (
     "MARKET_CLS_CODE",
 )
 _QUOTE_INDEX: Final = {name: i for i, name in enumerate(QUOTE_FIELD_NAMES)}
+#: H0NXCNT0 / H0UNCNT0 share the positions; field 22 is named CNTG_CLS_CODE there (§7.1).
+#: [CONFLICT §12] OTA lists 46 fields, kis-trader 47 (+ MARKET_CLS_CODE): both decode, and
+#: fields past either are tolerated.
+QUOTE_FIELD_NAMES_NX: Final = (*QUOTE_FIELD_NAMES[:21], "CNTG_CLS_CODE", *QUOTE_FIELD_NAMES[22:])
+_QUOTE_INDEX_NX: Final = {name: i for i, name in enumerate(QUOTE_FIELD_NAMES_NX)}
+#: MARKET_CLS_CODE (protocol doc §7.1: 1 pre, 2 regular, 3 after, 5 closing). "5" is read as
+#: the closing call auction (장마감 동시호가), the only "closing" session the code has room for
+#: beside 3 (after-market, which takes the after-hours closing-price trades).
+MARKET_CLS_SESSIONS: Final[Mapping[str, Session]] = {
+    "1": Session.PRE_MARKET,
+    "2": Session.REGULAR,
+    "3": Session.AFTER_MARKET,
+    "5": Session.CLOSING_AUCTION,
+}
 # CCLD_DVSN: 1 buy-initiated, 5 sell-initiated, 3 pre-market (no initiating side).
 _QUOTE_SIDES: Final = {"1": Side.BUY, "5": Side.SELL}
 
@@ -513,18 +570,12 @@ _Q_CUM_VOLUME: Final = _QUOTE_INDEX["ACML_VOL"]
 _Q_TURNOVER: Final = _QUOTE_INDEX["ACML_TR_PBMN"]
 _Q_SIDE: Final = _QUOTE_INDEX["CCLD_DVSN"]
 _Q_DAY: Final = _QUOTE_INDEX["BSOP_DATE"]
+_Q_MARKET_CLS: Final = _QUOTE_INDEX["MARKET_CLS_CODE"]
 
 
-def _cached_dec(text: str) -> Decimal | None:
-    value = _DEC_CACHE.get(text, _UNSET)
-    return _dec_miss(text) if value is _UNSET else value
-
-
-def _int_field(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return _int_or_none(text)
+#: ``Decimal`` of a price string through the shared cache, all in C when it hits (a miss
+#: converts and caches: see ``_DecimalCache``); None for blank or unparsable text.
+_cached_dec: Final = _DEC_CACHE.__getitem__
 
 
 class _WireQuote(Quote):
@@ -539,6 +590,10 @@ class _WireQuote(Quote):
     _f: list[str]
     _o: int
     _n: int
+    # Per feed (a subclass each for NXT and 통합): no per-record cost.
+    _MARKET: ClassVar[Market] = Market.KRX
+    _NAMES: ClassVar[tuple[str, ...]] = QUOTE_FIELD_NAMES
+    _INDEX: ClassVar[Mapping[str, int]] = _QUOTE_INDEX
 
     @classmethod
     def _decoded(cls, fields: list[str], offset: int, length: int) -> _WireQuote:
@@ -580,11 +635,19 @@ class _WireQuote(Quote):
 
     @property
     def volume(self) -> int | None:
-        return _int_field(self._f[self._o + _Q_VOLUME])
+        text = self._f[self._o + _Q_VOLUME]
+        try:
+            return int(text)
+        except ValueError:
+            return _int_or_none(text)
 
     @property
     def cum_volume(self) -> int | None:
-        return _int_field(self._f[self._o + _Q_CUM_VOLUME])
+        text = self._f[self._o + _Q_CUM_VOLUME]
+        try:
+            return int(text)
+        except ValueError:
+            return _int_or_none(text)
 
     @property
     def cum_turnover(self) -> Decimal | None:
@@ -619,8 +682,39 @@ class _WireQuote(Quote):
         return _QUOTE_SIDES.get(self._f[self._o + _Q_SIDE])
 
     @property
+    def session(self) -> Session | None:
+        if self._n <= _Q_MARKET_CLS:
+            return None  # the 46-field layout has no MARKET_CLS_CODE
+        return MARKET_CLS_SESSIONS.get(self._f[self._o + _Q_MARKET_CLS])
+
+    @property
+    def market(self) -> Market:
+        return self._MARKET
+
+    @property
     def raw(self) -> Mapping[str, str]:
-        return RawFields(QUOTE_FIELD_NAMES, _QUOTE_INDEX, self._f, self._o, self._n)
+        return RawFields(self._NAMES, self._INDEX, self._f, self._o, self._n)
+
+
+class _NxtQuote(_WireQuote):
+    __slots__ = ()
+    _MARKET = Market.NXT
+    _NAMES = QUOTE_FIELD_NAMES_NX
+    _INDEX = _QUOTE_INDEX_NX
+
+
+class _UnifiedQuote(_WireQuote):
+    __slots__ = ()
+    _MARKET = Market.UNIFIED
+    _NAMES = QUOTE_FIELD_NAMES_NX
+    _INDEX = _QUOTE_INDEX_NX
+
+
+_QUOTE_CLASSES: Final[Mapping[str, type[_WireQuote]]] = {
+    TR_QUOTE: _WireQuote,
+    TR_QUOTE_NXT: _NxtQuote,
+    TR_QUOTE_UNIFIED: _UnifiedQuote,
+}
 
 
 # Notice positions, by name (fields 1-18 are common to the 23- and 26-field layouts).
@@ -638,6 +732,15 @@ _N_FILLED: Final = _NOTICE_INDEX_26["CNTG_YN"]
 _N_ACCEPTED: Final = _NOTICE_INDEX_26["ACPT_YN"]
 _N_BRANCH: Final = _NOTICE_INDEX_26["BRNC_NO"]
 _N_ORDER_QTY: Final = _NOTICE_INDEX_26["ODER_QTY"]
+_N_EXCHANGE: Final = _NOTICE_INDEX_26["ORD_EXG_GB"]  # 26-field layout only
+#: ORD_EXG_GB (protocol doc §7.3, §12): the exchange the order was placed with, and the
+#: venue it went to (for SOR, where KIS routed it).
+ORD_EXG_GB: Final[Mapping[str, tuple[Exchange, Exchange]]] = {
+    "1": (Exchange.KRX, Exchange.KRX),
+    "2": (Exchange.NXT, Exchange.NXT),
+    "3": (Exchange.SOR, Exchange.KRX),
+    "4": (Exchange.SOR, Exchange.NXT),
+}
 
 
 class _WireExecution(Execution):
@@ -718,7 +821,7 @@ class _WireExecution(Execution):
     @property
     def time(self) -> datetime | None:
         """Event time (the notice has no date: the day it was decoded)."""
-        return _clock(self._day, self._at(_N_TIME))
+        return _day_time(self._day, self._at(_N_TIME))
 
     @property
     def name(self) -> str | None:
@@ -726,6 +829,21 @@ class _WireExecution(Execution):
         if not text and self._n < 26:
             text = self._named("CNTG_ISNM").strip()
         return text or None
+
+    def _exg(self) -> tuple[Exchange, Exchange] | None:
+        if self._n < 26:
+            return None  # the 23-field layout has no ORD_EXG_GB
+        return ORD_EXG_GB.get(self._at(_N_EXCHANGE).strip())
+
+    @property
+    def exchange(self) -> Exchange | None:
+        exg = self._exg()
+        return exg[0] if exg is not None else None
+
+    @property
+    def venue(self) -> Exchange | None:
+        exg = self._exg()
+        return exg[1] if exg is not None else None
 
     @property
     def raw(self) -> Mapping[str, str]:
@@ -754,13 +872,14 @@ def _split(payload: str, count: int, min_fields: int) -> tuple[list[str], int, i
 
 
 def decode_quotes(frame: DataFrame) -> list[Quote]:
-    """H0STCNT0 records (46 or 47 fields, more tolerated) as :class:`Quote` values.
+    """H0STCNT0 / H0NXCNT0 / H0UNCNT0 records (46 or 47 fields, more tolerated) as
+    :class:`Quote` values (another TR id decodes with the KRX layout).
 
     Raises:
         FrameError: too few fields, a blank symbol, or an unparsable price.
     """
     fields, records, per = _split(frame.payload, frame.record_count, QUOTE_MIN_FIELDS)
-    new = _WireQuote._decoded
+    new = _QUOTE_CLASSES.get(frame.tr_id, _WireQuote)._decoded
     try:
         if records == 1:
             if not fields[0]:
@@ -776,7 +895,11 @@ def decode_quotes(frame: DataFrame) -> list[Quote]:
 
 
 def decode_orderbooks(frame: DataFrame, *, day: date | None = None) -> list[OrderBook]:
-    """H0STASP0 records (59 fields, more tolerated) as :class:`OrderBook` values.
+    """H0STASP0 / H0NXASP0 / H0UNASP0 records as :class:`OrderBook` values.
+
+    The layout is chosen by the TR id and the record width (``len(fields) / count``; see
+    :data:`BOOK_LAYOUTS`); fields past the layout are tolerated. Another TR id decodes with
+    the KRX layouts.
 
     Args:
         frame: the data frame.
@@ -789,12 +912,14 @@ def decode_orderbooks(frame: DataFrame, *, day: date | None = None) -> list[Orde
     fields, records, per = _split(frame.payload, frame.record_count, ORDERBOOK_MIN_FIELDS)
     if day is None:
         day = _today()
+    layout = _book_layout(frame.tr_id, per)
+    new = _StreamOrderBook._decoded
     out: list[OrderBook] = []
     for i in range(records):
         offset = i * per
         if not fields[offset]:
             raise FrameError("order book without a symbol")
-        out.append(_StreamOrderBook._decoded(fields, offset, day))
+        out.append(new(fields, offset, day, layout))
     return out
 
 
@@ -838,6 +963,58 @@ def decode_execution_plaintext(
     return out
 
 
+#: (key, iv) -> Cipher, for :func:`encrypt_payload` (tests and simulators).
+_CIPHERS: dict[tuple[str, str], Any] = {}
+#: PKCS#7 pad suffixes by pad length.
+_PADS: Final = tuple(bytes([n]) * n for n in range(17))
+#: Per thread: key -> an AES block decryptor (see :func:`_block_decryptor`).
+_BLOCKS = threading.local()
+
+
+def _cipher(key: str, iv: str) -> Any:
+    cipher = _CIPHERS.get((key, iv))
+    if cipher is None:
+        # cryptography loads on first use, not when kis_async is imported.
+        from cryptography.hazmat.primitives.ciphers import (  # noqa: PLC0415
+            Cipher,
+            algorithms,
+            modes,
+        )
+
+        cipher = Cipher(algorithms.AES(key.encode()), modes.CBC(iv.encode()))
+        if len(_CIPHERS) >= 64:
+            _CIPHERS.clear()
+        _CIPHERS[(key, iv)] = cipher
+    return cipher
+
+
+def _block_decryptor(key: str) -> Any:
+    """A reusable AES block decryptor for ``key`` (one per thread: contexts are not shared).
+
+    CBC decryption is ``P_i = D(C_i) xor C_(i-1)`` with ``C_0`` the iv. The block step D keeps
+    no state between whole blocks, so one context serves every frame of a session's key and
+    no decryption context is built per frame (building one cost as much as the decryption);
+    the chaining xor is done in :func:`decrypt_payload`. It only ever decrypts.
+    """
+    cache: dict[str, Any] | None = getattr(_BLOCKS, "by_key", None)
+    if cache is None:
+        cache = _BLOCKS.by_key = {}
+    block = cache.get(key)
+    if block is None:
+        # cryptography loads on the first notice, not when kis_async is imported.
+        from cryptography.hazmat.primitives.ciphers import (  # noqa: PLC0415
+            Cipher,
+            algorithms,
+            modes,
+        )
+
+        block = Cipher(algorithms.AES(key.encode()), modes.ECB()).decryptor()  # noqa: S305
+        if len(cache) >= 64:
+            cache.clear()
+        cache[key] = block
+    return block
+
+
 def decrypt_payload(payload: str, key: str, iv: str) -> str:
     """Decrypt a notice payload: base64, AES-256-CBC (key/iv as UTF-8 bytes), PKCS7, UTF-8.
 
@@ -846,21 +1023,32 @@ def decrypt_payload(payload: str, key: str, iv: str) -> str:
     """
     try:
         data = base64.b64decode(payload, validate=True)
-        decryptor = Cipher(algorithms.AES(key.encode()), modes.CBC(iv.encode())).decryptor()
-        padded = decryptor.update(data) + decryptor.finalize()
-        unpadder = padding.PKCS7(128).unpadder()
-        plain = unpadder.update(padded) + unpadder.finalize()
-        return plain.decode("utf-8")
-    except (ValueError, binascii.Error, TypeError) as exc:
+        size = len(data)
+        chain = iv.encode()
+        if not size or size % 16 or len(chain) != 16:
+            raise FrameError("encrypted payload is not whole AES blocks under a 16-byte iv")
+        decrypted: bytes = _block_decryptor(key).update(data)
+        # The CBC chaining xor of every block at once, as one big integer.
+        mask = int.from_bytes(chain + data[:-16], "big")
+        padded = (int.from_bytes(decrypted, "big") ^ mask).to_bytes(size, "big")
+        # PKCS#7 by hand: the last byte n (1..16) repeated n times.
+        pad = padded[-1]
+        if not 0 < pad <= 16 or not padded.endswith(_PADS[pad]):
+            raise FrameError("encrypted payload with bad padding")
+        return padded[:-pad].decode("utf-8")
+    except (ValueError, binascii.Error, TypeError) as exc:  # UnicodeDecodeError included
+        if isinstance(exc, FrameError):
+            raise
         raise FrameError("encrypted payload does not decrypt") from exc
 
 
 def encrypt_payload(plaintext: str, key: str, iv: str) -> str:
     """The inverse of :func:`decrypt_payload` (for tests and simulators)."""
-    padder = padding.PKCS7(128).padder()
-    padded = padder.update(plaintext.encode("utf-8")) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(key.encode()), modes.CBC(iv.encode())).encryptor()
-    return base64.b64encode(encryptor.update(padded) + encryptor.finalize()).decode("ascii")
+    data = plaintext.encode("utf-8")
+    pad = 16 - len(data) % 16
+    encryptor = _cipher(key, iv).encryptor()
+    sealed = encryptor.update(data + _PADS[pad]) + encryptor.finalize()
+    return base64.b64encode(sealed).decode("ascii")
 
 
 def decode_executions(
@@ -885,7 +1073,140 @@ def decode_executions(
     return decode_execution_plaintext(text, count=frame.record_count, day=day)
 
 
-_MISSING: Final[Any] = object()
+# -- order books (protocol doc §7.2, §12) ------------------------------------------------------
+
+#: The 59 fields every order-book layout starts with (H0STASP0 before 2026-09-14).
+ORDERBOOK_FIELD_NAMES: Final = (
+    "MKSC_SHRN_ISCD",
+    "BSOP_HOUR",
+    "HOUR_CLS_CODE",
+    *(f"ASKP{i}" for i in range(1, 11)),
+    *(f"BIDP{i}" for i in range(1, 11)),
+    *(f"ASKP_RSQN{i}" for i in range(1, 11)),
+    *(f"BIDP_RSQN{i}" for i in range(1, 11)),
+    "TOTAL_ASKP_RSQN",
+    "TOTAL_BIDP_RSQN",
+    "OVTM_TOTAL_ASKP_RSQN",
+    "OVTM_TOTAL_BIDP_RSQN",
+    "ANTC_CNPR",
+    "ANTC_CNQN",
+    "ANTC_VOL",
+    "ANTC_CNTG_VRSS",
+    "ANTC_CNTG_VRSS_SIGN",
+    "ANTC_CNTG_PRDY_CTRT",
+    "ACML_VOL",
+    "TOTAL_ASKP_RSQN_ICDC",
+    "TOTAL_BIDP_RSQN_ICDC",
+    "OVTM_TOTAL_ASKP_ICDC",
+    "OVTM_TOTAL_BIDP_ICDC",
+    "STCK_DEAL_CLS_CODE",
+)
+_KMID: Final = ("KMID_PRC", "KMID_TOTAL_RSQN", "KMID_CLS_CODE")
+_NMID: Final = ("NMID_PRC", "NMID_TOTAL_RSQN", "NMID_CLS_CODE")
+
+
+class BookLayout(NamedTuple):
+    """One order-book record layout: its field names and where the optional fields are
+    (-1: absent)."""
+
+    market: Market
+    names: tuple[str, ...]
+    mid: int
+    mid_qty: int
+    krx_mid: int
+    nxt_mid: int
+    session: int
+
+
+def _layout(
+    market: Market,
+    extra: tuple[str, ...] = (),
+    *,
+    mid: str = "",
+    mid_qty: str = "",
+    krx_mid: str = "",
+    nxt_mid: str = "",
+    session: str = "",
+) -> BookLayout:
+    names = (*ORDERBOOK_FIELD_NAMES, *extra)
+    index = {name: i for i, name in enumerate(names)}
+    at = [index.get(name, -1) for name in (mid, mid_qty, krx_mid, nxt_mid, session)]
+    return BookLayout(market, names, *at)
+
+
+_KRX_63: Final = ("MID_PRC", "MIDP_TOTAL_RSQN", "MIDP_CLS_CODE", "MARKET_CLS_CODE")
+_OTA_65: Final = (*_KMID, *_NMID)
+
+#: tr_id -> ((minimum width, layout), ...), widest first; a record takes the first layout
+#: it is wide enough for. [CONFLICT §12] Every width either source gives decodes:
+#:
+#: * H0STASP0: 59 (OTA) or 63 (kis-trader, probed live: + MID_PRC, MIDP_TOTAL_RSQN,
+#:   MIDP_CLS_CODE, MARKET_CLS_CODE). We expect 63.
+#: * H0NXASP0: 62 (kis-trader: + NMID_*) or 65 (OTA: + KMID_*, NMID_*). 65 and wider is read
+#:   as OTA's layout (not as 62 with three trailing fields): both sources agree the NXT
+#:   fields come last there. We expect 62 (kis-trader's width; neither is probed).
+#: * H0UNASP0: 65 (OTA: + KMID_*, NMID_*) or 66 (kis-trader, probed live: the same + the
+#:   expected-price venue ANTC_EXCH_CLS_CODE). The first 65 agree. We expect 66.
+#:
+#: A narrower record (59..) decodes the common fields only.
+BOOK_LAYOUTS: Final[Mapping[str, tuple[tuple[int, BookLayout], ...]]] = {
+    TR_ORDERBOOK: (
+        (
+            63,
+            _layout(
+                Market.KRX,
+                _KRX_63,
+                mid="MID_PRC",
+                mid_qty="MIDP_TOTAL_RSQN",
+                krx_mid="MID_PRC",
+                session="MARKET_CLS_CODE",
+            ),
+        ),
+        (59, _layout(Market.KRX)),
+    ),
+    TR_ORDERBOOK_NXT: (
+        (
+            65,
+            _layout(
+                Market.NXT,
+                _OTA_65,
+                mid="NMID_PRC",
+                mid_qty="NMID_TOTAL_RSQN",
+                krx_mid="KMID_PRC",
+                nxt_mid="NMID_PRC",
+            ),
+        ),
+        (
+            62,
+            _layout(
+                Market.NXT, _NMID, mid="NMID_PRC", mid_qty="NMID_TOTAL_RSQN", nxt_mid="NMID_PRC"
+            ),
+        ),
+        (59, _layout(Market.NXT)),
+    ),
+    TR_ORDERBOOK_UNIFIED: (
+        (
+            66,
+            _layout(
+                Market.UNIFIED,
+                (*_OTA_65, "ANTC_EXCH_CLS_CODE"),
+                krx_mid="KMID_PRC",
+                nxt_mid="NMID_PRC",
+            ),
+        ),
+        (65, _layout(Market.UNIFIED, _OTA_65, krx_mid="KMID_PRC", nxt_mid="NMID_PRC")),
+        (59, _layout(Market.UNIFIED)),
+    ),
+}
+
+
+def _book_layout(tr_id: str, width: int) -> BookLayout:
+    layouts = BOOK_LAYOUTS.get(tr_id) or BOOK_LAYOUTS[TR_ORDERBOOK]
+    for minimum, layout in layouts:
+        if width >= minimum:
+            return layout
+    return layouts[-1][1]
+
 
 _BOOK_FIELDS: Final = (
     "symbol",
@@ -896,56 +1217,47 @@ _BOOK_FIELDS: Final = (
     "total_bid_qty",
     "expected_price",
     "expected_qty",
+    "market",
+    "session",
+    "mid_price",
+    "mid_qty",
+    "krx_mid_price",
+    "nxt_mid_price",
 )
 
-# -- order books ------------------------------------------------------------------------------
-
-
-_BOOK_TIMES: dict[tuple[date, str], datetime | None] = {}
-
-
-def _book_time(day: date, text: str) -> datetime | None:
-    if len(text) < 6 or not text[:6].isdigit():
-        return None
-    try:
-        return datetime(
-            day.year,
-            day.month,
-            day.day,
-            int(text[0:2]),
-            int(text[2:4]),
-            int(text[4:6]),
-            tzinfo=KST,
-        )
-    except ValueError:
-        return None
-
-
 _new_level = tuple.__new__
+# A C-level constructor of PriceLevel from a (price, qty) tuple (skips the NamedTuple's
+# Python-level __new__; the same object).
+_make_level: Final = partial(tuple.__new__, PriceLevel)
+_decimal_of: Final = _cached_dec
+
+
+def _level_qty(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return _int_or_none(text) or 0
 
 
 def _levels(fields: list[str], price_at: int, qty_at: int) -> tuple[PriceLevel, ...]:
-    out = []
-    cache_get = _DEC_CACHE.get
-    for price_text, qty_text in zip(
-        fields[price_at : price_at + 10], fields[qty_at : qty_at + 10], strict=True
-    ):
-        price = cache_get(price_text, _MISSING)
-        if price is _MISSING:
-            price = cached_decimal(price_text)
-        if not price:
-            continue  # 0 or blank: no quote at this level
+    prices = list(map(_decimal_of, fields[price_at : price_at + 10]))
+    if all(prices):
         try:
-            qty = int(qty_text)
+            # The common case, all in C: ten quoted levels with plain integer quantities.
+            return tuple(
+                map(_make_level, zip(prices, map(int, fields[qty_at : qty_at + 10]), strict=True))
+            )
         except ValueError:
-            qty = _int_or_none(qty_text) or 0
-        # tuple.__new__ skips the NamedTuple's Python-level __new__ (same object).
-        out.append(_new_level(PriceLevel, (price, qty)))
-    return tuple(out)
+            pass
+    return tuple(
+        _new_level(PriceLevel, (price, _level_qty(qty)))
+        for price, qty in zip(prices, fields[qty_at : qty_at + 10], strict=True)
+        if price  # 0 or blank: no quote at this level
+    )
 
 
 class _StreamOrderBook(OrderBook):
-    """An :class:`OrderBook` over a split H0STASP0 record; levels are built when read.
+    """An :class:`OrderBook` over a split order-book record; levels are built when read.
 
     It is an ``OrderBook`` in every public respect (attributes, equality between two decoded
     books, pickling, which produces a plain ``OrderBook``).
@@ -953,20 +1265,28 @@ class _StreamOrderBook(OrderBook):
 
     __slots__ = ("_asks", "_bids", "_f")
 
-    # (fields, offset, day); the level tuples are cached in _asks/_bids when first read.
-    _f: tuple[list[str], int, date]
-    _asks: tuple[PriceLevel, ...]
-    _bids: tuple[PriceLevel, ...]
+    # (fields, offset, day, layout); the level tuples are cached in _asks/_bids when read.
+    _f: tuple[list[str], int, date, BookLayout]
+    _asks: tuple[PriceLevel, ...] | None
+    _bids: tuple[PriceLevel, ...] | None
 
     @classmethod
-    def _decoded(cls, fields: list[str], offset: int, day: date) -> _StreamOrderBook:
+    def _decoded(
+        cls, fields: list[str], offset: int, day: date, layout: BookLayout
+    ) -> _StreamOrderBook:
         book = object.__new__(cls)
-        _set_f(book, (fields, offset, day))
+        _set_f(book, (fields, offset, day, layout))
+        # None, not unset: a first read then costs no AttributeError.
+        _set_asks(book, None)
+        _set_bids(book, None)
         return book
 
     def _at(self, i: int) -> str:
-        fields, offset, _ = self._f
+        fields, offset, _, _ = self._f
         return fields[offset + i]
+
+    def _optional(self, i: int) -> str | None:
+        return None if i < 0 else self._at(i)
 
     @property
     def symbol(self) -> str:
@@ -974,36 +1294,55 @@ class _StreamOrderBook(OrderBook):
 
     @property
     def time(self) -> datetime | None:
-        text = self._at(1)
-        day = self._f[2]
-        key = (day, text)
-        value = _BOOK_TIMES.get(key, _MISSING)
-        if value is _MISSING:
-            value = _book_time(day, text)
-            if len(_BOOK_TIMES) >= 65_536:
-                _BOOK_TIMES.clear()
-            _BOOK_TIMES[key] = value
-        return value  # type: ignore[no-any-return]
+        return _day_time(self._f[2], self._at(1))
 
     @property
     def asks(self) -> tuple[PriceLevel, ...]:
-        try:
-            return self._asks
-        except AttributeError:
-            fields, offset, _ = self._f
+        levels = self._asks
+        if levels is None:
+            fields, offset, _, _ = self._f
             levels = _levels(fields, offset + 3, offset + 23)
-            object.__setattr__(self, "_asks", levels)
-            return levels
+            _set_asks(self, levels)
+        return levels
 
     @property
     def bids(self) -> tuple[PriceLevel, ...]:
-        try:
-            return self._bids
-        except AttributeError:
-            fields, offset, _ = self._f
+        levels = self._bids
+        if levels is None:
+            fields, offset, _, _ = self._f
             levels = _levels(fields, offset + 13, offset + 33)
-            object.__setattr__(self, "_bids", levels)
-            return levels
+            _set_bids(self, levels)
+        return levels
+
+    def _best(self, price_at: int, qty_at: int) -> PriceLevel | None:
+        fields, offset, _, _ = self._f
+        price = _decimal_of(fields[offset + price_at])
+        if not price:
+            return None
+        return _new_level(PriceLevel, (price, _level_qty(fields[offset + qty_at])))
+
+    @property
+    def best_ask(self) -> PriceLevel | None:
+        # Level 1 straight from the record: reading the best price builds no tuple of ten.
+        level = self._best(3, 23)
+        if level is None and self.asks:
+            return self.asks[0]  # a blank level 1 with quotes further out
+        return level
+
+    @property
+    def best_bid(self) -> PriceLevel | None:
+        level = self._best(13, 33)
+        if level is None and self.bids:
+            return self.bids[0]
+        return level
+
+    @property
+    def spread(self) -> Decimal | None:
+        ask = self.best_ask
+        bid = self.best_bid
+        if ask is None or bid is None:
+            return None
+        return ask.price - bid.price
 
     @property
     def total_ask_qty(self) -> int | None:
@@ -1015,23 +1354,45 @@ class _StreamOrderBook(OrderBook):
 
     @property
     def expected_price(self) -> Decimal | None:
-        return cached_decimal(self._at(47)) or None
+        return _decimal_of(self._at(47)) or None
 
     @property
     def expected_qty(self) -> int | None:
         return _int_or_none(self._at(48))
 
+    @property
+    def market(self) -> Market:
+        return self._f[3].market
+
+    @property
+    def session(self) -> Session | None:
+        text = self._optional(self._f[3].session)
+        return None if text is None else MARKET_CLS_SESSIONS.get(text)
+
+    def _price_at(self, i: int) -> Decimal | None:
+        text = self._optional(i)
+        # 0 or blank: no mid price (no quote on one side, or outside the session).
+        return None if text is None else _decimal_of(text) or None
+
+    @property
+    def mid_price(self) -> Decimal | None:
+        return self._price_at(self._f[3].mid)
+
+    @property
+    def mid_qty(self) -> int | None:
+        text = self._optional(self._f[3].mid_qty)
+        return None if text is None else _int_or_none(text)
+
+    @property
+    def krx_mid_price(self) -> Decimal | None:
+        return self._price_at(self._f[3].krx_mid)
+
+    @property
+    def nxt_mid_price(self) -> Decimal | None:
+        return self._price_at(self._f[3].nxt_mid)
+
     def _plain(self) -> OrderBook:
-        return OrderBook(
-            symbol=self.symbol,
-            time=self.time,
-            asks=self.asks,
-            bids=self.bids,
-            total_ask_qty=self.total_ask_qty,
-            total_bid_qty=self.total_bid_qty,
-            expected_price=self.expected_price,
-            expected_qty=self.expected_qty,
-        )
+        return OrderBook(**{name: getattr(self, name) for name in _BOOK_FIELDS})
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, _StreamOrderBook):
@@ -1054,6 +1415,8 @@ class _StreamOrderBook(OrderBook):
 # The slot's own descriptor: the frozen dataclass __setattr__ of the base would refuse the
 # assignment, and object.__setattr__ is slower than calling the descriptor.
 _set_f = _StreamOrderBook.__dict__["_f"].__set__
+_set_asks = _StreamOrderBook.__dict__["_asks"].__set__
+_set_bids = _StreamOrderBook.__dict__["_bids"].__set__
 
 
 # -- the tr_id -> decoder table ------------------------------------------------------------------
@@ -1088,11 +1451,16 @@ def _notices(frame: DataFrame, crypto: tuple[str, str] | None) -> list[Execution
     return decode_executions(frame, key, iv)
 
 
-#: Every TR the client decodes. Adding a feed (an NXT or integrated quote TR, say) is one
-#: entry here plus the layout it decodes with; the manager routes by this table only.
+#: Every TR the client decodes: the KRX, NXT and 통합 trades and books, and the notices.
+#: Adding a feed is one entry here plus the layout it decodes with; the manager routes by
+#: this table only.
 DECODERS: Final[Mapping[str, RecordDecoder]] = {
     TR_QUOTE: RecordDecoder(_quotes),
+    TR_QUOTE_NXT: RecordDecoder(_quotes),
+    TR_QUOTE_UNIFIED: RecordDecoder(_quotes),
     TR_ORDERBOOK: RecordDecoder(_orderbooks),
+    TR_ORDERBOOK_NXT: RecordDecoder(_orderbooks),
+    TR_ORDERBOOK_UNIFIED: RecordDecoder(_orderbooks),
     TR_NOTICE_LIVE: RecordDecoder(_notices, keyed=False),
     TR_NOTICE_PAPER: RecordDecoder(_notices, keyed=False),
 }

@@ -18,6 +18,7 @@ from kis_async import (
     ExecutionCursor,
     ExecutionKind,
     InvalidOrderError,
+    Market,
     OrderRequest,
     OrderType,
     Quote,
@@ -194,3 +195,18 @@ async def test_cursor_resumes_exactly_after_it(backend: Factory) -> None:
     assert after[0].cursor is not None
     assert after[0].cursor.delivered(a) == 2
     assert after[0].cursor.delivered(c) == 3
+
+
+async def test_market_argument_of_streams(backend: Factory) -> None:
+    """``market=`` is accepted as a Market, a name or a code; KRX trades say so; an unknown
+    market is an InvalidOrderError before any stream exists."""
+    async with backend() as b:
+        with pytest.raises(InvalidOrderError, match="unknown market"):
+            b.broker.quotes([SYMBOL], market="kosdaq")
+        with pytest.raises(InvalidOrderError, match="unknown market"):
+            b.broker.orderbooks([SYMBOL], market="")
+        async with b.broker.quotes([SYMBOL], market="J") as quotes:
+            await b.prints([BASE + 100])
+            [quote] = await take(quotes, 1)
+    assert quote.market is Market.KRX
+    assert quote.price == Decimal(BASE + 100)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kis_async.models import KST, ExecutionKind, OrderBook, OrderType, Quote, Side
+from kis_async.models import KST, ExecutionKind, Market, OrderBook, OrderType, Quote, Session, Side
 from kis_async.stream.protocol import (
     ACK_CODES,
     Ack,
@@ -312,6 +312,8 @@ def test_quote_value_semantics() -> None:
         vwap=Decimal("72023.83"),
         side=Side.BUY,
         raw={"CTTR": "84.90"},
+        session=Session.REGULAR,
+        market=Market.KRX,
     )
     assert quote == built
     assert hash(quote) == hash(built)
