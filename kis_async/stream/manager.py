@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sized
 from typing import Any
 
 from kis_async.config import KISConfig
@@ -204,6 +204,22 @@ class StreamManager:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def frames_by_tr(self) -> dict[str, int]:
+        """Data frames received so far, by TR id."""
+        return dict(self._router.frames_by_tr)
+
+    def queue_depth(self) -> int:
+        """Quotes and order books received but not yet taken by their consumers."""
+        seen: set[int] = set()
+        depth = 0
+        for by_key in self._registry.routes.values():
+            for sinks in by_key.values():
+                for sink in sinks:
+                    if id(sink) not in seen and isinstance(sink, Sized):
+                        seen.add(id(sink))
+                        depth += len(sink)
+        return depth
 
     @property
     def status(self) -> StreamStatus:
