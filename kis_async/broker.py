@@ -150,6 +150,7 @@ class KISBroker(BrokerPort):
             approval_key=self._rest.approval_key,
             fetch_orders=self._rest.get_orders,
             options=stream_options,
+            lag=self._metrics.lagged,
         )
         # chk-holiday exists only on the live servers; paper mode uses the offline fallback.
         self._calendar = calendar.MarketCalendar(
@@ -607,7 +608,8 @@ class KISBroker(BrokerPort):
             ``rest``: ``{tr_id: {outcome: {count, total_ms, mean_ms, max_ms}}}`` per HTTP
             exchange (OAuth endpoints by path; outcome ``ok`` or the error class name);
             ``rate_limit_wait``: ``{count, total_s, mean_s, max_s}`` of passes through the
-            rate limiter; ``orders``: ``{outcome: count}`` (``placed``, ``rejected``,
+            rate limiter; ``stream_lag``: the same of the frame-to-consumer lag of sampled
+            stream records (seconds); ``orders``: ``{outcome: count}`` (``placed``, ``rejected``,
             ``uncertain``, ``unknown``, ``invalid``, ``cancelled``, ``error``);
             ``tokens_issued``; ``stream``: ``connected``, ``reconnects``,
             ``frames_received``, ``frames_by_tr``, ``quotes_dropped``,

@@ -1,7 +1,8 @@
 """Metrics and traces: plain counters always, OpenTelemetry instruments with the ``otel`` extra.
 
 Every :class:`~kis_async.KISBroker` keeps a :class:`MetricsRecorder`: REST latency by TR id
-and outcome, the time spent waiting in the rate limiter and order outcomes. Together with the
+and outcome, the time spent waiting in the rate limiter, order outcomes and the
+frame-to-consumer lag of sampled stream records. Together with the
 counters the token manager and the stream session keep anyway (token issuances, reconnects,
 frames by TR, conflation drops, queued items) they make up ``broker.metrics()``, a plain dict
 that needs no third-party package.
@@ -19,6 +20,7 @@ name                              kind                       attributes
 ================================  =========================  ======================================
 ``kis.rest.duration``             histogram (ms)             ``kis.tr_id``, ``kis.outcome``
 ``kis.ratelimit.wait``            histogram (s)              (none)
+``kis.stream.lag``                histogram (s)              (none)
 ``kis.orders``                    counter                    ``kis.order.outcome``
 ``kis.token.issuances``           observable counter         (none)
 ``kis.stream.reconnects``         observable counter         (none)
@@ -31,7 +33,8 @@ name                              kind                       attributes
 ...); ``kis.order.outcome`` is ``placed``, ``rejected``, ``uncertain`` (the POST's outcome was
 unknown and reconciliation started), ``unknown`` (reconciliation could not tell),
 ``invalid``, ``cancelled`` (the caller stopped waiting) or ``error``. Frames per second by TR
-is the rate of ``kis.stream.frames``.
+is the rate of ``kis.stream.frames``. ``kis.stream.lag`` times one queued record per
+consumer queue at a time, from the frame's arrival to the consumer taking it.
 
 Spans (tracer ``kis_async``): ``kis.rest <tr_id>`` for each HTTP exchange (``kis.rest
 <path>`` for the OAuth endpoints) and ``kis.order.place`` around
@@ -97,6 +100,8 @@ class _Observer(Protocol):
 
     def rate_wait(self, seconds: float) -> None: ...
 
+    def lag(self, seconds: float) -> None: ...
+
     def order(self, outcome: str) -> None: ...
 
     async def place(self, request: OrderRequest, call: Awaitable[str]) -> str: ...
@@ -127,11 +132,12 @@ class MetricsRecorder:
     dictionary update, plus a forward to OpenTelemetry when :class:`Telemetry` is attached.
     """
 
-    __slots__ = ("observer", "orders", "rate_wait", "rest")
+    __slots__ = ("observer", "orders", "rate_wait", "rest", "stream_lag")
 
     def __init__(self) -> None:
         self.rest: dict[tuple[str, str], _Stat] = {}
         self.rate_wait = _Stat()
+        self.stream_lag = _Stat()
         self.orders: dict[str, int] = {}
         #: The OpenTelemetry bridge, when one is attached.
         self.observer: _Observer | None = None
@@ -167,6 +173,13 @@ class MetricsRecorder:
         if observer is not None:
             observer.rate_wait(seconds)
 
+    def lagged(self, seconds: float) -> None:
+        """A sampled stream record reached its consumer ``seconds`` after its frame."""
+        self.stream_lag.add(seconds)
+        observer = self.observer
+        if observer is not None:
+            observer.lag(seconds)
+
     def order(self, outcome: str) -> None:
         """Count one order outcome."""
         self.orders[outcome] = self.orders.get(outcome, 0) + 1
@@ -195,6 +208,7 @@ class MetricsRecorder:
         return {
             "rest": rest,
             "rate_limit_wait": self.rate_wait.as_dict("s"),
+            "stream_lag": self.stream_lag.as_dict("s"),
             "orders": dict(sorted(self.orders.items())),
         }
 
@@ -282,6 +296,11 @@ class _OtelObserver:
         self._wait = meter.create_histogram(
             "kis.ratelimit.wait", unit="s", description="time queued in the REST rate limiter"
         )
+        self._lag = meter.create_histogram(
+            "kis.stream.lag",
+            unit="s",
+            description="frame-to-consumer lag of sampled stream records",
+        )
         self._orders = meter.create_counter("kis.orders", description="order placements by outcome")
         meter.create_observable_counter(
             "kis.token.issuances", [self._tokens], description="access tokens issued"
@@ -342,6 +361,9 @@ class _OtelObserver:
 
     def rate_wait(self, seconds: float) -> None:
         self._wait.record(seconds)
+
+    def lag(self, seconds: float) -> None:
+        self._lag.record(seconds)
 
     def order(self, outcome: str) -> None:
         self._orders.add(1, {"kis.order.outcome": outcome})

@@ -150,6 +150,7 @@ async def test_session_exports_every_instrument_and_no_secret(
         "kis.stream.frames",
         "kis.stream.dropped",
         "kis.stream.queue_depth",
+        "kis.stream.lag",
     }
     assert expected <= set(points), set(points)
     price_calls = [
@@ -176,6 +177,9 @@ async def test_session_exports_every_instrument_and_no_secret(
     assert quote_tr.get("H0STCNT0", 0) >= 8
     assert _value(points["kis.stream.dropped"], **{"kis.stream.kind": "quote"}) >= 0
     assert _value(points["kis.stream.queue_depth"]) >= 1
+    lag = points["kis.stream.lag"]
+    assert sum(p.count for p in lag) >= 1  # one queued quote at a time is timed
+    assert 0 <= min(p.min for p in lag) <= max(p.max for p in lag) < 10
 
     # -- broker.metrics(): the same figures as plain data -----------------------------------------
     assert figures["rest"][PRICE_TR]["ok"]["count"] == 2
@@ -186,6 +190,7 @@ async def test_session_exports_every_instrument_and_no_secret(
     assert stream["reconnects"] >= 1
     assert stream["frames_by_tr"]["H0STCNT0"] >= 8
     assert stream["queue_depth"] >= 1
+    assert figures["stream_lag"]["count"] == sum(p.count for p in lag)
     json.dumps(figures)  # plain data
 
     # -- spans ------------------------------------------------------------------------------------
