@@ -33,8 +33,8 @@ name                              kind                       attributes
 ...); ``kis.order.outcome`` is ``placed``, ``rejected``, ``uncertain`` (the POST's outcome was
 unknown and reconciliation started), ``unknown`` (reconciliation could not tell),
 ``invalid``, ``cancelled`` (the caller stopped waiting) or ``error``. Frames per second by TR
-is the rate of ``kis.stream.frames``. ``kis.stream.lag`` times one queued record per
-consumer queue at a time, from the frame's arrival to the consumer taking it.
+is the rate of ``kis.stream.frames``. ``kis.stream.lag`` times one record in 16 per consumer
+queue (one at a time), from the frame's arrival to the consumer taking it.
 
 Spans (tracer ``kis_async``): ``kis.rest <tr_id>`` for each HTTP exchange (``kis.rest
 <path>`` for the OAuth endpoints) and ``kis.order.place`` around

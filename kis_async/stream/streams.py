@@ -24,7 +24,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar
 
 from kis_async.errors import StreamOverflowError
 from kis_async.models import Execution, OrderBook, Quote
@@ -74,10 +74,14 @@ class Attacher(Protocol):
         """Start a background task the owner tracks and ends on close."""
 
 
+#: One item in this many puts is timed for the frame-to-consumer lag (when measured).
+LAG_SAMPLE_EVERY: Final = 16
+
+
 class Buffer(Generic[T]):
     """A single-consumer queue with close and fail; ``put`` never blocks."""
 
-    __slots__ = ("_closed", "_error", "_items", "_lag", "_probe", "_probe_at", "_waiter")
+    __slots__ = ("_closed", "_error", "_items", "_lag", "_probe", "_probe_at", "_skip", "_waiter")
 
     def __init__(self) -> None:
         self._items: deque[T] = deque()
@@ -88,12 +92,20 @@ class Buffer(Generic[T]):
         self._lag: Callable[[float], None] | None = None
         self._probe: T | None = None
         self._probe_at = 0.0
+        self._skip = 0
 
     def measure_lag(self, record: Callable[[float], None]) -> None:
         """Time one queued item at a time from :meth:`put` to :meth:`get`; ``record`` gets
-        the seconds (a sample per pass through the queue, so a consumer that never catches
-        up still yields samples)."""
+        the seconds. After each sample the next :data:`LAG_SAMPLE_EVERY` - 1 puts are skipped
+        (a consumer that never catches up still yields samples)."""
         self._lag = record
+
+    def _sample(self, item: T) -> None:
+        if self._skip:
+            self._skip -= 1
+        else:
+            self._probe, self._probe_at = item, time.perf_counter()
+            self._skip = LAG_SAMPLE_EVERY - 1
 
     def __len__(self) -> int:
         return len(self._items)
@@ -108,7 +120,7 @@ class Buffer(Generic[T]):
         if self._closed:
             return
         if self._lag is not None and self._probe is None:
-            self._probe, self._probe_at = item, time.perf_counter()
+            self._sample(item)
         self._items.append(item)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -191,7 +203,7 @@ class ConflatingBuffer(Buffer[T]):
         else:
             items.append(item)
         if self._lag is not None and self._probe is None:
-            self._probe, self._probe_at = item, time.perf_counter()
+            self._sample(item)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -208,7 +220,9 @@ class ConflatingBuffer(Buffer[T]):
         newest[key(item)] = item
         dropped = len(self._items) + 1 - len(newest)
         self._items = deque(newest.values())
-        self._probe = None  # it may have been dropped: the next put times another
+        probe = self._probe
+        if probe is not None and newest.get(key(probe)) is not probe:
+            self._probe = None  # dropped: a later put is timed instead
         if dropped:
             self.dropped += dropped
             self._on_drop(dropped)
@@ -231,7 +245,7 @@ class LosslessBuffer(Buffer[T]):
         if self._closed:
             return
         if self._lag is not None and self._probe is None:
-            self._probe, self._probe_at = item, time.perf_counter()
+            self._sample(item)
         items = self._items
         items.append(item)
         if len(items) > self._high_water and self._armed:
