@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from kis_async import InvalidOrderError, KISBroker, Mode, OrderRequest, Side
+from kis_async import InvalidOrderError, KISBroker, Mode, OrderRequest, Side, SyncKISBroker
 from kis_async.models import tick_size
 from kis_async.orders.placement import PlacementOptions
 from kis_async.rest.trids import Api, tr_id
@@ -286,3 +286,24 @@ def test_no_opentelemetry_import_without_telemetry() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+async def test_sync_broker_metrics_and_telemetry(
+    sim: KISSimulator,
+    otel: tuple[InMemoryMetricReader, InMemorySpanExporter, Telemetry],
+) -> None:
+    """The synchronous client takes ``telemetry=`` and answers ``metrics()`` from its thread."""
+    reader, exporter, telemetry = otel
+
+    def script() -> dict[str, Any]:
+        with SyncKISBroker(sim.config(requests_per_second=None), telemetry=telemetry) as broker:
+            broker.get_price("005930")
+            return broker.metrics()
+
+    figures = await asyncio.to_thread(script)
+    assert figures["rest"][PRICE_TR]["ok"]["count"] == 1
+    points = _points(reader)
+    assert sum(p.count for p in points["kis.rest.duration"]) == sum(
+        stat["count"] for outcomes in figures["rest"].values() for stat in outcomes.values()
+    )
+    assert f"kis.rest {PRICE_TR}" in [span.name for span in exporter.get_finished_spans()]
