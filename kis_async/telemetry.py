@@ -382,7 +382,9 @@ class _OtelObserver:
             },
         )
         # The placement's REST exchanges (and its task) become children of this span.
-        with self._use_span(span, end_on_exit=True, record_exception=False):
+        with self._use_span(
+            span, end_on_exit=True, record_exception=False, set_status_on_exception=False
+        ):
             return await self._counted(call, span)
 
     async def _counted(self, call: Awaitable[str], span: Any) -> str:

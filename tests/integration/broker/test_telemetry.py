@@ -214,6 +214,7 @@ async def test_session_exports_every_instrument_and_no_secret(
     ]  # type: ignore[index]
     assert len(failed) == 1
     assert not failed[0].status.is_ok
+    assert all(span.status.description is None and not span.events for span in spans)
 
     # -- no secret anywhere -----------------------------------------------------------------------
     texts = list(points)  # instrument names
@@ -221,6 +222,12 @@ async def test_session_exports_every_instrument_and_no_secret(
         texts += [s for p in series for s in _strings(dict(p.attributes))]
     for span in spans:
         texts += [span.name, *_strings(dict(span.attributes or {}))]
+        texts += [span.status.description or ""]  # no exception text either
+        texts += [
+            s
+            for event in span.events
+            for s in (event.name, *_strings(dict(event.attributes or {})))
+        ]
     texts += _strings(figures)
     secrets = {
         "app key": sim.app_key,
