@@ -49,6 +49,7 @@ from kis_async.rest.orders import check_paper_venue
 from kis_async.rest.ratelimit import Limiter
 from kis_async.stream.manager import StreamManager
 from kis_async.stream.options import StreamOptions, StreamStatus
+from kis_async.telemetry import MetricsRecorder
 from kis_async.validation import check_order_id, check_symbol
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 
     from kis_async.recording import SessionRecorder
     from kis_async.stream.streams import ExecutionStream, OrderBookStream, QuoteStream
+    from kis_async.telemetry import Telemetry
 
 __all__ = ["KISBroker", "KISBrokerAdapter"]
 
@@ -101,6 +103,8 @@ class KISBroker(BrokerPort):
             :class:`kis_async.gateway.RedisRateLimiter` so together they stay in the budget.
         token_store: where the access token is shared between processes; defaults to the
             disk cache. Pass a :class:`kis_async.gateway.RedisTokenStore` across machines.
+        telemetry: a :class:`kis_async.telemetry.Telemetry` to export metrics and spans to
+            OpenTelemetry (the ``otel`` extra). :meth:`metrics` works without it.
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class KISBroker(BrokerPort):
         clock: Callable[[], datetime] | None = None,
         rate_limiter: Limiter | None = None,
         token_store: TokenStore | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if not isinstance(config, KISConfig):
             raise TypeError("KISBroker needs a KISConfig")
@@ -123,11 +128,21 @@ class KISBroker(BrokerPort):
             )
         if token_store is not None and not isinstance(token_store, TokenStore):
             raise TypeError("KISBroker token_store must implement kis_async.rest.auth.TokenStore")
+        self._metrics = MetricsRecorder()
+        if telemetry is not None:
+            if not callable(getattr(telemetry, "attach", None)):
+                raise TypeError("KISBroker telemetry must be a kis_async.telemetry.Telemetry")
+            # Only instruments are made here; their callbacks read metrics() at collection.
+            telemetry.attach(self._metrics, self.metrics)
         self._config = config
         self._owner = OwnerLoop("KISBroker")
         self._state = _State.UNOPENED
         self._rest = RestClient(
-            config, http_client=http_client, limiter=rate_limiter, token_store=token_store
+            config,
+            http_client=http_client,
+            limiter=rate_limiter,
+            token_store=token_store,
+            metrics=self._metrics,
         )
         self._journal: OrderJournal = journal if journal is not None else MemoryJournal()
         self._streams = StreamManager(
@@ -135,6 +150,7 @@ class KISBroker(BrokerPort):
             approval_key=self._rest.approval_key,
             fetch_orders=self._rest.get_orders,
             options=stream_options,
+            lag=self._metrics.lagged,
         )
         # chk-holiday exists only on the live servers; paper mode uses the offline fallback.
         self._calendar = calendar.MarketCalendar(
@@ -147,6 +163,7 @@ class KISBroker(BrokerPort):
             streams=self._streams,
             options=placement_options,
             session_check=self._check_session,
+            metrics=self._metrics,
         )
         self._history = History(
             self._rest,
@@ -344,7 +361,7 @@ class KISBroker(BrokerPort):
         if not isinstance(request, OrderRequest):
             raise InvalidOrderError("place_order needs an OrderRequest")
         check_paper_venue(self._config.is_paper, request.exchange)
-        return await self._placer.place(request)
+        return await self._metrics.place(request, self._placer.place(request))
 
     async def cancel_order(self, broker_order_id: str) -> bool:
         """Cancel all remaining quantity of an order.
@@ -598,6 +615,36 @@ class KISBroker(BrokerPort):
     def stream_status(self) -> StreamStatus:
         """Read-only status of the WebSocket session (connected, reconnects, counters)."""
         return self._streams.status
+
+    def metrics(self) -> dict[str, Any]:
+        """This broker's figures as plain data (no OpenTelemetry needed).
+
+        Returns:
+            ``rest``: ``{tr_id: {outcome: {count, total_ms, mean_ms, max_ms}}}`` per HTTP
+            exchange (OAuth endpoints by path; outcome ``ok`` or the error class name);
+            ``rate_limit_wait``: ``{count, total_s, mean_s, max_s}`` of passes through the
+            rate limiter; ``stream_lag``: the same of the frame-to-consumer lag of sampled
+            stream records (seconds); ``orders``: ``{outcome: count}`` (``placed``, ``rejected``,
+            ``uncertain``, ``unknown``, ``invalid``, ``cancelled``, ``error``);
+            ``tokens_issued``; ``stream``: ``connected``, ``reconnects``,
+            ``frames_received``, ``frames_by_tr``, ``quotes_dropped``,
+            ``orderbooks_dropped``, ``malformed_frames``, ``queue_depth``. The same figures
+            :class:`kis_async.telemetry.Telemetry` exports; nothing secret.
+        """
+        status = self._streams.status
+        figures = self._metrics.snapshot()
+        figures["tokens_issued"] = self._rest.auth.issued
+        figures["stream"] = {
+            "connected": status.connected,
+            "reconnects": status.reconnects,
+            "frames_received": status.frames_received,
+            "frames_by_tr": self._streams.frames_by_tr(),
+            "quotes_dropped": status.quotes_dropped,
+            "orderbooks_dropped": status.orderbooks_dropped,
+            "malformed_frames": status.malformed_frames,
+            "queue_depth": self._streams.queue_depth(),
+        }
+        return figures
 
     def record(self, path: str | PathLike[str]) -> SessionRecorder:
         """Record every REST exchange and WebSocket frame to ``path`` (gzip JSON lines),

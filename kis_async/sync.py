@@ -45,6 +45,7 @@ from kis_async.orders.journal import OrderJournal
 from kis_async.orders.placement import PlacementOptions
 from kis_async.port import Stream, Subscription
 from kis_async.stream.manager import StreamOptions, StreamStatus
+from kis_async.telemetry import Telemetry
 
 __all__ = ["KISBroker", "SyncStream", "SyncSubscription"]
 
@@ -429,6 +430,7 @@ class KISBroker:
         journal: the idempotency journal (see the async broker).
         stream_options: WebSocket session tuning.
         placement_options: how uncertain order outcomes are reconciled.
+        telemetry: a :class:`kis_async.telemetry.Telemetry` (OpenTelemetry export).
         close_timeout: how long :meth:`close` waits for the broker to close, for calls in
             flight and for a running callback, each, before giving up on them (seconds).
     """
@@ -441,6 +443,7 @@ class KISBroker:
         journal: OrderJournal | None = None,
         stream_options: StreamOptions | None = None,
         placement_options: PlacementOptions | None = None,
+        telemetry: Telemetry | None = None,
         close_timeout: float = 5.0,
     ) -> None:
         if not isinstance(config, KISConfig):
@@ -453,6 +456,7 @@ class KISBroker:
                 journal=journal,
                 stream_options=stream_options,
                 placement_options=placement_options,
+                telemetry=telemetry,
             ),
             close_timeout,
         )
@@ -539,6 +543,11 @@ class KISBroker:
         """Status of the WebSocket session (read on the loop thread)."""
         broker = self._async_broker()
         return self._runner.call_sync(lambda: broker.stream_status)
+
+    def metrics(self) -> dict[str, Any]:
+        """The async broker's :meth:`~kis_async.KISBroker.metrics` (read on the loop thread)."""
+        broker = self._async_broker()
+        return self._runner.call_sync(broker.metrics)
 
     def __repr__(self) -> str:
         state = "closed" if self._runner.closing else "open"

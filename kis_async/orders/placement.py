@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from uuid import uuid4
 
 from kis_async.errors import (
@@ -37,6 +37,9 @@ from kis_async.errors import (
 from kis_async.models import KST, Execution, ExecutionKind, Order, OrderRequest
 from kis_async.orders.journal import EntryState, JournalEntry, OrderJournal, SharedJournal
 from kis_async.validation import check_number
+
+if TYPE_CHECKING:
+    from kis_async.telemetry import MetricsRecorder
 
 __all__ = ["OrderPlacer", "PlacementOptions", "ReconcileReport"]
 
@@ -155,6 +158,7 @@ class OrderPlacer:
         session_check: the check :attr:`PlacementOptions.check_session` runs (raises
             :class:`~kis_async.errors.InvalidOrderError`); the broker passes one that knows
             KIS's trading calendar.
+        metrics: counts uncertain POST outcomes (``broker.metrics()["orders"]``).
     """
 
     def __init__(
@@ -165,8 +169,10 @@ class OrderPlacer:
         streams: _Streams,
         options: PlacementOptions | None = None,
         session_check: Callable[[OrderRequest], Awaitable[object]] | None = None,
+        metrics: MetricsRecorder | None = None,
     ) -> None:
         self._rest = rest
+        self._metrics = metrics
         self._session_check = session_check
         self._journal = journal
         self._streams = streams
@@ -427,6 +433,8 @@ class OrderPlacer:
             type(cause).__name__,
             key,
         )
+        if self._metrics is not None:
+            self._metrics.order("uncertain")
         await self._mark_unknown(key, type(cause).__name__)
         found: list[_Candidate] = []
         polled = False

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
@@ -75,6 +75,9 @@ from kis_async.rest.retry import call_with_retry
 from kis_async.rest.trids import PATHS, Api, tr_id
 from kis_async.traffic import enable_traffic_logging
 from kis_async.validation import check_date_range, check_whole_price, normalize_order_id
+
+if TYPE_CHECKING:
+    from kis_async.telemetry import MetricsRecorder
 
 __all__ = ["PlacedOrder", "RestClient"]
 
@@ -141,10 +144,11 @@ class _QueueClock:
     """Adds up the time one call spends queued in the rate limiter (across its attempts), so
     the retry time budget counts only time spent trying."""
 
-    __slots__ = ("_queued",)
+    __slots__ = ("_metrics", "_queued")
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: MetricsRecorder | None = None) -> None:
         self._queued = 0.0
+        self._metrics = metrics
 
     async def acquire(self, limiter: Limiter, *, priority: bool) -> None:
         if not limiter.enabled:
@@ -153,7 +157,10 @@ class _QueueClock:
         try:
             await limiter.acquire(priority=priority)
         finally:
-            self._queued += time.monotonic() - started
+            waited = time.monotonic() - started
+            self._queued += waited
+            if self._metrics is not None:
+                self._metrics.rate_waited(waited)
 
     def total(self) -> float:
         return self._queued
@@ -175,6 +182,7 @@ class RestClient:
         sleep: the coroutine used for the EGW00133 wait (injectable for tests).
         now: the wall clock for token expiry (injectable for tests).
         max_pages: pages followed at most by a paged query.
+        metrics: records REST latency and rate-limiter waits (``broker.metrics()``).
     """
 
     def __init__(
@@ -188,15 +196,17 @@ class RestClient:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         now: Callable[[], datetime] | None = None,
         max_pages: int = DEFAULT_MAX_PAGES,
+        metrics: MetricsRecorder | None = None,
     ) -> None:
         self._config = config
+        self._metrics = metrics
         enable_traffic_logging(config)
         self._owns_client = http_client is None
         self._http = (
             http_client if http_client is not None else httpx.AsyncClient(timeout=config.timeout)
         )
         self._closed = False
-        self._transport = Transport(self._http, config)
+        self._transport = Transport(self._http, config, metrics=metrics)
         self._limiter: Limiter = (
             limiter if limiter is not None else RateLimiter(config.requests_per_second)
         )
@@ -259,7 +269,7 @@ class RestClient:
         """OAuth / hashkey POST: no token, read retry policy, ahead of queued reads."""
         self._check_open()
 
-        queue = _QueueClock()
+        queue = _QueueClock(self._metrics)
 
         async def attempt() -> Mapping[str, Any]:
             await queue.acquire(self._limiter, priority=True)
@@ -296,7 +306,7 @@ class RestClient:
     ) -> KISResponse:
         """One authorized call with retries, rate limiting and one token refresh."""
         self._check_open()
-        queue = _QueueClock()
+        queue = _QueueClock(self._metrics)
 
         async def attempt() -> KISResponse:
             token = await self._token_for_call()

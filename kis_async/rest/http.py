@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import httpx
 import pydantic
@@ -48,6 +48,9 @@ from kis_async.errors import (
 )
 from kis_async.traffic import on as traffic_on
 from kis_async.traffic import rest_request, rest_response
+
+if TYPE_CHECKING:
+    from kis_async.telemetry import MetricsRecorder
 
 __all__ = [
     "DEFAULT_MAX_PAGES",
@@ -197,11 +200,19 @@ class Transport:
     Args:
         client: the ``httpx.AsyncClient`` (owned by the caller).
         config: base URL, timeout, body cap and credentials for the headers.
+        metrics: told the latency and outcome of every exchange (``broker.metrics()``).
     """
 
-    def __init__(self, client: httpx.AsyncClient, config: KISConfig) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        config: KISConfig,
+        *,
+        metrics: MetricsRecorder | None = None,
+    ) -> None:
         self._client = client
         self._config = config
+        self._metrics = metrics
         self._base = config.rest_url
         # Built once: httpx would otherwise build a Timeout from the float on every request.
         self._httpx_timeout = httpx.Timeout(config.timeout)
@@ -249,6 +260,8 @@ class Transport:
                     error=type(exc).__name__,
                     source=self._config,
                 )
+            if self._metrics is not None:
+                self._observe(method, path, tr_id, status=None, exc=exc, started=started)
             raise
         latency_ms = (time.perf_counter() - started) * 1000
         body = _json_or_error(content)
@@ -263,15 +276,58 @@ class Transport:
                 body=f"<{len(content)} bytes, not JSON>" if isinstance(body, Exception) else body,
                 source=self._config,
             )
-        return self._decode(
-            status,
-            response_headers,
-            body,
-            label=label,
-            tr_id=tr_id,
-            latency_ms=latency_ms,
-            is_order=is_order,
-        )
+        if self._metrics is None:
+            return self._decode(
+                status,
+                response_headers,
+                body,
+                label=label,
+                tr_id=tr_id,
+                latency_ms=latency_ms,
+                is_order=is_order,
+            )
+        try:
+            response = self._decode(
+                status,
+                response_headers,
+                body,
+                label=label,
+                tr_id=tr_id,
+                latency_ms=latency_ms,
+                is_order=is_order,
+            )
+        except BrokerError as exc:
+            self._observe(method, path, tr_id, status=status, exc=exc, started=started)
+            raise
+        self._observe(method, path, tr_id, status=status, exc=None, started=started)
+        return response
+
+    def _observe(
+        self,
+        method: str,
+        path: str,
+        tr_id: str | None,
+        *,
+        status: int | None,
+        exc: BaseException | None,
+        started: float,
+    ) -> None:
+        """Hand one finished exchange to the metrics recorder."""
+        metrics = self._metrics
+        if metrics is None:
+            return
+        latency_ms = (time.perf_counter() - started) * 1000
+        if exc is None:
+            metrics.rest_call(
+                method, path, tr_id, status=status, outcome="ok", msg_cd=None,
+                latency_ms=latency_ms,
+            )  # fmt: skip
+        else:
+            msg_cd = exc.msg_cd if isinstance(exc, BrokerAPIError) else None
+            metrics.rest_call(
+                method, path, tr_id, status=status, outcome=type(exc).__name__, msg_cd=msg_cd,
+                latency_ms=latency_ms,
+            )  # fmt: skip
 
     async def _exchange(
         self,

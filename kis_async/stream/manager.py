@@ -43,6 +43,7 @@ from kis_async.stream.registry import Registration, Registry, safe_key
 from kis_async.stream.router import FrameRouter
 from kis_async.stream.session import Session
 from kis_async.stream.streams import (
+    Buffer,
     CallbackSubscription,
     ExecutionStream,
     OrderBookStream,
@@ -64,6 +65,7 @@ class StreamManager:
         approval_key: coroutine function returning the WebSocket approval key.
         fetch_orders: coroutine function returning today's orders (for gap-fill).
         options: tuning; defaults suit KIS.
+        lag: given the frame-to-consumer lag (seconds) of sampled records of every stream.
     """
 
     def __init__(
@@ -73,8 +75,10 @@ class StreamManager:
         approval_key: Callable[[], Awaitable[str]],
         fetch_orders: Callable[[], Awaitable[list[Order]]],
         options: StreamOptions | None = None,
+        lag: Callable[[float], None] | None = None,
     ) -> None:
         self._config = config
+        self._lag = lag
         self._approval_fn = approval_key
         self._options = options if options is not None else StreamOptions()
         self._approval_key: str | None = None
@@ -212,6 +216,14 @@ class StreamManager:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    def frames_by_tr(self) -> dict[str, int]:
+        """Data frames received so far, by TR id."""
+        return dict(self._router.frames_by_tr)
+
+    def queue_depth(self) -> int:
+        """Quotes and order books received but not yet taken by their consumers."""
+        return self._registry.queue_depth()
+
     @property
     def status(self) -> StreamStatus:
         """A snapshot of the session's state and counters."""
@@ -275,6 +287,8 @@ class StreamManager:
         """Route ``keys`` to ``sink`` at once, subscribe what is new, wait for the acks."""
         self._check_open()
         keys = tuple(dict.fromkeys(keys))
+        if self._lag is not None and isinstance(sink, Buffer):
+            sink.measure_lag(self._lag)
         regs = self._registry.join(sink, keys)
         consumer = sink if isinstance(sink, ExecutionConsumer) else None
         if consumer is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sized
 from dataclasses import dataclass, field
 
 from kis_async.errors import SubscriptionError
@@ -227,3 +228,15 @@ class Registry:
             if reg.sinks and tr_id not in NOTICE_TR_IDS:
                 routes.setdefault(tr_id, {})[tr_key] = tuple(reg.sinks)
         self.routes = routes
+
+    def queue_depth(self) -> int:
+        """Items waiting in every routed sink that has a length (each sink counted once)."""
+        seen: set[int] = set()
+        depth = 0
+        for by_key in self.routes.values():
+            for sinks in by_key.values():
+                for sink in sinks:
+                    if id(sink) not in seen and isinstance(sink, Sized):
+                        seen.add(id(sink))
+                        depth += len(sink)
+        return depth

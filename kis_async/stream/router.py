@@ -51,6 +51,8 @@ class FrameRouter:
         #: tr_id -> (key, iv) of its latest ack (cleared by the manager on reconnect).
         self.crypto: dict[str, tuple[str, str]] = {}
         self.frames = 0
+        #: Data frames by TR id (``broker.metrics()``, ``kis.stream.frames``).
+        self.frames_by_tr: dict[str, int] = {}
         self.malformed = 0
         self.unrouted = 0
         self._logged_at: dict[str, float] = {}
@@ -74,6 +76,7 @@ class FrameRouter:
 
     def _on_data(self, frame: DataFrame) -> None:
         tr_id = frame.tr_id
+        self.frames_by_tr[tr_id] = self.frames_by_tr.get(tr_id, 0) + 1
         decoder = DECODERS.get(tr_id)
         if decoder is None:
             self._unrouted(max(1, frame.record_count), f"{tr_id} has no decoder")

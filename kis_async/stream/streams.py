@@ -21,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar
 
 from kis_async.errors import StreamOverflowError
 from kis_async.models import Execution, OrderBook, Quote
@@ -73,16 +74,38 @@ class Attacher(Protocol):
         """Start a background task the owner tracks and ends on close."""
 
 
+#: One item in this many puts is timed for the frame-to-consumer lag (when measured).
+LAG_SAMPLE_EVERY: Final = 16
+
+
 class Buffer(Generic[T]):
     """A single-consumer queue with close and fail; ``put`` never blocks."""
 
-    __slots__ = ("_closed", "_error", "_items", "_waiter")
+    __slots__ = ("_closed", "_error", "_items", "_lag", "_probe", "_probe_at", "_skip", "_waiter")
 
     def __init__(self) -> None:
         self._items: deque[T] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self._error: BaseException | None = None
+        # Frame-to-consumer lag: one queued item at a time is timed from put to get.
+        self._lag: Callable[[float], None] | None = None
+        self._probe: T | None = None
+        self._probe_at = 0.0
+        self._skip = 0
+
+    def measure_lag(self, record: Callable[[float], None]) -> None:
+        """Time one queued item at a time from :meth:`put` to :meth:`get`; ``record`` gets
+        the seconds. After each sample the next :data:`LAG_SAMPLE_EVERY` - 1 puts are skipped
+        (a consumer that never catches up still yields samples)."""
+        self._lag = record
+
+    def _sample(self, item: T) -> None:
+        if self._skip:
+            self._skip -= 1
+        else:
+            self._probe, self._probe_at = item, time.perf_counter()
+            self._skip = LAG_SAMPLE_EVERY - 1
 
     def __len__(self) -> int:
         return len(self._items)
@@ -96,6 +119,8 @@ class Buffer(Generic[T]):
         """Queue ``item`` (never blocks; ignored once ended)."""
         if self._closed:
             return
+        if self._lag is not None and self._probe is None:
+            self._sample(item)
         self._items.append(item)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -135,7 +160,11 @@ class Buffer(Generic[T]):
         while True:
             self._check()
             if self._items:
-                return self._items.popleft()
+                item = self._items.popleft()
+                if item is self._probe and self._lag is not None:
+                    self._probe = None
+                    self._lag(time.perf_counter() - self._probe_at)
+                return item
             error = self._error
             if error is not None:
                 self._error = None
@@ -173,6 +202,8 @@ class ConflatingBuffer(Buffer[T]):
             self._conflate(item)
         else:
             items.append(item)
+        if self._lag is not None and self._probe is None:
+            self._sample(item)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -189,6 +220,9 @@ class ConflatingBuffer(Buffer[T]):
         newest[key(item)] = item
         dropped = len(self._items) + 1 - len(newest)
         self._items = deque(newest.values())
+        probe = self._probe
+        if probe is not None and newest.get(key(probe)) is not probe:
+            self._probe = None  # dropped: a later put is timed instead
         if dropped:
             self.dropped += dropped
             self._on_drop(dropped)
@@ -210,6 +244,8 @@ class LosslessBuffer(Buffer[T]):
         """Queue ``item`` (never blocks; ignored once ended)."""
         if self._closed:
             return
+        if self._lag is not None and self._probe is None:
+            self._sample(item)
         items = self._items
         items.append(item)
         if len(items) > self._high_water and self._armed:
