@@ -23,7 +23,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from kis_async.errors import StreamOverflowError
 from kis_async.models import Execution, OrderBook, Quote
@@ -78,6 +78,10 @@ class Buffer(Generic[T]):
 
     __slots__ = ("_closed", "_error", "_items", "_waiter")
 
+    #: True when :meth:`_check` never raises, so a queued item can be taken without it
+    #: (the consumers' fast path, see :meth:`take`).
+    _unchecked: ClassVar[bool] = True
+
     def __init__(self) -> None:
         self._items: deque[T] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -129,6 +133,17 @@ class Buffer(Generic[T]):
 
     def _check(self) -> None:
         """Hook for subclasses: raise before the next item."""
+
+    def take(self) -> T | None:
+        """The next queued item without waiting, or None when :meth:`get` must be awaited.
+
+        The consumers' fast path: a read burst queues several items with one wake-up, and
+        the consumer then takes them without a coroutine per item. Items are never None.
+        """
+        items = self._items
+        if items and self._unchecked:
+            return items.popleft()
+        return None
 
     async def get(self) -> T:
         """The next item; ``StopAsyncIteration`` when closed and empty."""
@@ -198,6 +213,8 @@ class LosslessBuffer(Buffer[T]):
     """Never drops; signals once when the backlog passes ``high_water``."""
 
     __slots__ = ("_armed", "_high_water", "_overflow", "_raise")
+
+    _unchecked: ClassVar[bool] = False  # the overflow signal and its re-arming run per item
 
     def __init__(self, high_water: int, *, raise_on_overflow: bool = True) -> None:
         super().__init__()
@@ -313,7 +330,11 @@ class StreamHandle(AsyncClosing, Generic[T]):
 
     async def __anext__(self) -> T:
         self._iterated = True
-        if self._state != "open":
+        if self._state == "open":
+            item = self._buffer.take()
+            if item is not None:
+                return item
+        else:
             if self._state == "closed":
                 raise StopAsyncIteration
             await self._open()
@@ -437,9 +458,11 @@ class CallbackSubscription(Generic[T]):
 
     async def _run(self) -> None:
         callback = self._callback
+        buffer = self._buffer
         while True:
             try:
-                item = await self._buffer.get()
+                taken = buffer.take()
+                item = await buffer.get() if taken is None else taken
             except StopAsyncIteration:
                 return
             except Exception as exc:
