@@ -484,17 +484,18 @@ def _book_line(b: OrderBook) -> str:
 
 
 def _execution_line(e: Execution) -> str:
-    # ``time`` is the event's own time (for a replayed fill, the time KIS reports for it),
-    # never the moment the CLI received or replayed it.
-    stamp = e.time.astimezone(KST).strftime("%H:%M:%S") if e.time else "--:--:--"
     side = e.side.name if e.side else "?"
     about = f" (for {e.original_order_id})" if e.original_order_id else ""
     price = f" @ {won(e.price)}" if e.price else ""
+    return f"{e.kind.value:9} order {e.broker_order_id}{about}  {side} {e.qty} {e.symbol}{price}"
+
+
+def _stream_execution_line(e: Execution) -> str:
+    # ``time`` is the event's own time (for a replayed fill, the time KIS reports for it),
+    # never the moment the CLI received or replayed it.
+    stamp = e.time.astimezone(KST).strftime("%H:%M:%S") if e.time else "--:--:--"
     origin = "replay" if e.replayed else "live"
-    return (
-        f"{stamp}  {origin:6}  {e.kind.value:9} order {e.broker_order_id}{about}  "
-        f"{side} {e.qty} {e.symbol}{price}"
-    )
+    return f"{stamp}  {origin:6}  {_execution_line(e)}"
 
 
 def _execution_json(e: Execution) -> dict[str, Any]:
@@ -518,7 +519,7 @@ async def _cmd_stream(broker: KISBroker, args: argparse.Namespace, out: Output) 
                 "stream executions needs KIS_HTS_ID (execution notices are keyed on it)"
             )
         stream = broker.executions(replay=not args.no_replay, since=args.since)
-        fmt, as_json = _execution_line, _execution_json
+        fmt, as_json = _stream_execution_line, _execution_json
     printed = 0
     idle: float | None = args.idle_timeout
     with contextlib.suppress(TimeoutError):
@@ -1163,10 +1164,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--count", type=_positive_int, default=None, help="stop after printing N events"
     )
     bounds.add_argument("--duration", type=_positive_float, default=None, help="stop after S s")
-    quotes = stream_sub.add_parser("quotes", parents=[common, bounds], help="trades")
-    quotes.add_argument("symbols", nargs="+")
-    books = stream_sub.add_parser("books", parents=[common, bounds], help="order books")
-    books.add_argument("symbols", nargs=1, metavar="symbol")
     bounds.add_argument(
         "--idle-timeout",
         type=_positive_float,
@@ -1174,6 +1171,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stop once no event has come for S s",
     )
+    quotes = stream_sub.add_parser("quotes", parents=[common, bounds], help="trades")
+    quotes.add_argument("symbols", nargs="+")
+    books = stream_sub.add_parser("books", parents=[common, bounds], help="order books")
+    books.add_argument("symbols", nargs=1, metavar="symbol")
     executions = stream_sub.add_parser(
         "executions", parents=[common, bounds], help="your execution notices"
     )

@@ -148,3 +148,11 @@ async def test_bad_since_is_a_usage_error(cli: RunCLI, paper_sim: KISSimulator) 
     assert paper_sim.stats.subscribe_requests == requests
     both = await cli("stream", "executions", "--no-replay", "--since", "v1:20261201:")
     assert both.code == EXIT_USAGE
+
+
+async def test_idle_timeout_applies_to_market_streams(cli: RunCLI) -> None:
+    """`--idle-timeout` is accepted by `stream quotes`; `--count` still ends it first."""
+    async with asyncio.timeout(LIMIT):
+        result = await cli("stream", "quotes", SYMBOL, "--count", "2", "--idle-timeout", "30")
+    assert result.code == EXIT_OK, result.err
+    assert len(result.out.splitlines()) == 2
