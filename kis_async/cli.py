@@ -58,6 +58,7 @@ from kis_async.models import (
     Bar,
     Exchange,
     Execution,
+    ExecutionCursor,
     ExecutionKind,
     Market,
     Order,
@@ -545,9 +546,25 @@ def _execution_line(e: Execution) -> str:
     return f"{e.kind.value:9} order {e.broker_order_id}{about}  {side} {e.qty} {e.symbol}{price}"
 
 
+def _stream_execution_line(e: Execution) -> str:
+    # ``time`` is the event's own time (for a replayed fill, the time KIS reports for it),
+    # never the moment the CLI received or replayed it.
+    stamp = e.time.astimezone(KST).strftime("%H:%M:%S") if e.time else "--:--:--"
+    origin = "replay" if e.replayed else "live"
+    return f"{stamp}  {origin:6}  {_execution_line(e)}"
+
+
+def _execution_json(e: Execution) -> dict[str, Any]:
+    doc: dict[str, Any] = to_jsonable(e)
+    doc["replayed"] = e.replayed
+    doc["cursor"] = None if e.cursor is None else str(e.cursor)
+    return doc
+
+
 async def _cmd_stream(broker: KISBroker, args: argparse.Namespace, out: Output) -> int:
     stream: Any
     fmt: Callable[[Any], str]
+    as_json: Callable[[Any], Any] = to_jsonable
     if args.what == "quotes":
         stream, fmt = broker.quotes(args.symbols, market=args.market), _quote_line
     elif args.what == "books":
@@ -557,18 +574,28 @@ async def _cmd_stream(broker: KISBroker, args: argparse.Namespace, out: Output) 
             raise UsageError(
                 "stream executions needs KIS_HTS_ID (execution notices are keyed on it)"
             )
-        stream, fmt = broker.executions(), _execution_line
-    received = 0
+        stream = broker.executions(replay=not args.no_replay, since=args.since)
+        fmt, as_json = _stream_execution_line, _execution_json
+    printed = 0
+    idle: float | None = args.idle_timeout
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(args.duration), stream:
-            async for item in stream:
-                received += 1
+            # ``--count`` counts the events printed; ``--idle-timeout`` ends the command once
+            # nothing has come for that long (replayed fills arrive first, then live ones).
+            while args.count is None or printed < args.count:
+                try:
+                    item = await asyncio.wait_for(anext(stream), idle)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    if idle is None:
+                        raise
+                    break
+                printed += 1
                 if out.as_json:
-                    out.json(item)
+                    out.json(as_json(item))
                 else:
                     out.line(fmt(item))
-                if args.count is not None and received >= args.count:
-                    break
     return EXIT_OK
 
 
@@ -1091,6 +1118,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _cursor(text: str) -> ExecutionCursor:
+    try:
+        return ExecutionCursor.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an execution cursor: {exc}") from None
+
+
 def _positive_float(text: str) -> float:
     try:
         if not text.isascii():  # float() would take "１０"
@@ -1247,13 +1281,35 @@ def build_parser() -> argparse.ArgumentParser:
     stream = sub.add_parser("stream", help="real-time data until --count/--duration or Ctrl-C")
     stream_sub = stream.add_subparsers(dest="what", metavar="WHAT", required=True)
     bounds = argparse.ArgumentParser(add_help=False)
-    bounds.add_argument("--count", type=_positive_int, default=None, help="stop after N events")
+    bounds.add_argument(
+        "--count", type=_positive_int, default=None, help="stop after printing N events"
+    )
     bounds.add_argument("--duration", type=_positive_float, default=None, help="stop after S s")
+    bounds.add_argument(
+        "--idle-timeout",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="stop once no event has come for S s",
+    )
     quotes = stream_sub.add_parser("quotes", parents=[common, bounds, markets], help="trades")
     quotes.add_argument("symbols", nargs="+")
     books = stream_sub.add_parser("books", parents=[common, bounds, markets], help="order books")
     books.add_argument("symbols", nargs=1, metavar="symbol")
-    stream_sub.add_parser("executions", parents=[common, bounds], help="your execution notices")
+    executions = stream_sub.add_parser(
+        "executions", parents=[common, bounds], help="your execution notices"
+    )
+    start = executions.add_mutually_exclusive_group()
+    start.add_argument(
+        "--no-replay", action="store_true", help="only events after the stream opens"
+    )
+    start.add_argument(
+        "--since",
+        type=_cursor,
+        default=None,
+        metavar="CURSOR",
+        help="start after a cursor printed by --json (exactly the fills after it)",
+    )
     return parser
 
 

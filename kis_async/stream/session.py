@@ -38,8 +38,23 @@ __all__ = ["Session"]
 
 logger = logging.getLogger("kis_async.stream")
 
-#: Frames handled between two pauses that let consumer tasks run (see ``_connection``).
-_YIELD_EVERY = 8
+#: Bounds of the number of frames handled in one run of a read burst before a pause that lets
+#: consumer tasks run (see :func:`burst_limit` and ``_serve``).
+_BURST_MIN = 1
+_BURST_MAX = 32
+
+
+def burst_limit(options: StreamOptions) -> int:
+    """Frames handled back to back before the reader pauses for the consumers.
+
+    A quarter of the smallest conflating queue (clamped to 1..32): a consumer that keeps up
+    never sees a queue fill within one burst, and with the default queues (1,024) a burst
+    of up to 32 frames goes out in one hand-off with one wake-up per consumer.
+    """
+    smallest = min(options.quote_queue_size, options.callback_queue_size)
+    return max(_BURST_MIN, min(_BURST_MAX, smallest // 4))
+
+
 # websockets logs every frame at DEBUG, and subscribe frames carry the approval key and the
 # HTS id: its connection logger is pinned at INFO so that DEBUG logging never shows them.
 _wire_logger = logging.getLogger("kis_async.stream.wire")
@@ -94,6 +109,10 @@ class Session:
         self.pings = 0
         self.mute_detections = 0
         self._rx = 0
+        self._burst_limit = burst_limit(options)
+        #: Set by a callback the reader schedules once per burst: True once the event loop
+        #: has run it, i.e. the reader was suspended (and consumers ran) since then.
+        self._turned = True
 
     # -- state ------------------------------------------------------------------------------
 
@@ -290,7 +309,10 @@ class Session:
             opened = True
             self._ready = True
             on_text = self._on_text
-            yield_every = _YIELD_EVERY
+            limit = self._burst_limit
+            call_soon = asyncio.get_running_loop().call_soon
+            turned = self._mark_turn
+            run = 0  # frames handled since the reader last let the event loop run
             async for message in ws:
                 self._rx += 1
                 text = message if type(message) is str else _as_text(message)
@@ -300,11 +322,19 @@ class Session:
                     await ws.send(text)
                     self.pings += 1
                     continue
+                # websockets hands over buffered messages without yielding to the event loop,
+                # so a read burst is handled back to back and each consumer is woken once for
+                # it. A burst ends when ``recv`` suspends; the callback scheduled on the
+                # burst's first frame tells us so. A burst longer than ``limit`` frames
+                # pauses every ``limit`` frames, so consumers drain their queues before the
+                # conflating ones fill.
+                if self._turned:
+                    self._turned = False
+                    run = 0
+                    call_soon(turned)
                 on_text(text)
-                # websockets hands over buffered messages without yielding to the event loop;
-                # without a pause here a burst of frames is decoded before any consumer task
-                # runs, and the conflating queues would drop quotes a consumer could have read.
-                if not self._rx % yield_every:
+                run += 1
+                if run >= limit:
                     await asyncio.sleep(0)
             if muted.is_set():
                 return "no frame within the liveness window", opened
@@ -324,6 +354,9 @@ class Session:
                 self._on_down()
             except Exception:
                 logger.exception("error in the session-down handler")
+
+    def _mark_turn(self) -> None:
+        self._turned = True
 
     async def _watchdog(self, ws: ClientConnection, muted: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

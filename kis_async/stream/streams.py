@@ -24,7 +24,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Protocol, Self, TypeVar
 
 from kis_async.errors import StreamOverflowError
 from kis_async.models import Execution, OrderBook, Quote
@@ -82,6 +82,10 @@ class Buffer(Generic[T]):
     """A single-consumer queue with close and fail; ``put`` never blocks."""
 
     __slots__ = ("_closed", "_error", "_items", "_lag", "_probe", "_probe_at", "_skip", "_waiter")
+
+    #: True when :meth:`_check` never raises, so a queued item can be taken without it
+    #: (the consumers' fast path, see :meth:`take`).
+    _unchecked: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._items: deque[T] = deque()
@@ -155,15 +159,34 @@ class Buffer(Generic[T]):
     def _check(self) -> None:
         """Hook for subclasses: raise before the next item."""
 
+    def take(self) -> T | None:
+        """The next queued item without waiting, or None when :meth:`get` must be awaited.
+
+        The consumers' fast path: a read burst queues several items with one wake-up, and
+        the consumer then takes them without a coroutine per item. Items are never None.
+        """
+        items = self._items
+        if items and self._unchecked:
+            item = items.popleft()
+            if item is self._probe:
+                self._lag_sampled()
+            return item
+        return None
+
+    def _lag_sampled(self) -> None:
+        """The timed record reached its consumer: report its lag, time the next one."""
+        self._probe = None
+        if self._lag is not None:
+            self._lag(time.perf_counter() - self._probe_at)
+
     async def get(self) -> T:
         """The next item; ``StopAsyncIteration`` when closed and empty."""
         while True:
             self._check()
             if self._items:
                 item = self._items.popleft()
-                if item is self._probe and self._lag is not None:
-                    self._probe = None
-                    self._lag(time.perf_counter() - self._probe_at)
+                if item is self._probe:
+                    self._lag_sampled()
                 return item
             error = self._error
             if error is not None:
@@ -232,6 +255,8 @@ class LosslessBuffer(Buffer[T]):
     """Never drops; signals once when the backlog passes ``high_water``."""
 
     __slots__ = ("_armed", "_high_water", "_overflow", "_raise")
+
+    _unchecked: ClassVar[bool] = False  # the overflow signal and its re-arming run per item
 
     def __init__(self, high_water: int, *, raise_on_overflow: bool = True) -> None:
         super().__init__()
@@ -349,7 +374,11 @@ class StreamHandle(AsyncClosing, Generic[T]):
 
     async def __anext__(self) -> T:
         self._iterated = True
-        if self._state != "open":
+        if self._state == "open":
+            item = self._buffer.take()
+            if item is not None:
+                return item
+        else:
             if self._state == "closed":
                 raise StopAsyncIteration
             await self._open()
@@ -473,9 +502,11 @@ class CallbackSubscription(Generic[T]):
 
     async def _run(self) -> None:
         callback = self._callback
+        buffer = self._buffer
         while True:
             try:
-                item = await self._buffer.get()
+                taken = buffer.take()
+                item = await buffer.get() if taken is None else taken
             except StopAsyncIteration:
                 return
             except Exception as exc:

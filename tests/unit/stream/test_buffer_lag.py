@@ -71,3 +71,19 @@ async def test_off_by_default() -> None:
     buf.put(1)
     assert await buf.get() == 1
     assert buf._probe is None
+
+
+async def test_items_taken_on_the_fast_path_keep_the_sampling_going() -> None:
+    """A consumer draining bursts with take() (no await per item) still reports the timed
+    items, and the sampling goes on after them."""
+    samples: list[float] = []
+    buf: ConflatingBuffer[tuple[str, int]] = ConflatingBuffer(10_000, _key, lambda n: None)
+    buf.measure_lag(samples.append)
+    taken: list[tuple[str, int]] = []
+    for burst in range(3):
+        for i in range(LAG_SAMPLE_EVERY):
+            buf.put((f"s{i}", burst * LAG_SAMPLE_EVERY + i))
+        while (item := buf.take()) is not None:
+            taken.append(item)
+    assert len(taken) == 3 * LAG_SAMPLE_EVERY
+    assert len(samples) == 3  # one timed item per LAG_SAMPLE_EVERY, each reported

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from kis_async import ExecutionKind, KISConfig, Order, SubscriptionError
 from kis_async.stream.manager import StreamManager
 from kis_async.stream.options import StreamOptions
+from kis_async.stream.session import burst_limit
 
 
 def quote_frame(price: int, symbol: str = "005930") -> str:
@@ -273,3 +274,77 @@ async def test_refused_again_after_the_resend_ends_the_stream(
     assert manager.status.refusals_unsolicited == 1  # the second refusal answered the re-send
     assert manager.status.registrations == 0
     assert server.subscribes.count(("H0STCNT0", "005930")) == 2
+
+
+@pytest.fixture
+async def small_queues(server: BurstKIS) -> AsyncIterator[StreamManager]:
+    """A manager whose conflating queues hold 8 values (the reader pauses every 2 frames)."""
+    config = KISConfig(
+        app_key="PS" + "a" * 34,
+        app_secret="s" * 180,
+        account_id="12345678-01",
+        hts_id="myhtsid",
+        ws_url=server.url,
+        token_cache_dir=None,
+    )
+
+    async def approval_key() -> str:
+        return "approval-key-0123456789"
+
+    async def fetch_orders() -> list[Order]:
+        return []
+
+    options = StreamOptions(ack_timeout=2.0, quote_queue_size=8, callback_queue_size=8)
+    mgr = StreamManager(
+        config, approval_key=approval_key, fetch_orders=fetch_orders, options=options
+    )
+    yield mgr
+    await mgr.aclose()
+
+
+def test_burst_limit_follows_the_smallest_queue() -> None:
+    """The reader's pause interval is a quarter of the smallest conflating queue, 1..32."""
+    assert burst_limit(StreamOptions()) == 32
+    assert burst_limit(StreamOptions(quote_queue_size=8)) == 2
+    assert burst_limit(StreamOptions(callback_queue_size=40)) == 10
+    assert burst_limit(StreamOptions(quote_queue_size=1)) == 1
+
+
+async def test_a_long_burst_reaches_a_keeping_up_consumer_without_conflation(
+    server: BurstKIS, small_queues: StreamManager
+) -> None:
+    """600 quotes sent back to back into a queue of 8: a consumer that keeps up gets all."""
+    frames = [quote_frame(70_000 + i) for i in range(600)]
+    got: list[Any] = []
+    async with small_queues.quotes(["005930"]) as quotes:
+        await server.push(*frames)
+        async with asyncio.timeout(20):
+            async for quote in quotes:
+                got.append(quote)
+                if len(got) == 600:
+                    break
+        assert quotes.dropped == 0
+    assert [int(q.price) for q in got] == list(range(70_000, 70_600))
+    assert small_queues.status.quotes_dropped == 0
+
+
+async def test_a_long_burst_reaches_a_callback_without_conflation(
+    server: BurstKIS, small_queues: StreamManager
+) -> None:
+    """The same burst through a sync callback subscription: every quote, in order, once."""
+    prices: list[int] = []
+    done = asyncio.Event()
+
+    def on_quote(quote: Any) -> None:
+        prices.append(int(quote.price))
+        if len(prices) == 600:
+            done.set()
+
+    sub = await small_queues.subscribe_quotes(["005930"], on_quote)
+    try:
+        await server.push(*[quote_frame(70_000 + i) for i in range(600)])
+        await asyncio.wait_for(done.wait(), 20)
+    finally:
+        await sub.aclose()
+    assert prices == list(range(70_000, 70_600))
+    assert small_queues.status.quotes_dropped == 0
