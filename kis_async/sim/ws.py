@@ -113,27 +113,32 @@ class WsSession:
                     self.hub.frame_sent()
 
     async def pinger(self) -> None:
-        """Send PINGPONG every interval; close the session when it is not echoed in time."""
+        """Send PINGPONG every interval; close the session once the oldest unanswered one is
+        older than the grace (``pingpong_timeout``, protocol doc §6.4). A text echo and a
+        control-frame pong both answer every PINGPONG sent so far."""
         opts = self.hub.options
+        loop = asyncio.get_running_loop()
+        unanswered_since: float | None = None
         while True:
             await asyncio.sleep(opts.pingpong_interval)
             if self.hub.faults.muted:
+                unanswered_since = None
                 continue
+            if self.echoed.is_set():
+                self.echoed.clear()
+                unanswered_since = None
+            now = loop.time()
+            if unanswered_since is not None and now - unanswered_since >= opts.pingpong_timeout:
+                self.hub.stats.ws_sessions_closed_pingpong += 1
+                logger.info("simulator: closing a session that answered no PINGPONG")
+                self.request_close(1000)
+                return
             stamp = self.hub.exchange.clock.now().strftime("%Y%m%d%H%M%S")
-            self.echoed.clear()
             ping = {"header": {"tr_id": "PINGPONG", "datetime": stamp}}
             self.enqueue(json.dumps(ping), data=False)
             self.hub.stats.pings_sent += 1
-            try:
-                async with asyncio.timeout(opts.pingpong_timeout):
-                    await self.echoed.wait()
-            except TimeoutError:
-                if self.hub.faults.is_muted():
-                    continue
-                self.hub.stats.ws_sessions_closed_pingpong += 1
-                logger.info("simulator: closing a session that did not echo PINGPONG")
-                self.request_close(1000)
-                return
+            if unanswered_since is None:
+                unanswered_since = now
 
     def request_close(self, code: int = 1000) -> None:
         """Ask the session to end; the endpoint closes the socket with ``code``."""
