@@ -971,7 +971,17 @@ def _cmd_sim(args: argparse.Namespace) -> int:
             f"warning: serving the simulator on {args.host}, not only on this machine\n"
         )
     try:
-        asyncio.run(runner.run(args.host, args.port, seed=args.seed, mode=Mode(args.mode)))
+        asyncio.run(
+            runner.run(
+                args.host,
+                args.port,
+                seed=args.seed,
+                mode=Mode(args.mode),
+                layout=args.layout,
+                pingpong_interval=args.pingpong_interval,
+                pingpong_timeout=args.pingpong_grace,
+            )
+        )
     except KeyboardInterrupt:
         sys.stderr.write("simulator stopped\n")
     return EXIT_OK
@@ -1070,6 +1080,20 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8080, help="port (8080; 0 picks one)")
     sim.add_argument("--seed", type=int, default=1234, help="random seed (1234)")
     sim.add_argument("--mode", choices=["paper", "live"], default="paper", help="KIS mode")
+    sim.add_argument(
+        "--layout",
+        choices=["current", "legacy"],
+        default="current",
+        help="real-time record widths: current (47-field trades, 63-field H0STASP0, 26-field "
+        "notices) or legacy (46/59/23, as KIS sent before 2026)",
+    )
+    sim.add_argument("--pingpong-interval", type=_positive_float, default=10.0, help="seconds (10)")
+    sim.add_argument(
+        "--pingpong-grace",
+        type=_positive_float,
+        default=100.0,
+        help="close a session that answers no PINGPONG for this long (100 s)",
+    )
 
     markets = argparse.ArgumentParser(add_help=False)
     markets.add_argument(

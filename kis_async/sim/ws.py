@@ -46,7 +46,11 @@ MARKET_TRS: Final = {
     "H0NXASP0": ("book", NXT),
     "H0UNASP0": ("book", "UN"),
 }
-NOTICE_TRS: Final = ("H0STCNI0", "H0STCNI9")
+#: Execution-notice TRs, domestic (H0STCNI0 live / H0STCNI9 paper) and overseas (H0GSCNI0 /
+#: H0GSCNI9). The simulated account trades only domestic stocks, so an overseas registration is
+#: acknowledged and stays silent, as it would on KIS for an account with no overseas orders
+#: (python-kis registers both kinds).
+NOTICE_TRS: Final = ("H0STCNI0", "H0STCNI9", "H0GSCNI0", "H0GSCNI9")
 #: Data frames a session may have waiting before quote and book frames are dropped for it
 #: (notices are never dropped).
 OUTBOX_LIMIT: Final = 20_000
@@ -264,7 +268,8 @@ class WsHub:
         self.rest = rest
         self.sessions: set[WsSession] = set()
         self.notice_tr = "H0STCNI9" if options.is_paper else "H0STCNI0"
-        self.known_trs = frozenset({*MARKET_TRS, self.notice_tr})
+        overseas_notice_tr = "H0GSCNI9" if options.is_paper else "H0GSCNI0"
+        self.known_trs = frozenset({*MARKET_TRS, self.notice_tr, overseas_notice_tr})
         self._rng = random.Random(options.seed ^ 0x3C3C)
         exchange.add_tick_listener(self.publish_ticks)
         exchange.add_notice_listener(self.publish_notice)
