@@ -53,8 +53,8 @@ KNOWN: dict[tuple[str, str, str], str] = {
 GAPS: dict[tuple[str, str, str], str] = {
     (
         "python-kis", "paper", flow
-    ): "python-kis asks the paper host for the live socket's approval key; whether KIS honours "
-    "a key across hosts is undocumented (protocol doc §2.3) and two simulators do not share keys"
+    ): "python-kis asks the paper host for the live socket's approval key (its fetch() default "
+    "domain); whether KIS issues one there is undocumented (protocol doc §2.3); the sim refuses"
     for flow in ("realtime trades", "realtime books", "execution notices", "session")
 }  # fmt: skip
 
@@ -71,13 +71,14 @@ def sim_command() -> list[str]:
 class Sim:
     """A ``kis-async sim`` child process; ``env`` holds the KIS_* lines it printed."""
 
-    def __init__(self, mode: str, layout: str) -> None:
+    def __init__(self, mode: str, layout: str, *, seed: int = 1234) -> None:
         ping = "10" if float(os.environ.get("COMPAT_SESSION_SECONDS", "30")) >= 120 else "3"
         # A grace of a few PINGPONGs: a client that answered none would be closed well within
         # the session flow, so its passing proves the answers (text echo or control pong).
         grace = str(float(ping) * 4)
         cmd = [*sim_command(), "sim", "--port", "0", "--mode", mode, "--layout", layout,
-               "--pingpong-interval", ping, "--pingpong-grace", grace]  # fmt: skip
+               "--seed", str(seed), "--pingpong-interval", ping,
+               "--pingpong-grace", grace]  # fmt: skip
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
@@ -105,7 +106,8 @@ def run_peer(client: str, mode: str) -> dict[str, tuple[bool, str]]:
     try:
         env = os.environ | sims[0].env
         if client == "python-kis" and mode == "paper":
-            live = Sim("live", LAYOUT[client])
+            # Another seed: a live app key differs from the paper one, as on KIS.
+            live = Sim("live", LAYOUT[client], seed=4321)
             sims.append(live)
             env |= {"COMPAT_LIVE_" + k.removeprefix("KIS_"): v for k, v in live.env.items()}
         proc = subprocess.run(
