@@ -92,8 +92,9 @@ _METHODS: Final = {
 #: reason -> (live msg_cd, paper msg_cd, message). ONE table, so what is invented is in one
 #: place. Documented codes (protocol doc §3.2, or a client's own code keyed on them):
 #:   not_in_session APBK0919 -- python-kis maps APBK0919 to "market not open" on a domestic
-#:     order; unknown_symbol APBK0656 -- python-kis maps it to "symbol not found";
-#:   market_not_allowed APBK1943 (시장가호가불가) and nxt_limit_only APBK3013 (protocol doc §3.2).
+#:     order; unknown_symbol APBK0656 -- python-kis maps it to "symbol not found".
+#: (Documented but not raised: APBK1943 시장가호가불가 and APBK3013 NXT after-market limit
+#: only, protocol doc §3.2 -- the simulator's venue rules refuse those cases as venue_type.)
 #: Every other code below is the simulator's own choice, shaped like KIS's (APBK live, 8-digit
 #: numeric paper, OPSQ/OPQ for input errors), because no source captured KIS's code for that
 #: case; clients must key on ``rt_cd`` and treat these ``msg_cd`` values as informative. Paper
@@ -102,8 +103,6 @@ REJECTIONS: Final[Mapping[str, tuple[str, str, str]]] = {
     # documented
     "not_in_session": ("APBK0919", "40580000", "장운영시간이 아닙니다."),
     "unknown_symbol": ("APBK0656", "40070000", "해당종목정보가 없습니다."),
-    "market_not_allowed": ("APBK1943", "40160000", "시장가호가불가 종목입니다."),
-    "nxt_limit_only": ("APBK3013", "40150000", "NXT 시간외 거래는 지정가만 가능합니다."),
     # invented (no captured KIS code)
     "bad_qty": ("APBK0917", "40090000", "주문수량을 확인하여 주십시오."),
     "off_tick": ("APBK0918", "40100000", "호가단위가 맞지 않습니다."),
