@@ -24,8 +24,15 @@ def env(name: str) -> str:
 
 
 def report(flow: str, ok: bool, note: str = "") -> None:
-    """Print one step result line."""
-    print(json.dumps({"flow": flow, "ok": ok, "note": note[:200]}, ensure_ascii=False), flush=True)
+    """Record one step result: a JSON line in COMPAT_RESULTS (the peers' own log output on
+    stdout cannot interleave with it), else on stdout."""
+    line = json.dumps({"flow": flow, "ok": ok, "note": note[:200]}, ensure_ascii=False)
+    target = os.environ.get("COMPAT_RESULTS")
+    if target is None:
+        print(line, flush=True)
+        return
+    with open(target, "a", encoding="utf-8") as out:
+        out.write(line + "\n")
 
 
 def step(flow: str, fn: Callable[[], Any]) -> Any:

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -103,8 +104,10 @@ class Sim:
 
 def run_peer(client: str, mode: str) -> dict[str, tuple[bool, str]]:
     sims = [Sim(mode, LAYOUT[client])]
+    fd, results_path = tempfile.mkstemp(prefix=f"compat-{client}-{mode}-", suffix=".jsonl")
+    os.close(fd)
     try:
-        env = os.environ | sims[0].env
+        env = os.environ | sims[0].env | {"COMPAT_RESULTS": results_path}
         if client == "python-kis" and mode == "paper":
             # Another seed: a live app key differs from the paper one, as on KIS.
             live = Sim("live", LAYOUT[client], seed=4321)
@@ -118,10 +121,11 @@ def run_peer(client: str, mode: str) -> dict[str, tuple[bool, str]]:
         for sim in sims:
             sim.close()
     results: dict[str, tuple[bool, str]] = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith('{"flow"'):
-            row = json.loads(line)
-            results.setdefault(row["flow"], (row["ok"], row["note"]))
+    lines = Path(results_path).read_text(encoding="utf-8").splitlines()
+    Path(results_path).unlink()
+    for line in lines:
+        row = json.loads(line)
+        results.setdefault(row["flow"], (row["ok"], row["note"]))
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
         results.setdefault("(script)", (False, f"exit {proc.returncode}: {tail}"))
