@@ -1067,6 +1067,9 @@ def _cmd_sim(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 mode=Mode(args.mode),
                 env_file=env_file,
+                layout=args.layout,
+                pingpong_interval=args.pingpong_interval,
+                pingpong_timeout=args.pingpong_grace,
                 **options,
             )
         )
@@ -1225,6 +1228,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay pace, a multiple of the recorded pace (1)",
     )
     add_record_parser(sub, common, _positive_float)
+    sim.add_argument(
+        "--layout",
+        choices=["current", "legacy"],
+        default="current",
+        help="real-time record widths: current (47-field trades, 63-field H0STASP0, 26-field "
+        "notices) or legacy (46/59/23, as KIS sent before 2026)",
+    )
+    sim.add_argument("--pingpong-interval", type=_positive_float, default=10.0, help="seconds (10)")
+    sim.add_argument(
+        "--pingpong-grace",
+        type=_positive_float,
+        default=100.0,
+        help="close a session that answers no PINGPONG for this long (100 s)",
+    )
 
     markets = argparse.ArgumentParser(add_help=False)
     markets.add_argument(

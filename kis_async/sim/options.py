@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 from kis_async.config import Mode
 
-__all__ = ["SimOptions"]
+__all__ = ["LAYOUTS", "LayoutProfile", "SimOptions"]
+
+
+@dataclass(frozen=True)
+class LayoutProfile:
+    """The real-time record widths of one layout profile (protocol doc §7, §12)."""
+
+    trade_fields: Literal[46, 47]
+    book_layout: Literal["kt", "ota"]
+    notice_fields: Literal[23, 26]
+
+
+#: ``current``: 47-field trades, 63-field H0STASP0 (kis-trader's live probe), 26-field
+#: notices; ``legacy``: 46 / 59 / 23, as KIS sent before 2026 (python-kis parses these).
+LAYOUTS: Final[dict[str, LayoutProfile]] = {
+    "current": LayoutProfile(47, "kt", 26),
+    "legacy": LayoutProfile(46, "ota", 23),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +51,7 @@ class SimOptions:
     approval_key_lifetime: float
     quote_interval: float | None
     records_per_frame: int
+    layout: Literal["current", "legacy"]
     trade_fields: Literal[46, 47]
     book_layout: Literal["kt", "ota"]
     notice_fields: Literal[23, 26]

@@ -38,6 +38,7 @@ from kis_async.sim.history import SimHistory
 from kis_async.sim.options import SimOptions
 from kis_async.sim.quotes import holiday_rows, orderbook_outputs, price_output
 from kis_async.sim.quotes import number_text as _s
+from kis_async.sim.reference import price_statistics, search_info, stock_info
 from kis_async.sim.venues import KRX, NXT, SOR
 
 __all__ = ["ApiError", "RestApi", "TokenRecord"]
@@ -72,6 +73,10 @@ TR_TABLE: Final[Mapping[str, Mapping[str, tuple[Mode | None, str]]]] = {
     },
     "/quotations/inquire-price": {"FHKST01010100": (None, "price")},
     "/quotations/inquire-asking-price-exp-ccn": {"FHKST01010200": (None, "asking_price")},
+    # Product / stock basic info (protocol doc §4.0): documented live only; answered in both
+    # modes, because clients such as python-kis send them to whichever host they are given.
+    "/quotations/search-info": {"CTPF1604R": (None, "search_info")},
+    "/quotations/search-stock-info": {"CTPF1002R": (None, "stock_info")},
     # Charts (protocol doc §10), answered by kis_async.sim.charts.
     **{path: {tr: (None, "chart")} for path, tr in CHART_ROUTES.items()},
     # chk-holiday is live only (protocol doc §11.1): a paper server answers its TR id the
@@ -83,14 +88,25 @@ _METHODS: Final = {
     "/trading/order-rvsecncl": "POST",
 }
 
-#: Business rejections: reason -> (live msg_cd, paper msg_cd, message). The protocol doc records
-#: no codes for these, so every code here is the simulator's choice, shaped like KIS's (APBK
-#: codes live, 8-digit numeric codes paper). Paper messages get the "모의투자 " prefix.
+#: Every error code the simulator answers with outside the gateway (EGW) and OAuth errors:
+#: reason -> (live msg_cd, paper msg_cd, message). ONE table, so what is invented is in one
+#: place. Documented codes (protocol doc §3.2, or a client's own code keyed on them):
+#:   not_in_session APBK0919 -- python-kis maps APBK0919 to "market not open" on a domestic
+#:     order; unknown_symbol APBK0656 -- python-kis maps it to "symbol not found".
+#: (Documented but not raised: APBK1943 시장가호가불가 and APBK3013 NXT after-market limit
+#: only, protocol doc §3.2 -- the simulator's venue rules refuse those cases as venue_type.)
+#: Every other code below is the simulator's own choice, shaped like KIS's (APBK live, 8-digit
+#: numeric paper, OPSQ/OPQ for input errors), because no source captured KIS's code for that
+#: case; clients must key on ``rt_cd`` and treat these ``msg_cd`` values as informative. Paper
+#: messages of business rejections (live and paper codes differ) get the "모의투자 " prefix.
 REJECTIONS: Final[Mapping[str, tuple[str, str, str]]] = {
+    # documented
+    "not_in_session": ("APBK0919", "40580000", "장운영시간이 아닙니다."),
     "unknown_symbol": ("APBK0656", "40070000", "해당종목정보가 없습니다."),
+    # invented (no captured KIS code)
     "bad_qty": ("APBK0917", "40090000", "주문수량을 확인하여 주십시오."),
     "off_tick": ("APBK0918", "40100000", "호가단위가 맞지 않습니다."),
-    "market_with_price": ("APBK0919", "40110000", "시장가 주문은 주문단가를 0으로 입력하십시오."),
+    "market_with_price": ("APBK0920", "40110000", "시장가 주문은 주문단가를 0으로 입력하십시오."),
     "bad_order_type": ("APBK0631", "40120000", "주문구분을 확인하여 주십시오."),
     "bad_side": ("APBK0632", "40130000", "매도매수구분을 확인하여 주십시오."),
     "bad_exchange": ("APBK0633", "40140000", "거래소구분을 확인하여 주십시오."),
@@ -98,14 +114,21 @@ REJECTIONS: Final[Mapping[str, tuple[str, str, str]]] = {
     "insufficient_holdings": ("APBK0400", "40240000", "주문가능수량을 초과 했습니다."),
     # The paper message is the one captured in protocol doc §3.2; its code was not captured.
     "nothing_to_cancel": ("APBK0915", "40330000", "정정/취소할 수량이 없습니다."),
-    "not_in_session": (
-        "APBK0560",
-        "40580000",
-        "장운영시간이 아닙니다. 주문구분을 확인하여 주십시오.",
-    ),
     "venue_type": ("APBK1680", "40170000", "해당 거래소에서 주문할 수 없는 주문구분입니다."),
     "bad_stop_price": ("APBK1681", "40180000", "스톱지정가 조건가격을 확인하여 주십시오."),
     "wrong_venue": ("APBK1682", "40190000", "원주문의 거래소구분과 일치하지 않습니다."),
+    # invented input / routing errors (same code live and paper; the doc says "OPSQ9999-type")
+    "unknown_path": ("OPSQ0003", "OPSQ0003", "요청하신 서비스를 찾을 수 없습니다."),
+    "unknown_tr": ("OPSQ0002", "OPSQ0002", "없는 서비스 코드 입니다"),
+    "not_live_tr": ("EGW00212", "EGW00212", "실전투자 TR이 아닙니다."),
+    "bad_account": ("OPSQ2000", "OPSQ2000", "ERROR : INPUT INVALID_CHECK_ACNO"),
+    "missing_field": ("OPSQ2001", "OPSQ2001", "ERROR : INPUT FIELD NOT FOUND"),
+    # KIS's body fields are strings (protocol doc §3.1); a number, null, list or object there
+    # gets this code (KIS's own answer was not captured).
+    "bad_field_type": ("OPSQ2002", "OPSQ2002", "ERROR : INPUT FIELD TYPE INVALID"),
+    "bad_quote_input": ("OPQ00001", "OPQ00001", "입력값을 확인하여 주십시오."),
+    "no_quote_data": ("OPQ00002", "OPQ00002", "조회할 자료가 없습니다."),
+    "paper_krx_only": ("OPQ00003", "OPQ00003", "모의투자에서는 KRX 시세만 조회할 수 있습니다."),
 }
 
 _PAPER_QUERY_OK: Final = ("20310000", "모의투자 조회가 완료되었습니다.")
@@ -242,7 +265,7 @@ class RestApi:
             # A KIS-shaped envelope, so a client's error mapping sees rt_cd/msg_cd as from any
             # other failure; the code is the simulator's choice (KIS's answer to an unknown
             # path was not captured).
-            raise ApiError(404, "OPSQ0003", "요청하신 서비스를 찾을 수 없습니다.")
+            raise self._fail("unknown_path", 404)
         sub = path[len(PREFIX) :]
         expected = _METHODS.get(sub, "GET")
         if request.method != expected:
@@ -269,6 +292,8 @@ class RestApi:
             "psbl_order": self._psbl_order,
             "price": self._price,
             "asking_price": self._asking_price,
+            "search_info": self._search_info,
+            "stock_info": self._stock_info,
             "chart": self._chart,
             "holidays": self._holidays,
         }
@@ -317,29 +342,34 @@ class RestApi:
         if entry is None:
             # Unknown TR id for this path: the doc only says "OPSQ9999-type"; this code is the
             # simulator's choice.
-            raise ApiError(500, "OPSQ0002", "없는 서비스 코드 입니다")
+            raise self._fail("unknown_tr", 500)
         mode, action = entry
         if mode is not None and mode is not self.options.mode:
             if self.options.is_paper:
                 raise ApiError(500, "EGW00213", "모의투자 TR이 아닙니다.")
             # A paper TR id sent to the live server; the code is the simulator's choice.
-            raise ApiError(500, "EGW00212", "실전투자 TR이 아닙니다.")
+            raise self._fail("not_live_tr", 500)
         return action
 
     def _check_account(self, fields: Mapping[str, str]) -> None:
         cano = fields.get("CANO", "")
         prdt = fields.get("ACNT_PRDT_CD", "")
         if cano + prdt != self.options.account_id:
-            raise ApiError(200, "OPSQ2000", "ERROR : INPUT INVALID_CHECK_ACNO")
+            raise self._fail("bad_account")
 
     def _reject(self, reason: str) -> ApiError:
+        """A business rejection of an order (counted in the stats)."""
         self.stats.orders_rejected += 1
-        live, paper, text = REJECTIONS[reason]
-        if self.options.is_paper:
-            return ApiError(200, paper, "모의투자 " + text)
-        return ApiError(200, live, text)
+        return self._fail(reason)
 
-    # -- OAuth -------------------------------------------------------------------------------
+    def _fail(self, reason: str, status: int = 200, *, detail: str = "") -> ApiError:
+        """The :data:`REJECTIONS` row ``reason`` as an error answer."""
+        live, paper, text = REJECTIONS[reason]
+        if detail:
+            text = f"{text} [{detail}]"
+        if self.options.is_paper:
+            return ApiError(status, paper, ("모의투자 " if paper != live else "") + text)
+        return ApiError(status, live, text)
 
     async def _json_body(self, request: Request, *, oauth: bool = False) -> dict[str, Any]:
         try:
@@ -475,14 +505,18 @@ class RestApi:
 
     async def _order_fields(self, request: Request) -> dict[str, str]:
         body = await self._json_body(request)
-        # Field names are documented UPPERCASE; accept any case, and numbers as numbers.
-        return {str(k).upper(): "" if v is None else str(v).strip() for k, v in body.items()}
+        # Field names are documented UPPERCASE (accepted in any case); values are strings
+        # (protocol doc §3.1), as KIS checks them: anything else is refused.
+        for key, value in body.items():
+            if not isinstance(value, str):
+                raise self._fail("bad_field_type", detail=str(key).upper())
+        return {str(k).upper(): v.strip() for k, v in body.items()}
 
     def _require(self, fields: Mapping[str, str], *names: str) -> None:
         for name in names:
             if name not in fields:
                 # The simulator's choice of code for a missing body field.
-                raise ApiError(200, "OPSQ2001", f"ERROR : INPUT FIELD NOT FOUND [{name}]")
+                raise self._fail("missing_field", detail=name)
 
     def _check_exchange(self, fields: Mapping[str, str]) -> str:
         """The venue of an order body; blank is KRX (KIS's default, protocol doc §4.1)."""
@@ -809,9 +843,11 @@ class RestApi:
         bought = sum(f.qty * f.price for f in fills if f.side == "02")
         sold = sum(f.qty * f.price for f in fills if f.side == "01")
         cash = self.exchange.cash
-        # Trades settle at once on the simulator, so the D+1/D+2 amounts equal the deposit.
+        # KIS settles D+2 (protocol doc §4.5): today's trades leave the deposit (dnca_tot_amt)
+        # as it was and show in the D+1 / D+2 settlement amounts. The simulated account lives
+        # within one trading day, so every fill is today's.
         summary = {
-            "dnca_tot_amt": str(cash),
+            "dnca_tot_amt": str(cash + bought - sold),
             "nxdy_excc_amt": str(cash),
             "prvs_rcdl_excc_amt": str(cash),
             "cma_evlu_amt": "0",
@@ -855,7 +891,7 @@ class RestApi:
                 raise ValueError(text)
             base = date(int(text[:4]), int(text[4:6]), int(text[6:]))
         except ValueError:
-            raise ApiError(200, "OPQ00001", "입력값을 확인하여 주십시오.") from None
+            raise self._fail("bad_quote_input") from None
         self.stats.holiday_requests += 1
         rows = holiday_rows(self.exchange.calendar, base)
         body = self._query_ok() | {"ctx_area_nk": "", "ctx_area_fk": "", "output": rows}
@@ -896,19 +932,42 @@ class RestApi:
         market = params.get("FID_COND_MRKT_DIV_CODE", "J").strip().upper()
         if market not in ("J", "NX", "UN") or not is_valid_symbol(symbol):
             # The simulator's choice of code for malformed quote parameters.
-            raise ApiError(200, "OPQ00001", "입력값을 확인하여 주십시오.")
+            raise self._fail("bad_quote_input")
         if market != "J" and self.options.is_paper:
             # Paper trading is KRX-only (protocol doc §8); whether the paper server answers
             # NX/UN is [UNCERTAIN] (§9 item 18). The simulator refuses, with its own code.
-            raise ApiError(200, "OPQ00003", "모의투자에서는 KRX 시세만 조회할 수 있습니다.")
+            raise self._fail("paper_krx_only")
         if not self.exchange.has_symbol(symbol):
-            raise ApiError(200, "OPQ00002", "조회할 자료가 없습니다.")
+            raise self._fail("no_quote_data")
         return symbol, market
 
     async def _price(self, request: Request, tr_id: str) -> tuple[Response, bool]:
         symbol, market = self._quote_symbol(request)
-        output = price_output(self.exchange.instrument(symbol), market)
+        inst = self.exchange.instrument(symbol)
+        output = price_output(inst, market)
+        output |= price_statistics(inst, self.history, int(output["stck_prpr"]))
         return _json(_ok(_QUOTE_OK) | {"output": output}, tr_id=tr_id), False
+
+    def _info_symbol(self, request: Request) -> str:
+        params = self._params(request)
+        symbol = params.get("PDNO", "").strip()
+        product = params.get("PRDT_TYPE_CD", "300").strip()
+        if product not in ("300", "301", "302") or not is_valid_symbol(symbol):
+            raise self._fail("bad_quote_input")
+        if not self.exchange.has_symbol(symbol):
+            raise self._fail("no_quote_data")
+        return symbol
+
+    async def _search_info(self, request: Request, tr_id: str) -> tuple[Response, bool]:
+        """search-info (CTPF1604R): product basic info of a simulated stock."""
+        inst = self.exchange.instrument(self._info_symbol(request))
+        return _json(self._query_ok() | {"output": search_info(inst)}, tr_id=tr_id), False
+
+    async def _stock_info(self, request: Request, tr_id: str) -> tuple[Response, bool]:
+        """search-stock-info (CTPF1002R): stock basic info, NXT eligibility included."""
+        inst = self.exchange.instrument(self._info_symbol(request))
+        output = stock_info(inst, self.history.today())
+        return _json(self._query_ok() | {"output": output}, tr_id=tr_id), False
 
     # -- charts (protocol doc §10; bodies in kis_async.sim.charts) ----------------------------
 

@@ -25,7 +25,7 @@ from websockets.http11 import Request as Request_
 from kis_async.config import KISConfig, Mode
 from kis_async.sim.exchange import DEFAULT_SYMBOLS, SimClock, SimExchange
 from kis_async.sim.faults import SimFaults, SimStats
-from kis_async.sim.options import SimOptions
+from kis_async.sim.options import LAYOUTS, SimOptions
 from kis_async.sim.replay import Replayer, load_market, replay_symbols
 from kis_async.sim.rest import RestApi
 from kis_async.sim.venues import SimCalendar
@@ -122,15 +122,25 @@ class KISSimulator:
             while someone is registered for quotes); ``None`` moves the market only when
             ``exchange.step()`` is called.
         records_per_frame: market steps per tick, sent as one frame with that many records.
-        trade_fields: H0STCNT0 / H0NXCNT0 / H0UNCNT0 layout, 47 fields (current, default) or
-            46 (before 2026-09-14).
+        layout: the record-layout profile of the real-time feeds (see :data:`LAYOUTS`):
+            ``"current"`` (default; 47-field trades, the widths kis-trader probed live for
+            books, H0STASP0 63, 26-field notices) or ``"legacy"`` (what KIS sent before 2026
+            and older clients such as python-kis parse: 46-field trades, the official
+            samples' books, H0STASP0 59, 23-field notices). The three finer knobs below
+            override single parts of the profile.
+        trade_fields: H0STCNT0 / H0NXCNT0 / H0UNCNT0 layout, 47 fields (current) or
+            46 (before 2026-09-14); default from ``layout``.
         book_layout: order-book layouts (protocol doc §12 [CONFLICT]): ``"kt"`` (default; the
             widths kis-trader probed live: H0STASP0 63, H0NXASP0 62, H0UNASP0 66) or
-            ``"ota"`` (the official samples: 59, 65, 65).
-        notice_fields: execution-notice layout, 26 fields (default) or the legacy 23.
+            ``"ota"`` (the official samples: 59, 65, 65); default from ``layout``.
+        notice_fields: execution-notice layout, 26 fields or the legacy 23; default from
+            ``layout``.
         pingpong_interval: seconds between PINGPONG frames.
-        pingpong_timeout: a session that does not echo PINGPONG within this many seconds is
-            closed.
+        pingpong_timeout: the grace: a session that answers no PINGPONG (neither by a text
+            echo nor by a control-frame pong) for this many seconds after the oldest unanswered
+            one is closed (default 100 s, the closing time community reports give for KIS,
+            protocol doc §6.4). Checked when the next PINGPONG is due, so the close comes at
+            most one ``pingpong_interval`` later.
         max_registrations: real-time registrations per session (KIS: 41; the next one gets
             OPSP0008).
         daily_ccld_page_size: rows per inquire-daily-ccld page (default 15 paper / 100 live).
@@ -174,10 +184,11 @@ class KISSimulator:
         approval_key_lifetime: float = 86_400.0,
         quote_interval: float | None = 0.2,
         records_per_frame: int = 1,
-        trade_fields: Literal[46, 47] = 47,
-        notice_fields: Literal[23, 26] = 26,
+        layout: Literal["current", "legacy"] = "current",
+        trade_fields: Literal[46, 47] | None = None,
+        notice_fields: Literal[23, 26] | None = None,
         pingpong_interval: float = 10.0,
-        pingpong_timeout: float = 30.0,
+        pingpong_timeout: float = 100.0,
         max_registrations: int = 41,
         daily_ccld_page_size: int | None = None,
         balance_page_size: int | None = None,
@@ -185,7 +196,7 @@ class KISSimulator:
         start_time: datetime | None = None,
         symbols: tuple[tuple[str, str, int], ...] = DEFAULT_SYMBOLS,
         clock: datetime | Literal["wall"] | None = None,
-        book_layout: Literal["kt", "ota"] = "kt",
+        book_layout: Literal["kt", "ota"] | None = None,
         holidays: Iterable[date] = (),
         replay: str | os.PathLike[str] | None = None,
         replay_speed: float | None = 1.0,
@@ -194,6 +205,12 @@ class KISSimulator:
         paper = mode is Mode.PAPER
         rng = random.Random(seed)
         alnum = string.ascii_letters + string.digits
+        if layout not in LAYOUTS:
+            raise ValueError("layout must be 'current' or 'legacy'")
+        profile = LAYOUTS[layout]
+        trade_fields = profile.trade_fields if trade_fields is None else trade_fields
+        notice_fields = profile.notice_fields if notice_fields is None else notice_fields
+        book_layout = profile.book_layout if book_layout is None else book_layout
         if trade_fields not in (46, 47):
             raise ValueError("trade_fields must be 46 or 47")
         if notice_fields not in (23, 26):
@@ -226,6 +243,7 @@ class KISSimulator:
             approval_key_lifetime=approval_key_lifetime,
             quote_interval=quote_interval,
             records_per_frame=records_per_frame,
+            layout=layout,
             trade_fields=trade_fields,
             book_layout=book_layout,
             notice_fields=notice_fields,

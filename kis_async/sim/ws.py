@@ -46,7 +46,11 @@ MARKET_TRS: Final = {
     "H0NXASP0": ("book", NXT),
     "H0UNASP0": ("book", "UN"),
 }
-NOTICE_TRS: Final = ("H0STCNI0", "H0STCNI9")
+#: Execution-notice TRs, domestic (H0STCNI0 live / H0STCNI9 paper) and overseas (H0GSCNI0 /
+#: H0GSCNI9). The simulated account trades only domestic stocks, so an overseas registration is
+#: acknowledged and stays silent, as it would on KIS for an account with no overseas orders
+#: (python-kis registers both kinds).
+NOTICE_TRS: Final = ("H0STCNI0", "H0STCNI9", "H0GSCNI0", "H0GSCNI9")
 #: Data frames a session may have waiting before quote and book frames are dropped for it
 #: (notices are never dropped).
 OUTBOX_LIMIT: Final = 20_000
@@ -113,27 +117,32 @@ class WsSession:
                     self.hub.frame_sent()
 
     async def pinger(self) -> None:
-        """Send PINGPONG every interval; close the session when it is not echoed in time."""
+        """Send PINGPONG every interval; close the session once the oldest unanswered one is
+        older than the grace (``pingpong_timeout``, protocol doc §6.4). A text echo and a
+        control-frame pong both answer every PINGPONG sent so far."""
         opts = self.hub.options
+        loop = asyncio.get_running_loop()
+        unanswered_since: float | None = None
         while True:
             await asyncio.sleep(opts.pingpong_interval)
             if self.hub.faults.muted:
+                unanswered_since = None
                 continue
+            if self.echoed.is_set():
+                self.echoed.clear()
+                unanswered_since = None
+            now = loop.time()
+            if unanswered_since is not None and now - unanswered_since >= opts.pingpong_timeout:
+                self.hub.stats.ws_sessions_closed_pingpong += 1
+                logger.info("simulator: closing a session that answered no PINGPONG")
+                self.request_close(1000)
+                return
             stamp = self.hub.exchange.clock.now().strftime("%Y%m%d%H%M%S")
-            self.echoed.clear()
             ping = {"header": {"tr_id": "PINGPONG", "datetime": stamp}}
             self.enqueue(json.dumps(ping), data=False)
             self.hub.stats.pings_sent += 1
-            try:
-                async with asyncio.timeout(opts.pingpong_timeout):
-                    await self.echoed.wait()
-            except TimeoutError:
-                if self.hub.faults.is_muted():
-                    continue
-                self.hub.stats.ws_sessions_closed_pingpong += 1
-                logger.info("simulator: closing a session that did not echo PINGPONG")
-                self.request_close(1000)
-                return
+            if unanswered_since is None:
+                unanswered_since = now
 
     def request_close(self, code: int = 1000) -> None:
         """Ask the session to end; the endpoint closes the socket with ``code``."""
@@ -259,7 +268,8 @@ class WsHub:
         self.rest = rest
         self.sessions: set[WsSession] = set()
         self.notice_tr = "H0STCNI9" if options.is_paper else "H0STCNI0"
-        self.known_trs = frozenset({*MARKET_TRS, self.notice_tr})
+        overseas_notice_tr = "H0GSCNI9" if options.is_paper else "H0GSCNI0"
+        self.known_trs = frozenset({*MARKET_TRS, self.notice_tr, overseas_notice_tr})
         self._rng = random.Random(options.seed ^ 0x3C3C)
         exchange.add_tick_listener(self.publish_ticks)
         exchange.add_notice_listener(self.publish_notice)

@@ -112,3 +112,55 @@ async def test_sim_command_serves_until_interrupted(tmp_path: Path) -> None:
         _, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0, err.decode()
     assert b"Traceback" not in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_sim_command_layout_and_pingpong_options(tmp_path: Path) -> None:
+    """`kis-async sim --layout legacy` sends 46-field trades; --pingpong-interval/-grace close a
+    session that answers no PINGPONG."""
+    import httpx
+    import websockets
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kis_async.cli", "sim", "--port", "0", "--mode", "live",
+        "--layout", "legacy", "--pingpong-interval", "0.2", "--pingpong-grace", "1",
+        env=clean_env(tmp_path), cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        env: dict[str, str] = {}
+        async with asyncio.timeout(30):
+            while "KIS_WS_URL" not in env:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "the simulator exited early"
+                if line.startswith("KIS_"):
+                    name, _, value = line.strip().partition("=")
+                    env[name] = value
+        async with httpx.AsyncClient() as client:
+            reply = await client.post(
+                env["KIS_REST_URL"] + "/oauth2/Approval",
+                json={"grant_type": "client_credentials", "appkey": env["KIS_APP_KEY"],
+                      "secretkey": env["KIS_APP_SECRET"]},
+            )  # fmt: skip
+        key = reply.json()["approval_key"]
+        header = {"approval_key": key, "custtype": "P", "tr_type": "1", "content-type": "utf-8"}
+        body = {"input": {"tr_id": "H0STCNT0", "tr_key": "005930"}}
+        widths = set()
+
+        async def read_until_closed(ws: websockets.ClientConnection) -> None:
+            async with asyncio.timeout(20):
+                while True:
+                    raw = await ws.recv()
+                    if isinstance(raw, str) and raw.startswith("0|H0STCNT0|"):
+                        widths.add(len(raw.split("|", 3)[3].split("^")))
+
+        async with websockets.connect(env["KIS_WS_URL"], ping_interval=None) as ws:
+            await ws.send(json.dumps({"header": header, "body": body}))
+            with pytest.raises(websockets.ConnectionClosed):
+                await read_until_closed(ws)
+        assert widths == {46}
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.communicate(), 20)

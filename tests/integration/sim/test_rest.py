@@ -194,8 +194,11 @@ async def test_buy_fills_and_account_reflects_it(paper: Any) -> None:
     assert row["pdno"] == "005930"
     assert row["hldg_qty"] == "3"
     assert float(row["pchs_avg_pric"]) == ask.price
-    cash = balance["output2"][0]["dnca_tot_amt"]
-    assert int(cash) == 100_000_000 - 3 * ask.price
+    summary = balance["output2"][0]
+    # D+2 settlement: the same-day deposit stays, the D+1 / D+2 amounts drop by the cost.
+    assert int(summary["dnca_tot_amt"]) == 100_000_000
+    assert int(summary["nxdy_excc_amt"]) == 100_000_000 - 3 * ask.price
+    assert int(summary["prvs_rcdl_excc_amt"]) == 100_000_000 - 3 * ask.price
     psbl = await kis.get(
         "/trading/inquire-psbl-order",
         "VTTC8908R",
@@ -204,6 +207,7 @@ async def test_buy_fills_and_account_reflects_it(paper: Any) -> None:
         | {"OVRS_ICLD_YN": "N"},
     )
     output = psbl.json()["output"]
+    cash = summary["prvs_rcdl_excc_amt"]
     assert output["ord_psbl_cash"] == cash
     assert output["nrcvb_buy_qty"] == str(int(cash) // 70_000)
     sim.exchange.check_invariants()

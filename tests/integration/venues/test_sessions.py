@@ -92,7 +92,7 @@ async def test_every_order_type_inside_and_outside_its_session(
         live_sim.set_time(outside)
         with pytest.raises(OrderRejectedError) as caught:
             await live_broker.place_order(_request(live_sim, kind, exchange))
-        assert caught.value.msg_cd == "APBK0560", label
+        assert caught.value.msg_cd == "APBK0919", label
         assert "장운영시간" in (caught.value.msg or ""), label
         refused.append(label)
     assert len(refused) == len(CASES)
