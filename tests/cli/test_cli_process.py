@@ -134,8 +134,8 @@ async def test_sim_command_layout_and_pingpong_options(tmp_path: Path) -> None:
             while "KIS_WS_URL" not in env:
                 line = (await proc.stdout.readline()).decode()
                 assert line, "the simulator exited early"
-                if line.startswith("KIS_"):
-                    name, _, value = line.strip().partition("=")
+                if line.startswith("export KIS_"):
+                    name, _, value = line.strip().removeprefix("export ").partition("=")
                     env[name] = value
         async with httpx.AsyncClient() as client:
             reply = await client.post(

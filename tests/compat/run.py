@@ -90,8 +90,9 @@ class Sim:
             line = self.proc.stdout.readline()
             if not line or time.monotonic() > deadline:
                 raise RuntimeError(f"kis-async sim did not start: {cmd}")
+            line = line.strip().removeprefix("export ")  # `kis-async sim` prints export lines
             if line.startswith("KIS_") and "=" in line:
-                key, value = line.strip().split("=", 1)
+                key, value = line.split("=", 1)
                 self.env[key] = value
 
     def close(self) -> None:
