@@ -46,7 +46,7 @@ def _day_time(day: date | None, hhmmss: str) -> datetime | None:
     return value  # type: ignore[no-any-return]
 
 
-# -- record layouts (protocol doc §7): field names, and the typed views over a split record --
+# -- raw fields: a read-only view of one record by KIS field name -----------------------------
 
 
 class RawFields(Mapping[str, str]):
