@@ -12,28 +12,42 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from enum import StrEnum
-from typing import Final
+from dataclasses import replace
 
-from kis_async.models import Exchange, OrderType
 from kis_async.models.common import tick_size
 from kis_async.sim.clock import SimClock
+from kis_async.sim.invariants import ledger_problems
+from kis_async.sim.records import (
+    BOOK_DEPTH,
+    DEFAULT_SYMBOLS,
+    NXT_THINNING,
+    NXT_TRADE_CHANCE,
+    BookLevel,
+    Fill,
+    Holding,
+    Instrument,
+    NoticeEvent,
+    NoticeKind,
+    SimInvariantError,
+    SimOrder,
+    SimRejectionError,
+    Tick,
+)
+from kis_async.sim.rules import (
+    _stop_triggered,
+    _tick_down,
+    _tick_up,
+    _venue_takes,
+    check_terms,
+    order_limit,
+)
 from kis_async.sim.venues import (
-    BEST_TYPES,
-    CLOSE_TYPES,
     FOK_TYPES,
     IOC_TYPES,
     KRX,
-    MID_TYPES,
     NXT,
-    OPTIONAL_PRICE_TYPES,
     ORDER_TYPE_NAMES,
-    PRICED_TYPES,
-    PRIORITY_TYPES,
     SOR,
-    UNPRICED_TYPES,
     SimCalendar,
     route_sor,
 )
@@ -48,6 +62,7 @@ __all__ = [
     "Holding",
     "Instrument",
     "NoticeEvent",
+    "NoticeKind",
     "SimClock",
     "SimExchange",
     "SimInvariantError",
@@ -55,272 +70,6 @@ __all__ = [
     "SimRejectionError",
     "Tick",
 ]
-
-#: (code, name, reference price in won). Prices are rough late-2026 levels; they only need to be
-#: plausible and spread across several tick bands.
-DEFAULT_SYMBOLS: Final[tuple[tuple[str, str, int], ...]] = (
-    ("005930", "삼성전자", 71_900),
-    ("000660", "SK하이닉스", 182_300),
-    ("035420", "NAVER", 214_500),
-    ("005380", "현대차", 246_000),
-    ("035720", "카카오", 41_250),
-    ("051910", "LG화학", 318_500),
-    ("006400", "삼성SDI", 389_000),
-    ("068270", "셀트리온", 178_600),
-    ("105560", "KB금융", 82_400),
-    ("055550", "신한지주", 51_700),
-    ("000270", "기아", 98_700),
-    ("003490", "대한항공", 22_150),
-    ("034220", "LG디스플레이", 10_980),
-    ("010140", "삼성중공업", 13_570),
-    ("001440", "대한전선", 1_587),
-)
-
-BOOK_DEPTH: Final = 10
-#: KRX daily price band: ±30% of the previous close.
-PRICE_BAND: Final = 0.30
-#: NXT books are thinner than KRX's: their level sizes are KRX-like sizes divided by this.
-NXT_THINNING: Final = 5
-#: How often NXT prints a trade in a market step (its own random stream).
-NXT_TRADE_CHANCE: Final = 0.4
-
-
-class SimInvariantError(AssertionError):
-    """The simulated account or market broke one of its own invariants (a simulator bug)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BookLevel:
-    """One price level of the order book."""
-
-    price: int
-    qty: int
-
-
-@dataclass
-class Instrument:
-    """A listed stock and its running session statistics."""
-
-    symbol: str
-    name: str
-    prev_close: int
-    price: int
-    open: int
-    high: int
-    low: int
-    volume: int = 0
-    turnover: int = 0
-    sell_count: int = 0
-    buy_count: int = 0
-    sell_volume: int = 0
-    buy_volume: int = 0
-    open_time: str = "090000"
-    high_time: str = "090000"
-    low_time: str = "090000"
-    asks: list[BookLevel] = field(default_factory=list)
-    bids: list[BookLevel] = field(default_factory=list)
-    nxt_price: int = 0
-    nxt_volume: int = 0
-    nxt_turnover: int = 0
-    nxt_asks: list[BookLevel] = field(default_factory=list)
-    nxt_bids: list[BookLevel] = field(default_factory=list)
-    last_venue: str = KRX
-
-    def venue_book(self, venue: str) -> tuple[list[BookLevel], list[BookLevel]]:
-        """(asks, bids) of ``venue`` (KRX or NXT)."""
-        if venue == NXT:
-            return self.nxt_asks, self.nxt_bids
-        return self.asks, self.bids
-
-    @property
-    def unified_price(self) -> int:
-        """통합 last price: the price of the venue that printed last."""
-        return self.nxt_price if self.last_venue == NXT and self.nxt_price else self.price
-
-    @property
-    def upper_limit(self) -> int:
-        """상한가: the previous close + 30%, rounded down to the tick grid."""
-        raw = int(self.prev_close * (1 + PRICE_BAND))
-        return raw - raw % tick_size(raw)
-
-    @property
-    def lower_limit(self) -> int:
-        """하한가: the previous close - 30%, rounded up to the tick grid."""
-        raw = int(self.prev_close * (1 - PRICE_BAND)) + 1
-        tick = tick_size(raw)
-        return raw + (-raw) % tick
-
-    @property
-    def change(self) -> int:
-        """Change against the previous close."""
-        return self.price - self.prev_close
-
-    @property
-    def sign(self) -> str:
-        """KIS ``prdy_vrss_sign``: 1 상한, 2 상승, 3 보합, 4 하한, 5 하락."""
-        if self.price >= self.upper_limit:
-            return "1"
-        if self.price <= self.lower_limit:
-            return "4"
-        if self.price > self.prev_close:
-            return "2"
-        if self.price < self.prev_close:
-            return "5"
-        return "3"
-
-    @property
-    def change_rate(self) -> float:
-        """Change against the previous close in percent."""
-        return self.change / self.prev_close * 100
-
-    @property
-    def vwap(self) -> float:
-        """Volume-weighted average price today (the last price before any volume)."""
-        return self.turnover / self.volume if self.volume else float(self.price)
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """One market step of one symbol: the trade print and the book after it."""
-
-    symbol: str
-    time: datetime
-    price: int
-    qty: int
-    buyer_initiated: bool
-    instrument: Instrument
-    asks: tuple[BookLevel, ...]
-    bids: tuple[BookLevel, ...]
-    # Running statistics captured at the time of the trade (the Instrument keeps moving).
-    volume: int
-    turnover: int
-    open: int
-    high: int
-    low: int
-    sell_count: int
-    buy_count: int
-    sell_volume: int
-    buy_volume: int
-    nxt_price: int = 0
-    nxt_qty: int = 0
-    nxt_volume: int = 0
-    nxt_turnover: int = 0
-    nxt_asks: tuple[BookLevel, ...] = ()
-    nxt_bids: tuple[BookLevel, ...] = ()
-    market_time: datetime | None = None
-
-    @property
-    def unified_price(self) -> int:
-        """The 통합 last price after this step (NXT's when NXT printed last in it)."""
-        return self.nxt_price if self.nxt_qty else self.price
-
-
-@dataclass
-class SimOrder:
-    """One entry of today's order ledger (an order, or a modify/cancel order acting on one)."""
-
-    order_id: str
-    branch_no: str
-    symbol: str
-    side: str  # "01" sell, "02" buy (SLL_BUY_DVSN_CD)
-    order_type: str  # ORD_DVSN
-    qty: int
-    price: int  # 0 for market-type orders
-    created_at: datetime
-    original_order_id: str = ""
-    kind: str = "new"  # "new", "modify" or "cancel"
-    filled_qty: int = 0
-    filled_amount: int = 0
-    remaining_qty: int = 0
-    cancelled_qty: int = 0
-    rejected_qty: int = 0
-    reserve_price: int = 0  # price cash is reserved at for an open buy
-    limit: int | None = None  # the effective matching limit; None = market
-    placed_on: str = KRX  # EXCG_ID_DVSN_CD it was placed with: KRX, NXT or SOR
-    venue: str = KRX  # where it trades: KRX or NXT (an SOR order's routed venue)
-    stop_price: int = 0  # CNDT_PRIC of a stop-limit (22) order
-    armed: bool = True  # False while a stop-limit waits for its trigger
-
-    @property
-    def is_open(self) -> bool:
-        """True while part of the order can still fill."""
-        return self.remaining_qty > 0
-
-    @property
-    def avg_price(self) -> float:
-        """Average fill price (0 when nothing filled)."""
-        return self.filled_amount / self.filled_qty if self.filled_qty else 0.0
-
-    @property
-    def is_buy(self) -> bool:
-        """True for a buy."""
-        return self.side == "02"
-
-
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """One execution of a user order."""
-
-    order_id: str
-    symbol: str
-    side: str
-    qty: int
-    price: int
-    time: datetime
-
-
-@dataclass
-class Holding:
-    """A position: quantity and purchase cost (average price = cost / qty)."""
-
-    symbol: str
-    qty: int = 0
-    cost: int = 0
-    bought_today: int = 0
-    sold_today: int = 0
-
-    @property
-    def avg_price(self) -> float:
-        """Average purchase price."""
-        return self.cost / self.qty if self.qty else 0.0
-
-
-class NoticeKind(StrEnum):
-    """What an execution notice reports."""
-
-    ACCEPTED = "accepted"
-    FILLED = "filled"
-    MODIFIED = "modified"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-
-
-@dataclass(frozen=True, slots=True)
-class NoticeEvent:
-    """An order event that becomes an execution notice (H0STCNI0 / H0STCNI9).
-
-    ``qty``/``price`` are the fill for FILLED, the cancelled quantity for CANCELLED and the
-    order quantity/price otherwise.
-    """
-
-    kind: NoticeKind
-    order: SimOrder
-    qty: int
-    price: int
-    time: datetime
-    auto_cancel: bool = False
-
-
-class SimRejectionError(Exception):
-    """A business rejection of an order, modify or cancel (mapped to msg_cd by the REST layer).
-
-    Attributes:
-        reason: a key of the REST layer's rejection table (``"unknown_symbol"``...).
-    """
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(detail or reason)
-        self.reason = reason
 
 
 class SimExchange:
@@ -783,19 +532,8 @@ class SimExchange:
     ) -> Instrument:
         if symbol not in self._instruments:
             raise SimRejectionError("unknown_symbol")
-        inst = self._instruments[symbol]
-        if order_type in UNPRICED_TYPES:
-            if price != 0:
-                raise SimRejectionError("market_with_price")
-        elif order_type in PRICED_TYPES or order_type in OPTIONAL_PRICE_TYPES:
-            needed = order_type in PRICED_TYPES
-            if (needed or price) and (price <= 0 or price % tick_size(price)):
-                raise SimRejectionError("off_tick")
-        else:
-            raise SimRejectionError("bad_order_type")
-        if order_type == "22" and (stop_price <= 0 or stop_price % tick_size(stop_price)):
-            raise SimRejectionError("bad_stop_price")
-        return inst
+        check_terms(order_type, price, stop_price)
+        return self._instruments[symbol]
 
     def _validate_new(
         self, symbol: str, side: str, qty: int, order_type: str, price: int, *, exchange: str,
@@ -833,30 +571,6 @@ class SimExchange:
         self._orders[order_id] = order
         return order
 
-    def _limit(self, inst: Instrument, order: SimOrder) -> int | None:
-        """The matching limit of an arriving order (None = market)."""
-        asks, bids = inst.venue_book(order.venue)
-        best_ask = asks[0].price if asks else inst.upper_limit
-        best_bid = bids[0].price if bids else inst.lower_limit
-        code = order.order_type
-        if code in BEST_TYPES:  # 최유리: the best opposite quote
-            return best_ask if order.is_buy else best_bid
-        if code in PRIORITY_TYPES:  # 최우선: the best same-side quote
-            return best_bid if order.is_buy else best_ask
-        if code in CLOSE_TYPES:  # closing-price sessions trade at the last price
-            return inst.price if order.venue == KRX else inst.nxt_price
-        if code in MID_TYPES:
-            # The midpoint, kept on the grid on the passive side (a one-tick spread has no
-            # on-grid midpoint); a given price caps it.
-            mid = (best_ask + best_bid) // 2
-            mid -= mid % tick_size(mid) if order.is_buy else -((-mid) % tick_size(mid))
-            if order.price:
-                mid = min(mid, order.price) if order.is_buy else max(mid, order.price)
-            return mid
-        if code in PRICED_TYPES:
-            return order.price
-        return None
-
     def _book_and_match(self, inst: Instrument, order: SimOrder) -> None:
         now = order.created_at
         kind = NoticeKind.MODIFIED if order.kind == "modify" else NoticeKind.ACCEPTED
@@ -870,7 +584,7 @@ class SimExchange:
             return
         order.remaining_qty = order.qty
         code = order.order_type
-        order.limit = self._limit(inst, order)
+        order.limit = order_limit(inst, order)
         order.reserve_price = (
             order.limit if order.limit is not None and order.price else inst.upper_limit
         ) if order.is_buy else 0  # fmt: skip
@@ -979,83 +693,6 @@ class SimExchange:
         splits exactly into filled, remaining, cancelled and rejected; fills are on the tick
         grid inside the daily band; books are sorted and uncrossed.
         """
-        problems: list[str] = []
-        bought: dict[str, int] = {}
-        sold: dict[str, int] = {}
-        cash = self.starting_cash
-        per_order: dict[str, tuple[int, int]] = {}
-        for f in self._fills:
-            inst = self._instruments[f.symbol]
-            if f.price % tick_size(f.price) or not inst.lower_limit <= f.price <= inst.upper_limit:
-                problems.append(f"fill {f.order_id} at {f.price} off the grid or band")
-            if f.side == "02":
-                cash -= f.qty * f.price
-                bought[f.symbol] = bought.get(f.symbol, 0) + f.qty
-            else:
-                cash += f.qty * f.price
-                sold[f.symbol] = sold.get(f.symbol, 0) + f.qty
-            q, a = per_order.get(f.order_id, (0, 0))
-            per_order[f.order_id] = (q + f.qty, a + f.qty * f.price)
-        if cash != self.cash:
-            problems.append(f"cash {self.cash} != deposit + sells - buys = {cash}")
-        if self.cash < 0:
-            problems.append("cash is negative")
-        if self.orderable_cash < 0:
-            problems.append(f"open buys reserve {self.reserved_cash} > cash {self.cash}")
-        for code in set(bought) | set(sold) | set(self._holdings) | set(self.starting_holdings):
-            expected = self.starting_holdings.get(code, 0) + bought.get(code, 0)
-            expected -= sold.get(code, 0)
-            held = self._holdings.get(code)
-            qty = held.qty if held else 0
-            if qty != expected:
-                problems.append(f"{code}: holding {qty} != start + buys - sells = {expected}")
-            if held is not None and (
-                held.qty < 0 or held.cost < 0 or (held.qty == 0) != (held.cost == 0)
-            ):
-                problems.append(f"{code}: holding qty {held.qty} / cost {held.cost} inconsistent")
-            if self.orderable_qty(code) < 0:
-                problems.append(f"{code}: open sells exceed the holding")
-        for order in self._orders.values():
-            total = order.filled_qty + order.remaining_qty + order.cancelled_qty
-            total += order.rejected_qty
-            if order.kind == "cancel":
-                total = order.cancelled_qty
-            if total != order.qty or min(order.filled_qty, order.remaining_qty) < 0:
-                problems.append(f"order {order.order_id}: quantities do not add up to {order.qty}")
-            fq, fa = per_order.get(order.order_id, (0, 0))
-            if (fq, fa) != (order.filled_qty, order.filled_amount):
-                problems.append(f"order {order.order_id}: fills disagree with the ledger")
-        for inst in self._instruments.values():
-            for venue in (KRX, NXT):
-                ask_levels, bid_levels = inst.venue_book(venue)
-                asks = [lv.price for lv in ask_levels]
-                bids = [lv.price for lv in bid_levels]
-                if asks != sorted(asks) or bids != sorted(bids, reverse=True):
-                    problems.append(f"{inst.symbol}: {venue} book levels out of order")
-                if asks and bids and asks[0] <= bids[0]:
-                    problems.append(f"{inst.symbol}: {venue} book crossed")
-            if not inst.lower_limit <= inst.price <= inst.upper_limit:
-                problems.append(f"{inst.symbol}: price outside the daily band")
+        problems = ledger_problems(self)
         if problems:
             raise SimInvariantError("; ".join(problems))
-
-
-def _venue_takes(exchange: str, order_type: str) -> bool:
-    try:
-        return OrderType(order_type).allowed_on(Exchange(exchange))
-    except ValueError:
-        return False
-
-
-def _stop_triggered(order: SimOrder, last: int) -> bool:
-    """A buy stop arms when the market trades at or above the stop, a sell stop at or below."""
-    return last >= order.stop_price if order.is_buy else last <= order.stop_price
-
-
-def _tick_up(price: int) -> int:
-    return price + tick_size(price)
-
-
-def _tick_down(price: int) -> int:
-    down = price - tick_size(price - 1)
-    return down - down % tick_size(down)
