@@ -23,7 +23,6 @@ from kis_async.history import BarStream, History, LiveBars
 from kis_async.models import (
     KST,
     AuthenticationToken,
-    Bar,
     BuyingPower,
     Exchange,
     Execution,
@@ -475,22 +474,6 @@ class KISBroker(BrokerPort):
         self._check_open()
         return self._history.bars(
             symbol, interval, start=start, end=end, adjusted=adjusted, market=market, live=live
-        )
-
-    async def get_bars(
-        self,
-        symbol: str,
-        interval: Interval | str,
-        *,
-        start: date | datetime | str | None = None,
-        end: date | datetime | str | None = None,
-        adjusted: bool = True,
-        market: Market | str = Market.KRX,
-    ) -> list[Bar]:
-        """:meth:`bars` collected into a list, oldest first."""
-        self._check_open()
-        return await self._history.get_bars(
-            symbol, interval, start=start, end=end, adjusted=adjusted, market=market
         )
 
     def live_bars(

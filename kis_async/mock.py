@@ -1077,22 +1077,6 @@ class MockBroker(BrokerPort):
             symbol, interval, start=start, end=end, adjusted=adjusted, market=market
         )
 
-    async def get_bars(
-        self,
-        symbol: str,
-        interval: Interval | str,
-        *,
-        start: date | datetime | str | None = None,
-        end: date | datetime | str | None = None,
-        adjusted: bool = True,
-        market: Market | str = Market.KRX,
-    ) -> list[Bar]:
-        """:meth:`bars` as a list."""
-        async with self.bars(
-            symbol, interval, start=start, end=end, adjusted=adjusted, market=market
-        ) as stream:
-            return [bar async for bar in stream]
-
 
 def _check_market(market: object) -> Market:
     try:

@@ -217,7 +217,6 @@ class BrokerPort(AsyncClosing):
     ) -> Stream[Bar]:
         """Bars of ``symbol`` from ``start`` to ``end``, oldest first (see KISBroker.bars)."""
 
-    @abc.abstractmethod
     async def get_bars(
         self,
         symbol: str,
@@ -228,7 +227,12 @@ class BrokerPort(AsyncClosing):
         adjusted: bool = True,
         market: Market | str = Market.KRX,
     ) -> list[Bar]:
-        """:meth:`bars` as a list."""
+        """:meth:`bars` collected into a list, oldest first (one implementation for every
+        broker: it iterates :meth:`bars`)."""
+        async with self.bars(
+            symbol, interval, start=start, end=end, adjusted=adjusted, market=market
+        ) as stream:
+            return [bar async for bar in stream]
 
     # -- streaming --------------------------------------------------------------------------
 

@@ -100,22 +100,6 @@ class History:
             raise HistoryRequestError("live=True runs until closed: leave end unset")
         return BarStream(self._history_then_live(request))
 
-    async def get_bars(
-        self,
-        symbol: str,
-        interval: Interval | str,
-        *,
-        start: date | datetime | str | None = None,
-        end: date | datetime | str | None = None,
-        adjusted: bool = True,
-        market: Market | str = Market.KRX,
-    ) -> list[Bar]:
-        """Every bar of :meth:`bars` as a list."""
-        async with self.bars(
-            symbol, interval, start=start, end=end, adjusted=adjusted, market=market
-        ) as stream:
-            return [bar async for bar in stream]
-
     def live_bars(
         self,
         symbols: Iterable[str],
