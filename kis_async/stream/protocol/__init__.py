@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from kis_async.stream.protocol.books import decode_orderbooks
 from kis_async.stream.protocol.crypto import decrypt_payload, encrypt_payload
-from kis_async.stream.protocol.decoders import DECODERS, RecordDecoder
+from kis_async.stream.protocol.decoders import DECODERS, RecordDecoder, record_text
 from kis_async.stream.protocol.fields import RawFields
 from kis_async.stream.protocol.frames import (
     ACK_CODES,
@@ -115,6 +115,7 @@ __all__ = [
     "encrypt_payload",
     "is_pingpong",
     "parse_frame",
+    "record_text",
     "subscribe_message",
     "unsubscribe_message",
 ]

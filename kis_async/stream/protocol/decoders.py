@@ -71,3 +71,22 @@ DECODERS: Final[Mapping[str, RecordDecoder]] = {
     TR_NOTICE_LIVE: RecordDecoder(_notices, keyed=False),
     TR_NOTICE_PAPER: RecordDecoder(_notices, keyed=False),
 }
+
+
+def record_text(value: Quote | OrderBook) -> str | None:
+    """The ``^``-separated record a decoded trade or book came from, or None.
+
+    A value decoded from a frame keeps its record; this gives it back, so the record can be
+    carried elsewhere (the gateway publishes it to Redis) and decoded again with the same
+    decoder: ``DECODERS[tr_id].decode(DataFrame(False, tr_id, 1, text), None)``. A book gives
+    the fields of its layout (extra trailing fields KIS may add are not carried). Values
+    built in memory (not decoded) have no record: None.
+    """
+    f = getattr(value, "_f", None)
+    if f is None:
+        return None
+    if isinstance(f, tuple):  # a book: (fields, offset, day, layout)
+        fields, offset, _day, layout = f
+        return "^".join(fields[offset : offset + len(layout.names)])
+    offset = value._o  # type: ignore[union-attr]
+    return "^".join(f[offset : offset + value._n])  # type: ignore[union-attr]
