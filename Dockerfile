@@ -10,6 +10,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY kis_async ./kis_async
 RUN pip install --no-cache-dir ".[sim]" && rm -rf /src
+# docker-compose.yml has the simulator write its credentials to a volume at /shared
+# (--env-file); a named volume takes the ownership of the directory it is mounted on.
+RUN mkdir /shared && chown nobody /shared
 WORKDIR /
 USER nobody
 EXPOSE 8080
