@@ -203,7 +203,8 @@ def gw_wait() -> Any:
 def gw(gateways: Any, gw_sim: Any, gw_redis: Any, gw_prefix: str, gw_wait: Any) -> Any:
     """Everything a gateway test uses: ``gw.start(name, **kw)``, ``gw.sim``, ``gw.redis``,
     ``gw.keys`` (this test's namespace), ``gw.worker(id, lease_ms=...)`` (a
-    :class:`FakeWorker`), ``await gw.wait(predicate, limit)``."""
+    :class:`FakeWorker`), ``gw.trader()`` (a REST-only broker sharing the token),
+    ``await gw.wait(predicate, limit)``."""
     from types import SimpleNamespace
 
     from kis_async.gateway.keys import GatewayKeys
@@ -213,6 +214,21 @@ def gw(gateways: Any, gw_sim: Any, gw_redis: Any, gw_prefix: str, gw_wait: Any) 
     def worker(worker_id: str, lease_ms: int = 10_000) -> FakeWorker:
         return FakeWorker(gw_redis, keys, worker_id, lease_ms)
 
+    def trader() -> Any:
+        """A plain KISBroker (REST only) sharing the gateway's token through Redis."""
+        from kis_async import KISBroker
+        from kis_async.gateway import RedisTokenStore
+
+        config = gw_sim.config(requests_per_second=None)
+        return KISBroker(config, token_store=RedisTokenStore(gw_redis, config, prefix=gw_prefix))
+
     return SimpleNamespace(
-        start=gateways, sim=gw_sim, redis=gw_redis, keys=keys, worker=worker, wait=gw_wait
+        start=gateways,
+        sim=gw_sim,
+        redis=gw_redis,
+        keys=keys,
+        prefix=gw_prefix,
+        worker=worker,
+        trader=trader,
+        wait=gw_wait,
     )
