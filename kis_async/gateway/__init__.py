@@ -1,6 +1,9 @@
-"""Sharing one KIS app key between processes: the rate budget and the token, through Redis.
+"""Sharing one KIS app key between processes: the gateway, the rate budget and the token,
+through Redis.
 
-Needs the ``gateway`` extra (redis-py), imported on first use. The order journal for many
+Needs the ``gateway`` extra (redis-py), imported on first use. :class:`Gateway` holds the one
+KIS WebSocket session and serves it to workers through Redis (``kis-async gateway``). The
+rate budget and the token can also be shared without a gateway. The order journal for many
 processes is :class:`kis_async.orders.pg_journal.PostgresJournal` (extra ``postgres``)::
 
     client = redis.asyncio.from_url("redis://127.0.0.1:6379/0")
@@ -12,7 +15,33 @@ processes is :class:`kis_async.orders.pg_journal.PostgresJournal` (extra ``postg
     )
 """
 
-from kis_async.gateway.ratelimit import RedisRateLimiter
-from kis_async.gateway.token_store import RedisTokenStore
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["RedisRateLimiter", "RedisTokenStore"]
+if TYPE_CHECKING:
+    from kis_async.gateway.ratelimit import RedisRateLimiter
+    from kis_async.gateway.server import Gateway
+    from kis_async.gateway.token_store import RedisTokenStore
+
+#: Where each public name lives; imported on first access (PEP 562), so importing the
+#: package (or its key names) loads neither redis-py nor the broker.
+_LAZY: dict[str, str] = {
+    "Gateway": "kis_async.gateway.server",
+    "RedisRateLimiter": "kis_async.gateway.ratelimit",
+    "RedisTokenStore": "kis_async.gateway.token_store",
+}
+
+__all__ = ["Gateway", "RedisRateLimiter", "RedisTokenStore"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kis_async.gateway' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
