@@ -327,7 +327,7 @@ def run_fanout(args: argparse.Namespace, redis_url: str, workdir: Path) -> dict[
             child.expect("ready", 90)
         wait_until(
             f"{len(symbols)} registrations at the gateway",
-            lambda: registrations_of(heartbeat(client, keys)) >= len(symbols),
+            lambda: registrations_of(heartbeat(client, keys)) >= len(symbols) + 1,
             30,
         )
         time.sleep(1.0)
