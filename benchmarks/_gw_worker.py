@@ -181,7 +181,12 @@ async def trader(
             line = await commands.get()
         for task in trading:
             task.cancel()
-        await asyncio.gather(*trading, return_exceptions=True)
+        _, stuck = await asyncio.wait(trading, timeout=15)
+        for task in stuck:
+            # A cancelled call that does not end is a finding: show where it hangs.
+            sys.stderr.write(f"still running 15 s after cancel: {task!r}\n")
+            task.print_stack(file=sys.stderr)
+            errors["stuck_after_cancel"] = errors.get("stuck_after_cancel", 0) + 1
         emit({"stopped": True, "placed": placed})
         while await commands.get() is not None:
             pass
