@@ -1,0 +1,787 @@
+"""GatewayStreams: a worker's streams, fed from the gateway's Redis instead of a socket.
+
+The same surface as :class:`~kis_async.stream.manager.StreamManager` (``KISBroker`` picks
+this one when given ``gateway=``) and the same owner interface (attach, detach, spawn) for
+the real stream handles, buffers and execution consumers, so a value, a conflation, a
+cursor or a close behaves as with a direct socket; only the source differs, as for
+MockBroker's :class:`~kis_async.stream.hub.MemoryHub`.
+
+* **Registrations**: a worker (id: uuid4 hex) adds ``TR|SYMBOL`` fields to its hash with the
+  REGISTER script, which enforces KIS's cap over the union of every live worker's
+  registrations *before* anything is added (:class:`~kis_async.errors.SubscriptionError`
+  otherwise) and announces the change. The worker's lease (``{ns}:workers``) is renewed
+  every third of ``lease_ttl``; a worker that dies without closing loses its registrations
+  when the lease runs out. The last stream of a key leaves: HDEL and a PUBLISH.
+* **Market data**: before registering a key the worker notes the id of its stream's newest
+  entry and reads from there, so whatever the gateway publishes after the registration is
+  delivered. One XREAD BLOCK loop reads every key (a private wake-up stream interrupts it
+  when keys are added) and routes the decoded records to their buffers, which conflate
+  for a slow reader as with a socket.
+* **Executions**: :mod:`kis_async.gateway.worker_executions`.
+* **Status**: the gateway's heartbeat key and events stream, polled once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import weakref
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+from uuid import uuid4
+
+from kis_async.config import KISConfig
+from kis_async.errors import BrokerConnectionError, SubscriptionError
+from kis_async.gateway.keys import (
+    MARKET_REGISTRATION_CAP,
+    REGISTER,
+    GatewayKeys,
+    decode_market,
+    reg_field,
+)
+from kis_async.gateway.worker_executions import (
+    ExecutionSource,
+    GroupBuffer,
+    GroupConsumer,
+    GroupExecutionStream,
+    check_group_name,
+    entry_id,
+    text,
+)
+from kis_async.models import Execution, ExecutionCursor, Market, Quote
+from kis_async.models.market import check_market
+from kis_async.port import Callback
+from kis_async.stream import factory
+from kis_async.stream.executions import ExecutionConsumer
+from kis_async.stream.options import StreamOptions, StreamStatus
+from kis_async.stream.protocol import (
+    ORDERBOOK_TR_IDS,
+    QUOTE_TR_IDS,
+    TR_NOTICE_LIVE,
+    TR_NOTICE_PAPER,
+)
+from kis_async.stream.streams import (
+    Buffer,
+    CallbackSubscription,
+    ExecutionStream,
+    OrderBookStream,
+    QuoteStream,
+    RegKey,
+    Sink,
+)
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["GatewayStreams", "gateway_client"]
+
+logger = logging.getLogger("kis_async.gateway")
+
+#: Renew the worker lease if it is still ours, on the Redis clock. KEYS: workers zset, this
+#: worker's hash. ARGV: worker id, lease ms, changed channel. Returns 1, or 0 when the lease
+#: was dropped (the worker must register again).
+_RENEW: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) * 2)
+if tonumber(score) < now then redis.call('PUBLISH', ARGV[3], ARGV[1]) end
+return 1
+"""
+
+#: Milliseconds one market XREAD blocks (the wake-up stream cuts it short on changes).
+_BLOCK_MS: Final = 1000
+#: Entries per key per market XREAD.
+_COUNT: Final = 1000
+#: Seconds between polls of the gateway's heartbeat and events.
+_STATUS_EVERY: Final = 1.0
+
+_SCHEMES: Final = ("redis", "rediss", "unix")
+
+
+def gateway_client(gateway: object) -> tuple[Any, bool]:
+    """``(client, owned)`` for a ``gateway=`` argument: a URL (a client is made, not yet
+    connected, and owned by the caller) or a ``redis.asyncio.Redis`` client.
+
+    Raises:
+        ValueError: a str that is not a ``redis://``, ``rediss://`` or ``unix://`` URL (the
+            URL is not repeated: it may hold a password).
+        TypeError: neither a str nor a ``redis.asyncio.Redis``.
+        ImportError: the ``gateway`` extra (redis-py) is not installed.
+    """
+    if isinstance(gateway, str):
+        try:
+            parts = urlsplit(gateway.strip())
+            host_ok = parts.scheme == "unix" or bool(parts.hostname)
+            _ = parts.port  # raises ValueError on a bad port
+        except ValueError:
+            host_ok = False
+            parts = urlsplit("")
+        if parts.scheme not in _SCHEMES or not host_ok:
+            raise ValueError(
+                "gateway must be a Redis URL (redis://host:port/db, rediss://... or "
+                "unix://path) or a redis.asyncio.Redis client"
+            )
+        aioredis = _redis_module()
+        return aioredis.from_url(gateway.strip()), True
+    if gateway is None or isinstance(gateway, (bytes, int, float)):
+        raise TypeError("gateway must be a Redis URL or a redis.asyncio.Redis client")
+    aioredis = _redis_module()
+    if not isinstance(gateway, aioredis.Redis):
+        raise TypeError("gateway must be a Redis URL or a redis.asyncio.Redis client")
+    return gateway, False
+
+
+def _redis_module() -> Any:
+    try:
+        import redis.asyncio as aioredis  # noqa: PLC0415 - optional dependency
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "a gateway needs the redis package: pip install 'kis-async[gateway]'"
+        ) from exc
+    return aioredis
+
+
+class GatewayStreams:
+    """A worker's streams over the gateway's Redis (see the module docstring).
+
+    Args:
+        config: the configuration (``mode``, ``app_key`` and account name the namespace;
+            ``hts_id`` is needed for executions, as with a direct socket).
+        redis: a ``redis.asyncio.Redis`` client (not closed here).
+        options: queue sizes and the reconnect backoff for Redis reads.
+        lag: given the put-to-consumer lag (seconds) of sampled records.
+        prefix: the namespace prefix (the gateway's ``namespace_prefix``).
+        lease_ttl: seconds a worker's registrations outlive its last renewal.
+        claim_idle: seconds after which a consumer group claims an entry another consumer
+            of the group left unacknowledged.
+    """
+
+    def __init__(
+        self,
+        config: KISConfig,
+        redis: Redis | Any,
+        *,
+        options: StreamOptions | None = None,
+        lag: Callable[[float], None] | None = None,
+        prefix: str = "kis_async",
+        lease_ttl: float = 10.0,
+        claim_idle: float = 30.0,
+    ) -> None:
+        if not lease_ttl > 0 or not claim_idle > 0:
+            raise ValueError("GatewayStreams lease_ttl and claim_idle must be positive")
+        self._config = config
+        self._redis = redis
+        self._options = options if options is not None else StreamOptions()
+        self._lag = lag
+        self._keys = GatewayKeys.for_config(config, prefix=prefix)
+        self.worker_id = uuid4().hex
+        self._lease_ms = int(lease_ttl * 1000)
+        self._register = redis.register_script(REGISTER)
+        self._renew = redis.register_script(_RENEW)
+        self._wake_key = f"{self._keys.ns}:wake:{self.worker_id}"
+        # Market registrations of this worker: key -> sinks; stream key -> (key, last id).
+        self._routes: dict[RegKey, list[Sink]] = {}
+        self._positions: dict[str, str] = {}
+        self._stream_regs: dict[str, RegKey] = {}
+        self._wake_id = "0-0"
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reader: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._callbacks: weakref.WeakSet[CallbackSubscription[Any]] = weakref.WeakSet()
+        self._closed = False
+        self.executions_source = ExecutionSource(
+            redis, self._keys, self._options, self.spawn, claim_idle=claim_idle
+        )
+        self._counts = dict.fromkeys(("quotes", "books", "frames", "malformed", "unrouted"), 0)
+        self._frames_by_tr: dict[str, int] = {}
+        self._heartbeat: dict[str, Any] | None = None
+        self._events_id: str | None = None
+        self._reconnects = 0
+        self._gave_up = False
+        self._seen_connected = False
+
+    # -- public API (as StreamManager) ------------------------------------------------------
+
+    @property
+    def options(self) -> StreamOptions:
+        """The tuning in effect."""
+        return self._options
+
+    @property
+    def keys(self) -> GatewayKeys:
+        """The gateway's Redis key names."""
+        return self._keys
+
+    @property
+    def notice_tr_id(self) -> str:
+        """H0STCNI9 in paper mode, H0STCNI0 live."""
+        return TR_NOTICE_PAPER if self._config.is_paper else TR_NOTICE_LIVE
+
+    def quotes(self, symbols: Iterable[str], *, market: Market | str = Market.KRX) -> QuoteStream:
+        """Real-time trades of ``symbols`` on ``market``, from the gateway."""
+        self._check_open()
+        keys = self._market_keys(QUOTE_TR_IDS, symbols, market)
+        return factory.quote_stream(self, keys, self._options, self._count("quotes"))
+
+    def orderbooks(
+        self, symbols: Iterable[str], *, market: Market | str = Market.KRX
+    ) -> OrderBookStream:
+        """Real-time order books of ``symbols`` on ``market``, from the gateway."""
+        self._check_open()
+        keys = self._market_keys(ORDERBOOK_TR_IDS, symbols, market)
+        return factory.orderbook_stream(self, keys, self._options, self._count("books"))
+
+    def executions(
+        self,
+        *,
+        replay: bool = True,
+        since: ExecutionCursor | str | None = None,
+        group: str | None = None,
+        consumer: str | None = None,
+    ) -> ExecutionStream:
+        """This account's execution events: a cursor consumer (``replay``/``since`` as with a
+        direct socket) or, with ``group``, a consumer of that consumer group.
+
+        Raises:
+            ValueError: no ``hts_id``; a bad ``since``, group or consumer name; ``since``
+                with a group, or a consumer without a group.
+        """
+        self._check_open()
+        keys = self._execution_keys()
+        if group is None and consumer is None:
+            return factory.execution_stream(self, keys, self._options, replay=replay, since=since)
+        sink = self._group_consumer(group, consumer, replay=replay, since=since)
+        return GroupExecutionStream(self, keys, sink.buffer, sink=sink, group_buffer=sink.buffer)
+
+    async def subscribe_quotes(
+        self,
+        symbols: Iterable[str],
+        callback: Callback[Quote],
+        *,
+        on_error: Callable[[BaseException], Any] | None = None,
+        market: Market | str = Market.KRX,
+    ) -> CallbackSubscription[Quote]:
+        """Call ``callback`` for each quote of ``symbols`` on ``market``, from its own task."""
+        self._check_open()
+        keys = self._market_keys(QUOTE_TR_IDS, symbols, market)
+        sub = factory.quote_subscription(
+            self, keys, self._options, self._count("quotes"), callback=callback, on_error=on_error
+        )
+        await sub.start()
+        self._callbacks.add(sub)
+        return sub
+
+    async def subscribe_executions(
+        self,
+        callback: Callback[Execution],
+        *,
+        on_error: Callable[[BaseException], Any] | None = None,
+        replay: bool = True,
+        since: ExecutionCursor | str | None = None,
+        group: str | None = None,
+        consumer: str | None = None,
+    ) -> CallbackSubscription[Execution]:
+        """Call ``callback`` for each execution event from its own task; a cursor consumer
+        or a group consumer as in :meth:`executions`."""
+        self._check_open()
+        keys = self._execution_keys()
+        sub: CallbackSubscription[Execution]
+        if group is None and consumer is None:
+            sub = factory.execution_subscription(
+                self, keys, self._options, callback, on_error, replay=replay, since=since
+            )
+        else:
+            sink = self._group_consumer(group, consumer, replay=replay, since=since)
+            sub = CallbackSubscription(self, keys, sink.buffer, callback, on_error, sink=sink)
+        await sub.start()
+        self._callbacks.add(sub)
+        return sub
+
+    async def connect(self) -> None:
+        """Check the gateway's Redis answers and start following the gateway's status.
+
+        Raises:
+            BrokerConnectionError: Redis did not answer.
+        """
+        self._check_open()
+        try:
+            await self._redis.ping()
+            await self._poll_status()
+        except Exception as exc:
+            raise BrokerConnectionError(
+                f"the gateway's Redis did not answer ({type(exc).__name__})"
+            ) from exc
+        self._start_poller()
+
+    async def disconnect(self) -> None:
+        """End every stream (after what it queued) and take back this worker's registrations."""
+        async with self._lock:
+            sinks = {id(s): s for sinks in self._routes.values() for s in sinks}
+            self._routes.clear()
+            self._positions.clear()
+            self._stream_regs.clear()
+        self.executions_source.stop()
+        for task in (self._reader, self._renewer, self._poller):
+            if task is not None:
+                task.cancel()
+        self._reader = self._renewer = self._poller = None
+        for sink in sinks.values():
+            sink.close(drain=True)
+        await self._unregister_all()
+
+    async def aclose(self) -> None:
+        """Close every stream, subscription and task; remove this worker. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for sub in list(self._callbacks):
+            await sub.aclose()
+        await self.disconnect()
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def frames_by_tr(self) -> dict[str, int]:
+        """Market entries read so far, by TR id."""
+        return dict(self._frames_by_tr)
+
+    def queue_depth(self) -> int:
+        """Quotes and order books read but not yet taken by their consumers."""
+        seen: dict[int, Sink] = {id(s): s for sinks in self._routes.values() for s in sinks}
+        return sum(len(s) for s in seen.values() if isinstance(s, Buffer))
+
+    @property
+    def status(self) -> StreamStatus:
+        """The gateway's session as this worker sees it, with this worker's counters.
+
+        ``connected``: the gateway's heartbeat is fresh and says connected; ``reconnects``:
+        (re)connections the gateway announced since this worker started following it (a
+        takeover by the standby counts); ``registrations``: this worker's market keys.
+        """
+        beat = self._heartbeat
+        counts = self._counts
+        return StreamStatus(
+            connected=bool(beat and beat.get("connected")),
+            reconnects=self._reconnects,
+            registrations=len(self._routes),
+            quotes_dropped=counts["quotes"],
+            malformed_frames=counts["malformed"],
+            orderbooks_dropped=counts["books"],
+            frames_received=counts["frames"] + self.executions_source.entries,
+            executions_reconciled=self.executions_source.reconciled,
+            failed=self._gave_up and not (beat and beat.get("connected")),
+            records_unrouted=counts["unrouted"],
+        )
+
+    @property
+    def executions_active(self) -> bool:
+        """True while execution events are being read and the gateway is connected."""
+        beat = self._heartbeat
+        return self.executions_source.active and bool(beat and beat.get("connected"))
+
+    def recent_executions(self) -> list[Execution]:
+        """Execution events read recently (bounded), oldest first."""
+        return self.executions_source.recent()
+
+    def add_execution_listener(self, fn: Callable[[Execution], None]) -> Callable[[], None]:
+        """Call ``fn`` for every execution event read (while an execution stream is open);
+        returns a remover."""
+        return self.executions_source.add_listener(fn)
+
+    def __repr__(self) -> str:
+        return (
+            f"GatewayStreams(worker={self.worker_id[:8]}, registrations={len(self._routes)}, "
+            f"closed={self._closed})"
+        )
+
+    # -- the handles' side (package-internal) -----------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Start a tracked background task; it is cancelled on :meth:`aclose`."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    async def attach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None:
+        """Route ``keys`` to ``sink``: register new market keys (capped across every worker,
+        before anything is added), or start an execution consumer on the gateway's stream."""
+        self._check_open()
+        self._start_poller()
+        if isinstance(sink, ExecutionConsumer):
+            await self.executions_source.join(sink)
+            return
+        if isinstance(sink, GroupConsumer):
+            await self.executions_source.join_group(sink)
+            return
+        keys = tuple(dict.fromkeys(keys))
+        if self._lag is not None and isinstance(sink, Buffer):
+            sink.measure_lag(self._lag)
+        async with self._lock:
+            self._check_open()
+            new = [key for key in keys if key not in self._routes]
+            if new:
+                await self._register_keys(new)
+            for key in keys:
+                self._routes.setdefault(key, []).append(sink)
+        if new:
+            self._start_market_tasks()
+            await self._wake()
+
+    async def detach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None:
+        """Stop routing ``keys`` to ``sink``; unregister the keys nobody here holds any more."""
+        if isinstance(sink, ExecutionConsumer):
+            self.executions_source.leave(sink)
+            return
+        if isinstance(sink, GroupConsumer):
+            self.executions_source.leave_group(sink)
+            return
+        gone: list[RegKey] = []
+        async with self._lock:
+            for key in keys:
+                sinks = self._routes.get(key)
+                if sinks is None:
+                    continue
+                with contextlib.suppress(ValueError):
+                    sinks.remove(sink)
+                if not sinks:
+                    del self._routes[key]
+                    stream = self._keys.market(*key)
+                    self._positions.pop(stream, None)
+                    self._stream_regs.pop(stream, None)
+                    gone.append(key)
+        if gone:
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.hdel(self._keys.worker(self.worker_id), *(reg_field(*k) for k in gone))
+                pipe.publish(self._keys.changed, self.worker_id)
+                await pipe.execute()
+            except Exception as exc:
+                logger.warning(
+                    "could not unregister %d key(s) at the gateway (%s); they expire with this "
+                    "worker's lease",
+                    len(gone),
+                    type(exc).__name__,
+                )
+
+    # -- registrations ----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the gateway streams are closed")
+
+    def _market_keys(
+        self, tr_ids: Mapping[Market, str], symbols: Iterable[str], market: Market | str
+    ) -> tuple[RegKey, ...]:
+        checked = check_market(market, paper=self._config.is_paper)
+        return factory.symbol_keys(tr_ids[checked], symbols)
+
+    def _execution_keys(self) -> tuple[RegKey, ...]:
+        hts_id = self._config.hts_id
+        if not hts_id:
+            raise ValueError("execution notices need KISConfig.hts_id (the HTS login id)")
+        return ((self.notice_tr_id, hts_id),)
+
+    def _group_consumer(
+        self,
+        group: str | None,
+        consumer: str | None,
+        *,
+        replay: bool,
+        since: ExecutionCursor | str | None,
+    ) -> GroupConsumer:
+        if group is None:
+            raise ValueError("an execution consumer name needs a group")
+        if since is not None:
+            raise ValueError("a consumer group keeps its own position; since= is not for groups")
+        name = check_group_name("consumer", consumer if consumer is not None else group)
+        group = check_group_name("group", group)
+        source = self.executions_source
+
+        async def ack(eid: str) -> None:
+            await source.ack(group, eid)
+
+        buffer = GroupBuffer(self._options.execution_high_water, ack)
+        return GroupConsumer(buffer, group=group, name=name, replay=replay)
+
+    async def _register_keys(self, new: list[RegKey]) -> None:
+        """Note where each new key's stream ends, then register (all-or-nothing)."""
+        streams = [self._keys.market(*key) for key in new]
+        pipe = self._redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xrevrange(stream, count=1)
+        try:
+            lasts = await pipe.execute()
+            ok, count = await self._register_fields([*self._routes, *new])
+        except Exception as exc:
+            raise BrokerConnectionError(
+                f"the gateway's Redis did not answer ({type(exc).__name__})"
+            ) from exc
+        if not int(ok):
+            raise SubscriptionError(
+                f"{int(count)} market registrations would be in use across all workers of "
+                f"this gateway; KIS allows {MARKET_REGISTRATION_CAP} (41 per session, one kept "
+                "for the account's execution notices), shared by every worker",
+                tr_id=new[0][0],
+                tr_key=new[0][1],
+                msg_cd=None,
+            )
+        for key, stream, last in zip(new, streams, lasts, strict=True):
+            self._positions[stream] = text(last[0][0]) if last else "0-0"
+            self._stream_regs[stream] = key
+
+    async def _register_fields(self, keys: list[RegKey]) -> tuple[Any, Any]:
+        ok, count = await self._register(
+            keys=[self._keys.workers, self._keys.worker(self.worker_id)],
+            args=[
+                self._keys.worker_prefix,
+                self.worker_id,
+                self._lease_ms,
+                MARKET_REGISTRATION_CAP,
+                self._keys.changed,
+                *(reg_field(*key) for key in keys),
+            ],
+        )
+        return ok, count
+
+    async def _unregister_all(self) -> None:
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.zrem(self._keys.workers, self.worker_id)
+            pipe.delete(self._keys.worker(self.worker_id), self._wake_key)
+            pipe.publish(self._keys.changed, self.worker_id)
+            await pipe.execute()
+        except Exception as exc:
+            logger.warning(
+                "could not remove this worker at the gateway (%s); its registrations expire "
+                "with its lease",
+                type(exc).__name__,
+            )
+
+    async def _renew_loop(self) -> None:
+        every = self._lease_ms / 3000
+        while True:
+            await asyncio.sleep(every)
+            try:
+                ours = await self._renew(
+                    keys=[self._keys.workers, self._keys.worker(self.worker_id)],
+                    args=[self.worker_id, self._lease_ms, self._keys.changed],
+                )
+                if not int(ours):
+                    await self._register_again()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("gateway worker lease renewal failed (%s)", type(exc).__name__)
+
+    async def _register_again(self) -> None:
+        """The lease lapsed (a long pause): register every key again, or fail their streams."""
+        async with self._lock:
+            if not self._routes:
+                return
+            logger.warning("gateway worker lease had lapsed; registering again")
+            ok, count = await self._register_fields(list(self._routes))
+            if int(ok):
+                return
+            error = SubscriptionError(
+                f"this worker's registrations lapsed and {int(count)} would now pass the cap of "
+                f"{MARKET_REGISTRATION_CAP} shared by every worker"
+            )
+            sinks = {id(s): s for sinks in self._routes.values() for s in sinks}
+            self._routes.clear()
+            self._positions.clear()
+            self._stream_regs.clear()
+        for sink in sinks.values():
+            sink.fail(error)
+
+    # -- market data ------------------------------------------------------------------------
+
+    def _start_market_tasks(self) -> None:
+        if self._reader is None or self._reader.done():
+            self._reader = self.spawn(self._read_market(), "kis_async-gateway-market")
+        if self._renewer is None or self._renewer.done():
+            self._renewer = self.spawn(self._renew_loop(), "kis_async-gateway-lease")
+
+    async def _wake(self) -> None:
+        """Cut the reader's blocking XREAD short so it reads the new keys at once."""
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
+            pipe.pexpire(self._wake_key, self._lease_ms * 2)
+            await pipe.execute()
+        except Exception as exc:
+            logger.debug("wake-up of the market reader failed (%s)", type(exc).__name__)
+
+    async def _read_market(self) -> None:
+        failures = 0
+        redis = self._redis
+        while self._positions:
+            streams: dict[Any, Any] = dict(self._positions)
+            streams[self._wake_key] = self._wake_id
+            try:
+                reply = await redis.xread(streams, count=_COUNT, block=_BLOCK_MS)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                if failures >= self._options.max_reconnect_attempts:
+                    self._fail_market(exc)
+                    return
+                await self._backoff(exc, failures)
+                continue
+            failures = 0
+            if reply:
+                self._route(reply.items() if isinstance(reply, dict) else reply)
+
+    def _route(self, reply: Iterable[Any]) -> None:
+        counts = self._counts
+        by_tr = self._frames_by_tr
+        for raw_key, value in reply:
+            entries = value[0] if value and isinstance(value[0], list) else value
+            stream = text(raw_key)
+            if stream == self._wake_key:
+                self._wake_id = text(entries[-1][0])
+                continue
+            key = self._stream_regs.get(stream)
+            if key is None or stream not in self._positions:
+                counts["unrouted"] += len(entries)
+                continue  # unregistered while the read was in flight
+            self._positions[stream] = text(entries[-1][0])
+            sinks = self._routes.get(key, ())
+            for _eid, fields in entries:
+                counts["frames"] += 1
+                by_tr[key[0]] = by_tr.get(key[0], 0) + 1
+                try:
+                    decoded = decode_market(fields)
+                except Exception as exc:
+                    counts["malformed"] += 1
+                    logger.warning("skipped a market entry that does not decode (%s)", exc)
+                    continue
+                for sink in sinks:
+                    sink.put(decoded)
+
+    async def _backoff(self, exc: BaseException, failures: int) -> None:
+        delay = min(
+            self._options.reconnect_base_delay * 2 ** (failures - 1),
+            self._options.reconnect_max_delay,
+        )
+        logger.warning(
+            "gateway Redis read of market data failed (%s); retrying in %.2f s",
+            type(exc).__name__,
+            delay,
+        )
+        await asyncio.sleep(delay)
+
+    def _fail_market(self, exc: BaseException) -> None:
+        error = BrokerConnectionError(
+            f"the gateway's Redis did not answer after {self._options.max_reconnect_attempts} "
+            f"attempts ({type(exc).__name__})"
+        )
+        sinks = {id(s): s for sinks in self._routes.values() for s in sinks}
+        self._routes.clear()
+        self._positions.clear()
+        self._stream_regs.clear()
+        for sink in sinks.values():
+            sink.fail(error)
+
+    # -- the gateway's status ----------------------------------------------------------------
+
+    def _start_poller(self) -> None:
+        if self._poller is None or self._poller.done():
+            self._poller = self.spawn(self._poll_loop(), "kis_async-gateway-status")
+
+    async def _poll_loop(self) -> None:
+        while True:
+            try:
+                await self._poll_status()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._heartbeat = None
+                logger.debug("gateway status poll failed (%s)", type(exc).__name__)
+            await asyncio.sleep(_STATUS_EVERY)
+
+    async def _poll_status(self) -> None:
+        """Read the heartbeat and the session events announced since the last poll."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(self._keys.heartbeat)
+        if self._events_id is None:
+            pipe.xrevrange(self._keys.events, count=1)
+        else:
+            pipe.xrange(self._keys.events, min="(" + self._events_id, max="+", count=1000)
+        raw, events = await pipe.execute()
+        beat = _heartbeat(raw)
+        first = self._events_id is None
+        if events:
+            newest = max(events, key=lambda e: entry_id(e[0]))
+            self._events_id = text(newest[0])
+        elif first:
+            self._events_id = "0-0"
+        if first:
+            # Only what the gateway announces from now on counts; the first connection a
+            # worker sees (it started before the gateway connected) is not a reconnection.
+            self._seen_connected = bool(beat and beat.get("connected"))
+            if events:
+                self._gave_up = _event_name(events[0][1]) == "gave_up"
+        else:
+            for _eid, fields in events:
+                name = _event_name(fields)
+                if name in ("connected", "restored"):
+                    if name == "connected":
+                        if self._seen_connected:
+                            self._reconnects += 1
+                        self._seen_connected = True
+                    self._gave_up = False
+                elif name == "gave_up":
+                    self._gave_up = True
+        self._heartbeat = beat
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "gateway worker task %s failed", task.get_name(), exc_info=task.exception()
+            )
+
+    def _count(self, name: str) -> Callable[[int], None]:
+        counts = self._counts
+
+        def add(n: int) -> None:
+            counts[name] += n
+
+        return add
+
+
+def _heartbeat(raw: bytes | str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _event_name(fields: Mapping[Any, Any]) -> str | None:
+    raw = fields.get(b"event", fields.get("event"))
+    if raw is None:
+        # Also accept the whole event as one JSON field.
+        for value in fields.values():
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                doc = json.loads(value)
+                if isinstance(doc, dict) and "event" in doc:
+                    return str(doc["event"])
+        return None
+    return text(raw)
