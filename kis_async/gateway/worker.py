@@ -366,7 +366,8 @@ class GatewayStreams:
 
         ``connected``: the gateway's heartbeat is fresh and says connected; ``reconnects``:
         (re)connections the gateway announced since this worker started following it (a
-        takeover by the standby counts); ``registrations``: this worker's market keys.
+        takeover by the standby counts); ``failed``: the active gateway gave up its session
+        (and says it is not connected); ``registrations``: this worker's market keys.
         """
         beat = self._heartbeat
         counts = self._counts
@@ -379,7 +380,7 @@ class GatewayStreams:
             orderbooks_dropped=counts["books"],
             frames_received=counts["frames"] + self.executions_source.entries,
             executions_reconciled=self.executions_source.reconciled,
-            failed=self._gave_up and not (beat and beat.get("connected")),
+            failed=self._gave_up and beat is not None and not beat.get("connected"),
             records_unrouted=counts["unrouted"],
         )
 
