@@ -31,17 +31,10 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
-from uuid import uuid4
 
 from kis_async.config import KISConfig
-from kis_async.errors import BrokerConnectionError, SubscriptionError
-from kis_async.gateway.keys import (
-    MARKET_REGISTRATION_CAP,
-    REGISTER,
-    GatewayKeys,
-    decode_market,
-    reg_field,
-)
+from kis_async.errors import BrokerConnectionError
+from kis_async.gateway.keys import GatewayKeys
 from kis_async.gateway.worker_executions import (
     ExecutionSource,
     GroupBuffer,
@@ -51,6 +44,7 @@ from kis_async.gateway.worker_executions import (
     entry_id,
     text,
 )
+from kis_async.gateway.worker_market import MarketFeed
 from kis_async.models import Execution, ExecutionCursor, Market, Quote
 from kis_async.models.market import check_market
 from kis_async.port import Callback
@@ -64,7 +58,6 @@ from kis_async.stream.protocol import (
     TR_NOTICE_PAPER,
 )
 from kis_async.stream.streams import (
-    Buffer,
     CallbackSubscription,
     ExecutionStream,
     OrderBookStream,
@@ -80,24 +73,6 @@ __all__ = ["GatewayStreams", "gateway_client"]
 
 logger = logging.getLogger("kis_async.gateway")
 
-#: Renew the worker lease if it is still ours, on the Redis clock. KEYS: workers zset, this
-#: worker's hash. ARGV: worker id, lease ms, changed channel. Returns 1, or 0 when the lease
-#: was dropped (the worker must register again).
-_RENEW: Final = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not score then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) * 2)
-if tonumber(score) < now then redis.call('PUBLISH', ARGV[3], ARGV[1]) end
-return 1
-"""
-
-#: Milliseconds one market XREAD blocks (the wake-up stream cuts it short on changes).
-_BLOCK_MS: Final = 1000
-#: Entries per key per market XREAD.
-_COUNT: Final = 1000
 #: Seconds between polls of the gateway's heartbeat and events.
 _STATUS_EVERY: Final = 1.0
 
@@ -180,28 +155,18 @@ class GatewayStreams:
         self._options = options if options is not None else StreamOptions()
         self._lag = lag
         self._keys = GatewayKeys.for_config(config, prefix=prefix)
-        self.worker_id = uuid4().hex
-        self._lease_ms = int(lease_ttl * 1000)
-        self._register = redis.register_script(REGISTER)
-        self._renew = redis.register_script(_RENEW)
-        self._wake_key = f"{self._keys.ns}:wake:{self.worker_id}"
-        # Market registrations of this worker: key -> sinks; stream key -> (key, last id).
-        self._routes: dict[RegKey, list[Sink]] = {}
-        self._positions: dict[str, str] = {}
-        self._stream_regs: dict[str, RegKey] = {}
-        self._wake_id = "0-0"
-        self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._reader: asyncio.Task[None] | None = None
-        self._renewer: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
+        self.market = MarketFeed(
+            redis, self._keys, options=self._options, spawn=self.spawn, lease_ttl=lease_ttl, lag=lag
+        )
+        self.worker_id = self.market.worker_id
         self._callbacks: weakref.WeakSet[CallbackSubscription[Any]] = weakref.WeakSet()
         self._closed = False
         self.executions_source = ExecutionSource(
             redis, self._keys, self._options, self.spawn, claim_idle=claim_idle
         )
-        self._counts = dict.fromkeys(("quotes", "books", "frames", "malformed", "unrouted"), 0)
-        self._frames_by_tr: dict[str, int] = {}
+        self._counts = dict.fromkeys(("quotes", "books"), 0)
         self._heartbeat: dict[str, Any] | None = None
         self._events_id: str | None = None
         self._reconnects = 0
@@ -323,19 +288,11 @@ class GatewayStreams:
 
     async def disconnect(self) -> None:
         """End every stream (after what it queued) and take back this worker's registrations."""
-        async with self._lock:
-            sinks = {id(s): s for sinks in self._routes.values() for s in sinks}
-            self._routes.clear()
-            self._positions.clear()
-            self._stream_regs.clear()
         self.executions_source.stop()
-        for task in (self._reader, self._renewer, self._poller):
-            if task is not None:
-                task.cancel()
-        self._reader = self._renewer = self._poller = None
-        for sink in sinks.values():
-            sink.close(drain=True)
-        await self._unregister_all()
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+        await self.market.stop()
 
     async def aclose(self) -> None:
         """Close every stream, subscription and task; remove this worker. Idempotent."""
@@ -353,12 +310,11 @@ class GatewayStreams:
 
     def frames_by_tr(self) -> dict[str, int]:
         """Market entries read so far, by TR id."""
-        return dict(self._frames_by_tr)
+        return dict(self.market.frames_by_tr)
 
     def queue_depth(self) -> int:
         """Quotes and order books read but not yet taken by their consumers."""
-        seen: dict[int, Sink] = {id(s): s for sinks in self._routes.values() for s in sinks}
-        return sum(len(s) for s in seen.values() if isinstance(s, Buffer))
+        return self.market.queue_depth()
 
     @property
     def status(self) -> StreamStatus:
@@ -370,18 +326,18 @@ class GatewayStreams:
         (and says it is not connected); ``registrations``: this worker's market keys.
         """
         beat = self._heartbeat
-        counts = self._counts
+        market = self.market.counts
         return StreamStatus(
             connected=bool(beat and beat.get("connected")),
             reconnects=self._reconnects,
-            registrations=len(self._routes),
-            quotes_dropped=counts["quotes"],
-            malformed_frames=counts["malformed"],
-            orderbooks_dropped=counts["books"],
-            frames_received=counts["frames"] + self.executions_source.entries,
+            registrations=self.market.registrations,
+            quotes_dropped=self._counts["quotes"],
+            malformed_frames=market["malformed"],
+            orderbooks_dropped=self._counts["books"],
+            frames_received=market["frames"] + self.executions_source.entries,
             executions_reconciled=self.executions_source.reconciled,
             failed=self._gave_up and beat is not None and not beat.get("connected"),
-            records_unrouted=counts["unrouted"],
+            records_unrouted=market["unrouted"],
         )
 
     @property
@@ -401,7 +357,8 @@ class GatewayStreams:
 
     def __repr__(self) -> str:
         return (
-            f"GatewayStreams(worker={self.worker_id[:8]}, registrations={len(self._routes)}, "
+            f"GatewayStreams(worker={self.worker_id[:8]}, "
+            f"registrations={self.market.registrations}, "
             f"closed={self._closed})"
         )
 
@@ -425,19 +382,7 @@ class GatewayStreams:
         if isinstance(sink, GroupConsumer):
             await self.executions_source.join_group(sink)
             return
-        keys = tuple(dict.fromkeys(keys))
-        if self._lag is not None and isinstance(sink, Buffer):
-            sink.measure_lag(self._lag)
-        async with self._lock:
-            self._check_open()
-            new = [key for key in keys if key not in self._routes]
-            if new:
-                await self._register_keys(new)
-            for key in keys:
-                self._routes.setdefault(key, []).append(sink)
-        if new:
-            self._start_market_tasks()
-            await self._wake()
+        await self.market.attach(sink, keys)
 
     async def detach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None:
         """Stop routing ``keys`` to ``sink``; unregister the keys nobody here holds any more."""
@@ -447,33 +392,7 @@ class GatewayStreams:
         if isinstance(sink, GroupConsumer):
             self.executions_source.leave_group(sink)
             return
-        gone: list[RegKey] = []
-        async with self._lock:
-            for key in keys:
-                sinks = self._routes.get(key)
-                if sinks is None:
-                    continue
-                with contextlib.suppress(ValueError):
-                    sinks.remove(sink)
-                if not sinks:
-                    del self._routes[key]
-                    stream = self._keys.market(*key)
-                    self._positions.pop(stream, None)
-                    self._stream_regs.pop(stream, None)
-                    gone.append(key)
-        if gone:
-            try:
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.hdel(self._keys.worker(self.worker_id), *(reg_field(*k) for k in gone))
-                pipe.publish(self._keys.changed, self.worker_id)
-                await pipe.execute()
-            except Exception as exc:
-                logger.warning(
-                    "could not unregister %d key(s) at the gateway (%s); they expire with this "
-                    "worker's lease",
-                    len(gone),
-                    type(exc).__name__,
-                )
+        await self.market.detach(sink, keys)
 
     # -- registrations ----------------------------------------------------------------------
 
@@ -514,186 +433,6 @@ class GatewayStreams:
 
         buffer = GroupBuffer(self._options.execution_high_water, ack)
         return GroupConsumer(buffer, group=group, name=name, replay=replay)
-
-    async def _register_keys(self, new: list[RegKey]) -> None:
-        """Note where each new key's stream ends, then register (all-or-nothing)."""
-        streams = [self._keys.market(*key) for key in new]
-        pipe = self._redis.pipeline(transaction=False)
-        for stream in streams:
-            pipe.xrevrange(stream, count=1)
-        try:
-            lasts = await pipe.execute()
-            ok, count = await self._register_fields([*self._routes, *new])
-        except Exception as exc:
-            raise BrokerConnectionError(
-                f"the gateway's Redis did not answer ({type(exc).__name__})"
-            ) from exc
-        if not int(ok):
-            raise SubscriptionError(
-                f"{int(count)} market registrations would be in use across all workers of "
-                f"this gateway; KIS allows {MARKET_REGISTRATION_CAP} (41 per session, one kept "
-                "for the account's execution notices), shared by every worker",
-                tr_id=new[0][0],
-                tr_key=new[0][1],
-                msg_cd=None,
-            )
-        for key, stream, last in zip(new, streams, lasts, strict=True):
-            self._positions[stream] = text(last[0][0]) if last else "0-0"
-            self._stream_regs[stream] = key
-
-    async def _register_fields(self, keys: list[RegKey]) -> tuple[Any, Any]:
-        ok, count = await self._register(
-            keys=[self._keys.workers, self._keys.worker(self.worker_id)],
-            args=[
-                self._keys.worker_prefix,
-                self.worker_id,
-                self._lease_ms,
-                MARKET_REGISTRATION_CAP,
-                self._keys.changed,
-                *(reg_field(*key) for key in keys),
-            ],
-        )
-        return ok, count
-
-    async def _unregister_all(self) -> None:
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.zrem(self._keys.workers, self.worker_id)
-            pipe.delete(self._keys.worker(self.worker_id), self._wake_key)
-            pipe.publish(self._keys.changed, self.worker_id)
-            await pipe.execute()
-        except Exception as exc:
-            logger.warning(
-                "could not remove this worker at the gateway (%s); its registrations expire "
-                "with its lease",
-                type(exc).__name__,
-            )
-
-    async def _renew_loop(self) -> None:
-        every = self._lease_ms / 3000
-        while True:
-            await asyncio.sleep(every)
-            try:
-                ours = await self._renew(
-                    keys=[self._keys.workers, self._keys.worker(self.worker_id)],
-                    args=[self.worker_id, self._lease_ms, self._keys.changed],
-                )
-                if not int(ours):
-                    await self._register_again()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("gateway worker lease renewal failed (%s)", type(exc).__name__)
-
-    async def _register_again(self) -> None:
-        """The lease lapsed (a long pause): register every key again, or fail their streams."""
-        async with self._lock:
-            if not self._routes:
-                return
-            logger.warning("gateway worker lease had lapsed; registering again")
-            ok, count = await self._register_fields(list(self._routes))
-            if int(ok):
-                return
-            error = SubscriptionError(
-                f"this worker's registrations lapsed and {int(count)} would now pass the cap of "
-                f"{MARKET_REGISTRATION_CAP} shared by every worker"
-            )
-            sinks = {id(s): s for sinks in self._routes.values() for s in sinks}
-            self._routes.clear()
-            self._positions.clear()
-            self._stream_regs.clear()
-        for sink in sinks.values():
-            sink.fail(error)
-
-    # -- market data ------------------------------------------------------------------------
-
-    def _start_market_tasks(self) -> None:
-        if self._reader is None or self._reader.done():
-            self._reader = self.spawn(self._read_market(), "kis_async-gateway-market")
-        if self._renewer is None or self._renewer.done():
-            self._renewer = self.spawn(self._renew_loop(), "kis_async-gateway-lease")
-
-    async def _wake(self) -> None:
-        """Cut the reader's blocking XREAD short so it reads the new keys at once."""
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
-            pipe.pexpire(self._wake_key, self._lease_ms * 2)
-            await pipe.execute()
-        except Exception as exc:
-            logger.debug("wake-up of the market reader failed (%s)", type(exc).__name__)
-
-    async def _read_market(self) -> None:
-        failures = 0
-        redis = self._redis
-        while self._positions:
-            streams: dict[Any, Any] = dict(self._positions)
-            streams[self._wake_key] = self._wake_id
-            try:
-                reply = await redis.xread(streams, count=_COUNT, block=_BLOCK_MS)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                if failures >= self._options.max_reconnect_attempts:
-                    self._fail_market(exc)
-                    return
-                await self._backoff(exc, failures)
-                continue
-            failures = 0
-            if reply:
-                self._route(reply.items() if isinstance(reply, dict) else reply)
-
-    def _route(self, reply: Iterable[Any]) -> None:
-        counts = self._counts
-        by_tr = self._frames_by_tr
-        for raw_key, value in reply:
-            entries = value[0] if value and isinstance(value[0], list) else value
-            stream = text(raw_key)
-            if stream == self._wake_key:
-                self._wake_id = text(entries[-1][0])
-                continue
-            key = self._stream_regs.get(stream)
-            if key is None or stream not in self._positions:
-                counts["unrouted"] += len(entries)
-                continue  # unregistered while the read was in flight
-            self._positions[stream] = text(entries[-1][0])
-            sinks = self._routes.get(key, ())
-            for _eid, fields in entries:
-                counts["frames"] += 1
-                by_tr[key[0]] = by_tr.get(key[0], 0) + 1
-                try:
-                    decoded = decode_market(fields)
-                except Exception as exc:
-                    counts["malformed"] += 1
-                    logger.warning("skipped a market entry that does not decode (%s)", exc)
-                    continue
-                for sink in sinks:
-                    sink.put(decoded)
-
-    async def _backoff(self, exc: BaseException, failures: int) -> None:
-        delay = min(
-            self._options.reconnect_base_delay * 2 ** (failures - 1),
-            self._options.reconnect_max_delay,
-        )
-        logger.warning(
-            "gateway Redis read of market data failed (%s); retrying in %.2f s",
-            type(exc).__name__,
-            delay,
-        )
-        await asyncio.sleep(delay)
-
-    def _fail_market(self, exc: BaseException) -> None:
-        error = BrokerConnectionError(
-            f"the gateway's Redis did not answer after {self._options.max_reconnect_attempts} "
-            f"attempts ({type(exc).__name__})"
-        )
-        sinks = {id(s): s for sinks in self._routes.values() for s in sinks}
-        self._routes.clear()
-        self._positions.clear()
-        self._stream_regs.clear()
-        for sink in sinks.values():
-            sink.fail(error)
 
     # -- the gateway's status ----------------------------------------------------------------
 

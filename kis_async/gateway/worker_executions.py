@@ -425,16 +425,18 @@ class ExecutionSource:
             )
 
     def stop(self) -> None:
-        """Stop every reader (the owner ends the sinks)."""
-        self._consumers.clear()
+        """Stop every reader; every stream ends after what it already queued."""
+        consumers, self._consumers = self._consumers, []
         if self._tail is not None:
             self._tail.cancel()
             self._tail = None
         self._position = None
-        for consumer in self._groups:
-            if consumer.task is not None:
-                consumer.task.cancel()
-        self._groups.clear()
+        groups, self._groups = self._groups, []
+        for group in groups:
+            if group.task is not None:
+                group.task.cancel()
+        for sink in [*consumers, *groups]:
+            sink.close(drain=True)
 
 
 # -- consumer groups: the buffer, the sink and the handle ---------------------------------

@@ -383,3 +383,31 @@ async def test_group_arguments_are_checked_before_anything_is_read(client: Any) 
 
 def keys_of(config: KISConfig) -> GatewayKeys:
     return GatewayKeys.for_config(config)
+
+
+async def test_closing_the_broker_ends_every_stream_and_task(client: Any) -> None:
+    """Consumers blocked in ``anext`` of a quote stream, a cursor consumer and a group
+    consumer all end when the broker closes; no worker task is left running and the worker
+    is gone from Redis."""
+    config = make_config()
+    keys = GatewayKeys.for_config(config)
+    await publish_fills(client, keys, [1])
+    broker = KISBroker(config, gateway=client)
+    quotes = await broker.quotes(["005930"]).__aenter__()
+    cursor = await broker.executions().__aenter__()
+    group = await broker.executions(group="g").__aenter__()
+    for stream in (cursor, group):
+        assert (await asyncio.wait_for(anext(stream), STEP)).broker_order_id == "0000000001"
+    waiting = [asyncio.create_task(anext(s)) for s in (quotes, cursor, group)]
+    await asyncio.sleep(0.05)
+    assert not any(task.done() for task in waiting)
+    streams = broker._streams
+    assert isinstance(streams, GatewayStreams)
+    await broker.aclose()
+    for task in waiting:
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(task, STEP)
+    left = [t for t in asyncio.all_tasks() if t.get_name().startswith("kis_async")]
+    assert left == []
+    assert await client.zscore(keys.workers, streams.worker_id) is None
+    assert not await client.exists(keys.worker(streams.worker_id))

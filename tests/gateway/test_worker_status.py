@@ -152,7 +152,8 @@ async def test_no_secret_in_logs_reprs_or_redis_keys(
     executions and reports its status logs and shows no app secret, token, account number or
     Redis password; no Redis key name carries the app key or the account."""
     password = "hunter2-" + uuid.uuid4().hex
-    await client.execute_command("ACL", "SETUSER", "worker", "on", f">{password}", "~*", "&*", "+@all")
+    acl = ("ACL", "SETUSER", "worker", "on", f">{password}", "~*", "&*", "+@all")
+    await client.execute_command(*acl)
     url = f"redis://worker:{password}@127.0.0.1:{redis_server.port}/0"
     caplog.set_level(logging.DEBUG)
     simulator = KISSimulator(seed=5, mode=Mode.PAPER, app_key="PS" + uuid.uuid4().hex + "qrst")
