@@ -435,8 +435,10 @@ class ExecutionSource:
         for group in groups:
             if group.task is not None:
                 group.task.cancel()
-        for sink in [*consumers, *groups]:
-            sink.close(drain=True)
+        for consumer in consumers:
+            consumer.close(drain=True)
+        for group in groups:
+            group.close(drain=True)
 
 
 # -- consumer groups: the buffer, the sink and the handle ---------------------------------
