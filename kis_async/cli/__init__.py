@@ -7,6 +7,7 @@
     kis-async price 005930               # account commands read KIS_* (and ./.env)
     kis-async buy 005930 10 --price 70000 --yes
     kis-async stream quotes 005930 000660 --duration 10 --json
+    kis-async gateway --redis redis://127.0.0.1:6379/0   # one KIS session for many workers
 
 Exit codes: 0 success; 1 KIS refused or could not be reached (API and business errors, a
 cancel with nothing left); 2 usage or configuration errors (bad arguments, missing variables,
@@ -64,6 +65,7 @@ from kis_async.cli.common import to_jsonable as to_jsonable
 from kis_async.cli.common import won as won
 from kis_async.cli.demo import DEMO_SYMBOLS as DEMO_SYMBOLS
 from kis_async.cli.demo import run_demo
+from kis_async.cli.gateway import cmd_gateway
 from kis_async.cli.parser import build_parser
 from kis_async.cli.record import cmd_record, record_symbols
 from kis_async.cli.sim import _cmd_sim
@@ -211,6 +213,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(run_demo(args.duration, seed=args.seed, out=Output(as_json=args.json)))
     if args.command == "sim":
         return _cmd_sim(args)
+    if args.command == "gateway":
+        return cmd_gateway(args)
     if args.command in ("buy", "sell"):
         args.request = _order_request(args)  # validated before anything is sent
     if args.command == "record":

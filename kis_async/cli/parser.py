@@ -7,6 +7,7 @@ import math
 from decimal import Decimal
 
 from kis_async.cli.bars import add_bars_parser
+from kis_async.cli.gateway import add_gateway_parser
 from kis_async.cli.record import add_record_parser
 from kis_async.errors import (
     InvalidOrderError,
@@ -138,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay pace, a multiple of the recorded pace (1)",
     )
     add_record_parser(sub, common, _positive_float)
+    add_gateway_parser(sub, common, _positive_float)
     sim.add_argument(
         "--layout",
         choices=["current", "legacy"],
