@@ -54,6 +54,9 @@ from kis_async.validation import check_order_id, check_symbol
 if TYPE_CHECKING:
     from os import PathLike
 
+    from redis.asyncio import Redis
+
+    from kis_async.gateway.worker import GatewayStreams
     from kis_async.recording import SessionRecorder
     from kis_async.stream.streams import ExecutionStream, OrderBookStream, QuoteStream
     from kis_async.telemetry import Telemetry
@@ -104,6 +107,19 @@ class KISBroker(BrokerPort):
             disk cache. Pass a :class:`kis_async.gateway.RedisTokenStore` across machines.
         telemetry: a :class:`kis_async.telemetry.Telemetry` to export metrics and spans to
             OpenTelemetry (the ``otel`` extra). :meth:`metrics` works without it.
+        gateway: a Redis URL (``redis://host:6379/0``) or ``redis.asyncio.Redis`` client of a
+            ``kis-async gateway``: quotes, order books, executions and their status then come
+            from the gateway (which holds the one WebSocket session of the app key) instead
+            of a socket of this process; REST still goes to KIS directly, with
+            ``rate_limiter`` and ``token_store`` defaulting to the shared
+            :class:`~kis_async.gateway.RedisRateLimiter` and
+            :class:`~kis_async.gateway.RedisTokenStore` on that Redis. A client made from a
+            URL is closed by :meth:`aclose`. Needs the ``gateway`` extra.
+
+    Raises:
+        TypeError: a wrong type for ``config``, ``rate_limiter``, ``token_store``,
+            ``telemetry`` or ``gateway``.
+        ValueError: ``gateway`` is a str but not a Redis URL.
     """
 
     def __init__(
@@ -118,9 +134,16 @@ class KISBroker(BrokerPort):
         rate_limiter: Limiter | None = None,
         token_store: TokenStore | None = None,
         telemetry: Telemetry | None = None,
+        gateway: str | Redis | None = None,
     ) -> None:
         if not isinstance(config, KISConfig):
             raise TypeError("KISBroker needs a KISConfig")
+        self._gateway_client: Any = None
+        self._gateway_owned = False
+        if gateway is not None:
+            from kis_async.gateway.worker import gateway_client  # noqa: PLC0415 - extra
+
+            self._gateway_client, self._gateway_owned = gateway_client(gateway)
         if rate_limiter is not None and not isinstance(rate_limiter, Limiter):
             raise TypeError(
                 "KISBroker rate_limiter must implement kis_async.rest.ratelimit.Limiter"
@@ -136,6 +159,15 @@ class KISBroker(BrokerPort):
         self._config = config
         self._owner = OwnerLoop("KISBroker")
         self._state = _State.UNOPENED
+        if self._gateway_client is not None:
+            # Workers of one app key share its rate budget and its token through the gateway's
+            # Redis unless told otherwise.
+            from kis_async.gateway import RedisRateLimiter, RedisTokenStore  # noqa: PLC0415
+
+            if rate_limiter is None and config.requests_per_second is not None:
+                rate_limiter = RedisRateLimiter.for_config(self._gateway_client, config)
+            if token_store is None:
+                token_store = RedisTokenStore(self._gateway_client, config)
         self._rest = RestClient(
             config,
             http_client=http_client,
@@ -144,13 +176,21 @@ class KISBroker(BrokerPort):
             metrics=self._metrics,
         )
         self._journal: OrderJournal = journal if journal is not None else MemoryJournal()
-        self._streams = StreamManager(
-            config,
-            approval_key=self._rest.approval_key,
-            fetch_orders=self._rest.get_orders,
-            options=stream_options,
-            lag=self._metrics.lagged,
-        )
+        self._streams: StreamManager | GatewayStreams
+        if self._gateway_client is not None:
+            from kis_async.gateway.worker import GatewayStreams  # noqa: PLC0415 - extra
+
+            self._streams = GatewayStreams(
+                config, self._gateway_client, options=stream_options, lag=self._metrics.lagged
+            )
+        else:
+            self._streams = StreamManager(
+                config,
+                approval_key=self._rest.approval_key,
+                fetch_orders=self._rest.get_orders,
+                options=stream_options,
+                lag=self._metrics.lagged,
+            )
         # chk-holiday exists only on the live servers; paper mode uses the offline fallback.
         self._calendar = calendar.MarketCalendar(
             None if config.is_paper else self._rest.get_holidays,
@@ -236,7 +276,11 @@ class KISBroker(BrokerPort):
                     # the journal before it closes (reconcile() on the next open settles them).
                     await self._placer.drain()
                 finally:
-                    await self._journal.aclose()
+                    try:
+                        await self._journal.aclose()
+                    finally:
+                        if self._gateway_owned:
+                            await self._gateway_client.aclose()
 
     def _check_open(self) -> None:
         self._owner.check()
@@ -532,22 +576,38 @@ class KISBroker(BrokerPort):
         return self._streams.orderbooks(symbols, market=market)
 
     def executions(
-        self, *, replay: bool = True, since: ExecutionCursor | str | None = None
+        self,
+        *,
+        replay: bool = True,
+        since: ExecutionCursor | str | None = None,
+        group: str | None = None,
+        consumer: str | None = None,
     ) -> ExecutionStream:
         """This account's execution events (H0STCNI0 live / H0STCNI9 paper); lossless and
         exactly once per filled quantity for this stream.
 
         Args:
             replay: start with today's fills so far (the default) or, with False, only what
-                comes after the stream opened.
+                comes after the stream opened (for a new ``group``: only later events).
             since: a cursor persisted from :attr:`Execution.cursor` (or its ``str``): start
                 with exactly the fills after it, replayed over REST where needed.
+            group: with a ``gateway``, read as a consumer of this Redis consumer group: each
+                event goes to one consumer of the group and is acknowledged when the next
+                one is asked for (or the stream is closed normally after taking it); after a
+                crash only the event being handled is delivered again (``replayed=True``).
+            consumer: the consumer's name in ``group`` (default: the group name); give each
+                process its own name to share a group's events between processes.
 
         Raises:
-            ValueError: the configuration has no ``hts_id``, or ``since`` does not parse.
+            ValueError: the configuration has no ``hts_id``; ``since`` does not parse; a
+                ``group`` or ``consumer`` without a gateway, or with ``since``.
         """
         self._check_open()
-        return self._streams.executions(replay=replay, since=since)
+        if group is None and consumer is None:
+            return self._streams.executions(replay=replay, since=since)
+        return self._gateway_streams().executions(
+            replay=replay, since=since, group=group, consumer=consumer
+        )
 
     async def subscribe_quotes(
         self,
@@ -575,17 +635,32 @@ class KISBroker(BrokerPort):
         on_error: Callable[[BaseException], Any] | None = None,
         replay: bool = True,
         since: ExecutionCursor | str | None = None,
+        group: str | None = None,
+        consumer: str | None = None,
     ) -> Subscription:
         """Call ``callback`` (sync or async) for each execution event; lossless, its own
-        exactly-once consumer. ``on_error`` as in :meth:`subscribe_quotes`; ``replay`` and
-        ``since`` as in :meth:`executions`."""
+        exactly-once consumer. ``on_error`` as in :meth:`subscribe_quotes`; ``replay``,
+        ``since``, ``group`` and ``consumer`` as in :meth:`executions`."""
         self._check_open()
-        return await self._streams.subscribe_executions(
-            callback, on_error=on_error, replay=replay, since=since
+        if group is None and consumer is None:
+            return await self._streams.subscribe_executions(
+                callback, on_error=on_error, replay=replay, since=since
+            )
+        return await self._gateway_streams().subscribe_executions(
+            callback, on_error=on_error, replay=replay, since=since, group=group, consumer=consumer
         )
 
+    def _gateway_streams(self) -> GatewayStreams:
+        streams = self._streams
+        if isinstance(streams, StreamManager):
+            raise ValueError(
+                "execution consumer groups need a gateway: KISBroker(config, gateway=...)"
+            )
+        return streams
+
     async def connect_websocket(self) -> None:
-        """Open the WebSocket session now instead of on the first subscription."""
+        """Open the WebSocket session now instead of on the first subscription (with a
+        gateway: check its Redis answers and start following the gateway's status)."""
         self._check_open()
         await self._streams.connect()
 

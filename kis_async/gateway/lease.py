@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-__all__ = ["Lease"]
+__all__ = ["Lease", "StepDown"]
 
 # KEYS: lease. ARGV: holder id, ttl ms. 1 when renewed, 0 when the lease is not ours.
 _RENEW: Final = """
@@ -27,6 +27,10 @@ _RELEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+class StepDown(Exception):  # noqa: N818 - a signal between the active gateway's tasks
+    """The active gateway must stop serving: the lease is lost (or a stop was asked)."""
 
 
 class Lease:

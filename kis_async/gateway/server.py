@@ -32,7 +32,6 @@ import logging
 import os
 import socket
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 from uuid import uuid4
 
@@ -40,22 +39,17 @@ from redis.exceptions import RedisError
 
 from kis_async.broker import KISBroker
 from kis_async.config import KISConfig
-from kis_async.errors import BrokerError, StreamOverflowError
-from kis_async.gateway.keys import (
-    EXECUTION_PUBLISH,
-    GatewayKeys,
-    encode_execution,
-)
-from kis_async.gateway.lease import Lease
+from kis_async.errors import BrokerError
+from kis_async.gateway.keys import GatewayKeys
+from kis_async.gateway.lease import Lease, StepDown
 from kis_async.gateway.publisher import MarketPublisher, MarketSink
 from kis_async.gateway.ratelimit import RedisRateLimiter
 from kis_async.gateway.registrations import Registrations
+from kis_async.gateway.relay import ExecutionRelay
 from kis_async.gateway.token_store import RedisTokenStore
-from kis_async.models import KST, Execution, ExecutionCursor, ExecutionKind
 from kis_async.stream.manager import StreamManager
 from kis_async.stream.options import StreamOptions
 from kis_async.stream.streams import RegKey
-from kis_async.validation import normalize_order_id
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -82,10 +76,6 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return 1
 """
-
-
-class _StepDown(Exception):  # noqa: N818 - a signal between the gateway's tasks
-    """The active gateway must stop serving (the lease is lost or a stop was asked)."""
 
 
 def _default_id() -> str:
@@ -175,7 +165,7 @@ class Gateway:
         self._manager: StreamManager | None = None
         self._market: dict[RegKey, MarketSink] = {}
         self._publisher: MarketPublisher | None = None
-        self._execution_ready = False
+        self._relay: ExecutionRelay | None = None
         self._synced = False
         self._counts = dict.fromkeys(
             ("takeovers", "step_downs", "executions_published", "market_published"), 0
@@ -221,7 +211,8 @@ class Gateway:
             "market_registrations": len(self._market),
             "reconnects": stream.reconnects if stream else 0,
             "executions": bool(self._config.hts_id),
-            "executions_published": self._counts["executions_published"],
+            "executions_published": self._counts["executions_published"]
+            + (self._relay.published if self._relay else 0),
             "market_published": self._counts["market_published"]
             + (publisher.published if publisher else 0),
             "market_dropped": publisher.dropped if publisher else 0,
@@ -301,19 +292,25 @@ class Gateway:
 
     async def _serve(self, redis: Any, lease: Lease) -> None:
         """Serve while the lease is ours; close the KIS session on the way out."""
+        broker = self._broker(redis)
+        manager = broker._streams  # the session this process holds for every worker
+        if not isinstance(manager, StreamManager):
+            raise TypeError("the gateway needs a KISBroker with a direct KIS session")
         self._active = True
         self._active_since = time.time()
         self._state = "active"
         self._counts["takeovers"] += 1
         logger.info("gateway %s is active on %s", self.gateway_id, self.keys.ns)
-        broker = self._broker(redis)
-        manager = broker._streams  # the session this process holds for every worker
-        if not isinstance(manager, StreamManager):
-            raise TypeError("the gateway needs a KISBroker with a direct KIS session")
         self._manager = manager
         publisher = self._publisher = MarketPublisher(redis, maxlen=self._maxlen)
         self._market = {}
-        self._execution_ready = not self._config.hts_id
+        relay = self._relay = (
+            ExecutionRelay(
+                redis, self.keys, self.gateway_id, retention=self._retention, patience=self._ttl
+            )
+            if self._config.hts_id
+            else None
+        )
         self._synced = False
         reason = "stopped"
         try:
@@ -324,10 +321,12 @@ class Gateway:
                 group.create_task(publisher.run(), name="kis-gw-publish")
                 group.create_task(self._sync(redis, manager, publisher), name="kis-gw-sync")
                 group.create_task(self._watch(redis, manager), name="kis-gw-watch")
-                if self._config.hts_id:
-                    group.create_task(self._executions(redis, broker), name="kis-gw-x")
+                if relay is not None:
+                    group.create_task(
+                        relay.run(broker, lambda: self._maybe_ready(redis)), name="kis-gw-x"
+                    )
                 group.create_task(self._until_stopped(), name="kis-gw-stop")
-        except* _StepDown as steps:
+        except* StepDown as steps:
             reason = str(steps.exceptions[0])
         except* Exception as failures:
             reason = f"internal error ({type(failures.exceptions[0]).__name__})"
@@ -338,10 +337,13 @@ class Gateway:
         finally:
             self._active = False
             self._ready.clear()
-            self._counts["market_published"] += publisher.published
-            self._publisher = None
             with contextlib.suppress(Exception):
                 await publisher.flush()
+            self._counts["market_published"] += publisher.published
+            self._publisher = None
+            if relay is not None:
+                self._counts["executions_published"] += relay.published
+                self._relay = None
             await broker.aclose()
             self._manager = None
             self._market = {}
@@ -370,7 +372,7 @@ class Gateway:
 
     async def _until_stopped(self) -> None:
         await self._stop.wait()
-        raise _StepDown("stopped")
+        raise StepDown("stopped")
 
     async def _renew(self, lease: Lease) -> None:
         """Renew every fifth of the ttl; step down when the lease is another's, or when it
@@ -385,12 +387,12 @@ class Gateway:
                 renewed = await asyncio.wait_for(lease.renew(), interval)
             except (OSError, TimeoutError, RedisError) as exc:
                 if loop.time() + interval >= confirmed + self._ttl:
-                    raise _StepDown(
+                    raise StepDown(
                         f"lease renewal failed ({type(exc).__name__}); it may have expired"
                     ) from None
                 continue
             if not renewed:
-                raise _StepDown("the lease is held by another gateway")
+                raise StepDown("the lease is held by another gateway")
             confirmed = sent
 
     async def _sync(self, redis: Any, manager: StreamManager, publisher: MarketPublisher) -> None:
@@ -478,69 +480,9 @@ class Gateway:
             else:
                 refused.pop(sink.key, None)
 
-    async def _executions(self, redis: Any, broker: KISBroker) -> None:
-        """Follow the account's executions from the stored cursor and publish each event."""
-        publish = redis.register_script(EXECUTION_PUBLISH)
-        since = await self._stored_cursor(redis)
-        while True:
-            stream = broker.executions(replay=True, since=since)
-            try:
-                async with stream:
-                    self._execution_ready = True
-                    await self._maybe_ready(redis)
-                    while True:
-                        try:
-                            event = await anext(stream)
-                        except StreamOverflowError:
-                            continue  # the events stay queued; go on taking them
-                        except StopAsyncIteration:
-                            break
-                        await self._publish_execution(publish, event)
-                        since = event.cursor
-            except BrokerError as exc:
-                logger.warning("gateway: execution stream ended (%s); resuming", exc)
-            self._execution_ready = False
-            await asyncio.sleep(SYNC_INTERVAL)
-
-    async def _stored_cursor(self, redis: Any) -> ExecutionCursor | None:
-        """The cursor after the newest published entry, if it is of today (KST)."""
-        raw = await redis.get(self.keys.cursor)
-        if raw is None:
-            return None
-        try:
-            cursor = ExecutionCursor.parse(raw.decode() if isinstance(raw, bytes) else str(raw))
-        except ValueError:
-            logger.warning("gateway: the stored execution cursor is not a cursor; replaying today")
-            return None
-        return cursor if cursor.day == datetime.now(KST).date() else None
-
-    async def _publish_execution(self, publish: Any, event: Execution) -> None:
-        """One fenced XADD + cursor SET; a refusal means another gateway holds the lease."""
-        cursor = event.cursor
-        cumulative: int | None = None
-        if event.kind is ExecutionKind.FILLED and cursor is not None:
-            cumulative = cursor.delivered(normalize_order_id(event.broker_order_id))
-        fields = encode_execution(event, cumulative)
-        min_id = f"{int((time.time() - self._retention) * 1000)}-0"
-        args: list[str] = [self.gateway_id, str(cursor), min_id]
-        for name, value in fields.items():
-            args += (name, value)
-        keys = [self.keys.lease, self.keys.executions, self.keys.cursor]
-        deadline = time.monotonic() + self._ttl
-        while True:
-            try:
-                entry = await publish(keys=keys, args=args)
-                break
-            except (OSError, RedisError) as exc:
-                if time.monotonic() >= deadline:
-                    raise _StepDown(f"cannot publish executions ({type(exc).__name__})") from None
-                await asyncio.sleep(0.1)
-        if entry is None:
-            raise _StepDown("the lease was taken: an execution publish was refused")
-        self._counts["executions_published"] += 1
-
     async def _maybe_ready(self, redis: Any) -> None:
-        if self._synced and self._execution_ready and not self._ready.is_set():
+        relay = self._relay
+        if self._synced and (relay is None or relay.ready) and not self._ready.is_set():
             self._ready.set()
             await self._event(redis, "restored")
             logger.info(
@@ -580,7 +522,7 @@ class Gateway:
                     logger.debug("gateway: heartbeat not written (%s)", type(exc).__name__)
                 else:
                     if not held:
-                        raise _StepDown("the lease is held by another gateway")
+                        raise StepDown("the lease is held by another gateway")
             await asyncio.sleep(WATCH_INTERVAL)
 
     async def _event(self, redis: Any, event: str, **extra: str) -> None:
