@@ -104,11 +104,12 @@ def write_pairs(out: str, seen: array.array[int]) -> None:
 
 
 def request_for(slot: int, symbols: list[str], key: str) -> OrderRequest:
-    """The order of schedule slot ``slot`` (identical in every worker)."""
+    """The order of schedule slot ``slot`` (identical in every worker). Its quantity,
+    ``slot + 1``, names the slot in the exchange's ledger."""
     return OrderRequest(
         symbols[slot % len(symbols)],
         Side.BUY,
-        1 + slot % 3,
+        slot + 1,
         order_type=OrderType.MARKET,
         idempotency_key=key,
     )
@@ -129,12 +130,16 @@ async def trader(
         errors[name] = errors.get(name, 0) + 1
 
     async with make_broker(config, args.redis, journal=PostgresJournal(args.dsn)) as broker:
+        stopping = asyncio.Event()
 
         async def place() -> None:
             for slot in range(args.slots):
                 delay = args.t0 + slot * args.every - time.time()
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), delay)
+                if stopping.is_set():
+                    return
                 key = f"{args.run}-{slot}"
                 request = request_for(slot, symbols, key)
                 try:
@@ -176,17 +181,20 @@ async def trader(
             pass
         if line is not None:
             args.t0 = float(line.split()[1])
-        trading = [asyncio.create_task(place()), asyncio.create_task(read())]
+        placing, reading = asyncio.create_task(place()), asyncio.create_task(read())
         while line is not None and line != "stop":
             line = await commands.get()
-        for task in trading:
-            task.cancel()
-        _, stuck = await asyncio.wait(trading, timeout=15)
+        # The order being placed finishes (cancelling it would leave a booked order whose
+        # number no worker saw); no new slot starts; the reads stop at once.
+        stopping.set()
+        reading.cancel()
+        _, stuck = await asyncio.wait([placing, reading], timeout=30)
         for task in stuck:
-            # A cancelled call that does not end is a finding: show where it hangs.
-            sys.stderr.write(f"still running 15 s after cancel: {task!r}\n")
+            # A call that does not end is a finding: show where it hangs.
+            sys.stderr.write(f"still running 30 s after stop: {task!r}\n")
             task.print_stack(file=sys.stderr)
-            errors["stuck_after_cancel"] = errors.get("stuck_after_cancel", 0) + 1
+            errors["stuck_after_stop"] = errors.get("stuck_after_stop", 0) + 1
+            task.cancel()
         emit({"stopped": True, "placed": placed})
         while await commands.get() is not None:
             pass

@@ -66,3 +66,4 @@ def test_bench_gateway_quick_completes(
         assert group["distinct"] > 0
     assert faults["orders_duplicated"] == 0
     assert faults["keys_disagreeing"] == 0
+    assert faults["orders_unseen"] == 0
