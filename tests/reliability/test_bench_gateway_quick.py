@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_bench_gateway_quick_completes(
     redis_server: Any, postgres_dsn: str, tmp_path: Path
 ) -> None:
-    """Both tables are printed; every group got each exchange fill, none twice; no order was
-    booked twice for a shared key."""
+    """Both tables are printed; every consumer group got every filled share, no notice twice;
+    no order was booked twice for a shared key."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIS_")}
     env["PYTHONUNBUFFERED"] = "1"
     proc = subprocess.run(  # noqa: S603 (our own interpreter and script)
@@ -62,8 +62,10 @@ def test_bench_gateway_quick_completes(
     assert faults["kills"] >= 1
     assert faults["fills"] > 0
     for group in faults["groups"].values():
-        assert group["duplicated"] == 0
         assert group["distinct"] > 0
+        assert group["lost_qty"] == 0
+        assert group["duplicated"] == 0
+        assert group["excess_qty"] == 0
     assert faults["orders_duplicated"] == 0
     assert faults["keys_disagreeing"] == 0
     assert faults["orders_unseen"] == 0
