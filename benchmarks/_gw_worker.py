@@ -98,6 +98,20 @@ async def fanout(config: KISConfig, symbols: list[str], out: str, redis: str | N
     emit({"records": len(seen) // 2, "reconnects": getattr(status, "reconnects", None)})
 
 
+def await_chain(task: asyncio.Task[Any]) -> str:
+    """Where a suspended task waits: every coroutine of its await chain, outermost first."""
+    lines = []
+    obj: Any = task.get_coro()
+    while obj is not None:
+        frame = getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None)
+        if frame is not None:
+            lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        obj = getattr(obj, "cr_await", None) or getattr(obj, "ag_await", None)
+    if not lines or obj is None:
+        lines.append(f"  waiting on {obj!r}")
+    return "\n".join(lines) + "\n"
+
+
 def write_pairs(out: str, seen: array.array[int]) -> None:
     with open(out, "wb") as handle:
         seen.tofile(handle)
@@ -191,8 +205,7 @@ async def trader(
         _, stuck = await asyncio.wait([placing, reading], timeout=30)
         for task in stuck:
             # A call that does not end is a finding: show where it hangs.
-            sys.stderr.write(f"still running 30 s after stop: {task!r}\n")
-            task.print_stack(file=sys.stderr)
+            sys.stderr.write(f"still running 30 s after stop: {task!r}\n{await_chain(task)}")
             errors["stuck_after_stop"] = errors.get("stuck_after_stop", 0) + 1
             task.cancel()
         emit({"stopped": True, "placed": placed})

@@ -305,6 +305,23 @@ def published_stamps(client: Any, md_keys: list[Any]) -> list[tuple[int, int]]:
     return out
 
 
+def quiet_streams(client: Any, md_keys: list[Any]) -> Callable[[], bool]:
+    """A check that is true once no market stream got an entry for a second."""
+    state: dict[str, Any] = {"last": None, "since": time.monotonic()}
+
+    def check() -> bool:
+        pipe = client.pipeline(transaction=False)
+        for key in md_keys:
+            pipe.xrevrange(key, count=1)
+        last = tuple(reply[0][0] if reply else None for reply in pipe.execute())
+        if last != state["last"]:
+            state["last"], state["since"] = last, time.monotonic()
+            return False
+        return time.monotonic() - state["since"] >= 1.0
+
+    return check
+
+
 def run_fanout(args: argparse.Namespace, redis_url: str, workdir: Path) -> dict[str, Any]:
     import numpy as np
 
@@ -364,12 +381,16 @@ def run_fanout(args: argparse.Namespace, redis_url: str, workdir: Path) -> dict[
             time.sleep(min(2.0, max(0.05, args.seconds - (time.monotonic() - started))))
             memory.append(int(client.info("memory")["used_memory"]))
         sim.send("stop")
-        time.sleep(1.5)
+        # A gateway that fell behind publishes its backlog after the feed stopped: wait until
+        # the market streams are quiet, then give the workers time to read the tail.
+        md_keys = list(client.scan_iter(match=f"{keys.ns}:md:*", count=1000))
+        with contextlib.suppress(RuntimeError):
+            wait_until("the gateway's backlog", quiet_streams(client, md_keys), 120)
+        time.sleep(2.0)
         for child in consumers:
             child.close_input()
         finals = [child.expect("records", 120) for child in consumers]
         memory_after = int(client.info("memory")["used_memory"])
-        md_keys = list(client.scan_iter(match=f"{keys.ns}:md:*", count=1000))
         md_entries = sum(int(client.xlen(k)) for k in md_keys)
         published = published_stamps(client, md_keys)
     finally:
