@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -40,6 +39,7 @@ from redis.exceptions import RedisError
 from kis_async.broker import KISBroker
 from kis_async.config import KISConfig
 from kis_async.errors import BrokerError
+from kis_async.gateway.events import GatewayEvents
 from kis_async.gateway.keys import GatewayKeys
 from kis_async.gateway.lease import Lease, StepDown
 from kis_async.gateway.publisher import MarketPublisher, MarketSink
@@ -60,22 +60,12 @@ logger = logging.getLogger("kis_async.gateway")
 
 #: Seconds between re-reads of the registrations when no ``changed`` hint comes.
 SYNC_INTERVAL: Final = 1.0
-#: Seconds between heartbeats, and the heartbeat key's lifetime.
+#: Seconds between heartbeats.
 HEARTBEAT_INTERVAL: Final = 1.0
-HEARTBEAT_TTL_MS: Final = 3000
 #: Seconds between checks of the session's state (events are emitted on changes).
 WATCH_INTERVAL: Final = 0.1
 #: Seconds before a registration KIS refused is asked for again.
 REFUSED_RETRY: Final = 30.0
-#: Length the events stream is trimmed to (approximately).
-EVENTS_MAXLEN: Final = 1000
-
-# KEYS: lease, heartbeat. ARGV: gateway id, heartbeat JSON, ttl ms. 0 when not the holder.
-_HEARTBEAT: Final = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-return 1
-"""
 
 
 def _default_id() -> str:
@@ -113,6 +103,8 @@ class Gateway:
     after a takeover and after each reconnect), ``gave_up`` (the session gave up; it is
     opened again).
     """
+
+    _events: GatewayEvents  # made by run(), with its Redis client
 
     def __init__(
         self,
@@ -246,6 +238,7 @@ class Gateway:
         else:
             redis = self._redis_arg
         lease = Lease(redis, self.keys.lease, self.gateway_id, self._ttl)
+        self._events = GatewayEvents(redis, self.keys, self.gateway_id)
         try:
             while not self._stop.is_set():
                 if not await self._standby(redis, lease):
@@ -263,7 +256,7 @@ class Gateway:
     async def _standby(self, redis: Any, lease: Lease) -> bool:
         """Wait for the lease; False when stopped first."""
         self._state = "standby"
-        await self._event(redis, "standby")
+        await self._events.emit("standby")
         interval = min(self._ttl / 5, 1.0)
         failing = False
         while not self._stop.is_set():
@@ -284,7 +277,7 @@ class Gateway:
         try:
             if await lease.release():
                 await redis.delete(self.keys.heartbeat)
-            await self._event(redis, "standby", reason="stopped")
+            await self._events.emit("standby", reason="stopped")
         except (OSError, RedisError) as exc:
             logger.warning("gateway: could not release the lease (%s)", type(exc).__name__)
 
@@ -312,15 +305,16 @@ class Gateway:
             else None
         )
         self._synced = False
+        self._events.reset()
         reason = "stopped"
         try:
-            await self._event(redis, "active")
+            await self._events.emit("active")
             await broker.open()
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._renew(lease), name="kis-gw-lease")
                 group.create_task(publisher.run(), name="kis-gw-publish")
                 group.create_task(self._sync(redis, manager, publisher), name="kis-gw-sync")
-                group.create_task(self._watch(redis, manager), name="kis-gw-watch")
+                group.create_task(self._watch(manager), name="kis-gw-watch")
                 if relay is not None:
                     group.create_task(
                         relay.run(broker, lambda: self._maybe_ready(redis)), name="kis-gw-x"
@@ -483,52 +477,25 @@ class Gateway:
     async def _maybe_ready(self, redis: Any) -> None:
         relay = self._relay
         if self._synced and (relay is None or relay.ready) and not self._ready.is_set():
+            manager = self._manager
+            if manager is not None:
+                await self._events.follow(manager.status, ready=False)  # "connected" first
             self._ready.set()
-            await self._event(redis, "restored")
+            await self._events.emit("restored")
             logger.info(
                 "gateway %s restored %d market registration(s)", self.gateway_id, len(self._market)
             )
 
-    async def _watch(self, redis: Any, manager: StreamManager) -> None:
-        """Emit session events on state changes; write the heartbeat every second."""
-        script = redis.register_script(_HEARTBEAT)
-        connected = failed = False
-        reconnects = 0
+    async def _watch(self, manager: StreamManager) -> None:
+        """Emit session events as the session moves; write the heartbeat every second."""
+        events = self._events
         next_beat = 0.0
         loop = asyncio.get_running_loop()
         while True:
             status = manager.status
-            if status.connected and not connected:
-                await self._event(redis, "connected")
-                if status.reconnects > reconnects and self._ready.is_set():
-                    await self._event(redis, "restored")
-            if status.failed and not failed:
-                await self._event(redis, "gave_up")
-            connected, failed, reconnects = status.connected, status.failed, status.reconnects
+            await events.follow(status, ready=self._ready.is_set())
             if loop.time() >= next_beat:
                 next_beat = loop.time() + HEARTBEAT_INTERVAL
-                beat = {
-                    "id": self.gateway_id,
-                    "connected": status.connected,
-                    "registrations": status.registrations,
-                    "reconnects": status.reconnects,
-                    "active_since": self._active_since,
-                    "time": time.time(),
-                }
-                args = [self.gateway_id, json.dumps(beat), HEARTBEAT_TTL_MS]
-                try:
-                    held = await script(keys=[self.keys.lease, self.keys.heartbeat], args=args)
-                except (OSError, RedisError) as exc:
-                    logger.debug("gateway: heartbeat not written (%s)", type(exc).__name__)
-                else:
-                    if not held:
-                        raise StepDown("the lease is held by another gateway")
+                if not await events.heartbeat(status, self._active_since):
+                    raise StepDown("the lease is held by another gateway")
             await asyncio.sleep(WATCH_INTERVAL)
-
-    async def _event(self, redis: Any, event: str, **extra: str) -> None:
-        """Append a session event (best effort: a Redis failure is logged)."""
-        fields = {"event": event, "id": self.gateway_id, "time": f"{time.time():.6f}", **extra}
-        try:
-            await redis.xadd(self.keys.events, fields, maxlen=EVENTS_MAXLEN, approximate=True)
-        except (OSError, RedisError) as exc:
-            logger.debug("gateway: event %s not written (%s)", event, type(exc).__name__)

@@ -102,3 +102,52 @@ async def test_last_worker_out_unsubscribes_and_the_cap_is_shared_by_all_workers
     assert len(sessions) == 1
     assert len(sessions[0].subscriptions) == MARKET_REGISTRATION_CAP + 1  # and the notices
     assert gateway.status()["registrations"] == MARKET_REGISTRATION_CAP + 1
+
+
+async def test_a_dropped_session_is_reopened_and_registrations_restored_with_events(
+    gw: Any,
+) -> None:
+    """The simulator drops the KIS session: the gateway reconnects on its own, every market
+    registration is back, records flow again, and the events stream says connected and
+    restored; nothing the gateway writes carries a secret or the account."""
+    gateway, _ = gw.start("gw-r")
+    await gateway.wait_active(20)
+    worker = gw.worker("w-r")
+    fields = [(QUOTES, "005930"), (BOOKS, "000660")]
+    assert (await worker.register(*fields))[0] == 1
+    await gw.wait(lambda: market_subscriptions(gw.sim) == set(fields))
+
+    assert gw.sim.faults.drop_sessions() == 1
+    await gw.wait(lambda: gateway.status()["reconnects"] >= 1)
+    await gw.wait(lambda: market_subscriptions(gw.sim) == set(fields))
+    stream = gw.keys.market(QUOTES, "005930")
+    last = (await gw.redis.xrevrange(stream, count=1))[0][0]
+
+    async def newer() -> bool:
+        return bool(await gw.redis.xrange(stream, min=f"({last.decode()}"))
+
+    await gw.wait(newer)
+
+    async def events() -> list[str]:
+        return [f[b"event"].decode() for _, f in await gw.redis.xrange(gw.keys.events)]
+
+    async def restored_twice() -> bool:
+        return (await events()).count("restored") >= 2
+
+    await gw.wait(restored_twice)
+    seen = await events()
+    assert seen[:4] == ["standby", "active", "connected", "restored"]
+    assert seen[4:].count("connected") == seen[4:].count("restored") >= 1
+
+    config = gw.sim.config()
+    secrets = (config.app_key, config.app_secret.get_secret_value(), config.account_id)
+    written = [
+        repr(gateway),
+        json.dumps(gateway.status()),
+        str(await gw.redis.get(gw.keys.heartbeat)),
+    ]
+    written += [str(f) for _, f in await gw.redis.xrange(gw.keys.events)]
+    written += [str(await gw.redis.keys(f"{gw.prefix}*"))]
+    for text in written:
+        for secret in secrets:
+            assert secret not in text
