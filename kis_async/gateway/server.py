@@ -160,7 +160,7 @@ class Gateway:
         self._relay: ExecutionRelay | None = None
         self._synced = False
         self._counts = dict.fromkeys(
-            ("takeovers", "step_downs", "executions_published", "market_published"), 0
+            ("activations", "step_downs", "executions_published", "market_published"), 0
         )
         self._last_step_down: str | None = None
 
@@ -208,7 +208,7 @@ class Gateway:
             "market_published": self._counts["market_published"]
             + (publisher.published if publisher else 0),
             "market_dropped": publisher.dropped if publisher else 0,
-            "takeovers": self._counts["takeovers"],
+            "activations": self._counts["activations"],
             "step_downs": self._counts["step_downs"],
             "last_step_down": self._last_step_down,
             "lease_ttl": self._ttl,
@@ -228,7 +228,6 @@ class Gateway:
         if self._running:
             raise RuntimeError("this Gateway is already running")
         self._running = True
-        self._stop.clear()
         redis: Any
         owns = isinstance(self._redis_arg, str)
         if isinstance(self._redis_arg, str):
@@ -248,6 +247,7 @@ class Gateway:
         finally:
             self._state = "stopped"
             self._running = False
+            self._stop.clear()  # a stop() before run() counts; after it, run() may start again
             if owns:
                 await redis.aclose()
 
@@ -292,7 +292,7 @@ class Gateway:
         self._active = True
         self._active_since = time.time()
         self._state = "active"
-        self._counts["takeovers"] += 1
+        self._counts["activations"] += 1
         logger.info("gateway %s is active on %s", self.gateway_id, self.keys.ns)
         self._manager = manager
         publisher = self._publisher = MarketPublisher(redis, maxlen=self._maxlen)

@@ -140,7 +140,7 @@ async def test_standby_takes_over_a_crashed_gateway_restores_and_gap_fills_exact
     assert ("active", active.gateway_id) in events
     assert ("active", standby.gateway_id) in events
     assert ("restored", standby.gateway_id) in events
-    assert standby.status()["takeovers"] == 1
+    assert standby.status()["activations"] == 1
 
 
 async def test_a_gateway_whose_lease_was_taken_cannot_publish_and_steps_down(
