@@ -20,6 +20,7 @@ from typing import Any, Final
 from redis.exceptions import RedisError
 
 from kis_async.gateway.keys import GatewayKeys
+from kis_async.gateway.lease import checked, raise_if_cancelled
 from kis_async.stream.options import StreamStatus
 
 __all__ = ["GatewayEvents"]
@@ -65,10 +66,10 @@ class GatewayEvents:
         """Append an event (best effort: a Redis failure is logged)."""
         fields = {"event": event, "id": self._id, "time": f"{time.time():.6f}", **extra}
         try:
-            await self._redis.xadd(
-                self._keys.events, fields, maxlen=EVENTS_MAXLEN, approximate=True
-            )
+            stream = self._keys.events
+            await checked(self._redis.xadd(stream, fields, maxlen=EVENTS_MAXLEN, approximate=True))
         except (OSError, RedisError) as exc:
+            raise_if_cancelled()
             logger.debug("gateway: event %s not written (%s)", event, type(exc).__name__)
 
     async def follow(self, status: StreamStatus, *, ready: bool) -> None:
@@ -101,8 +102,11 @@ class GatewayEvents:
         }
         args = [self._id, json.dumps(beat), HEARTBEAT_TTL_MS]
         try:
-            held = await self._beat(keys=[self._keys.lease, self._keys.heartbeat], args=args)
+            held = await checked(
+                self._beat(keys=[self._keys.lease, self._keys.heartbeat], args=args)
+            )
         except (OSError, RedisError) as exc:
+            raise_if_cancelled()
             logger.debug("gateway: heartbeat not written (%s)", type(exc).__name__)
             return True
         return bool(held)

@@ -31,6 +31,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Final
 from uuid import uuid4
 
@@ -41,7 +42,7 @@ from kis_async.config import KISConfig
 from kis_async.errors import BrokerError
 from kis_async.gateway.events import GatewayEvents
 from kis_async.gateway.keys import GatewayKeys
-from kis_async.gateway.lease import Lease, StepDown
+from kis_async.gateway.lease import Lease, StepDown, checked, raise_if_cancelled
 from kis_async.gateway.publisher import MarketPublisher, MarketSink
 from kis_async.gateway.ratelimit import RedisRateLimiter
 from kis_async.gateway.registrations import Registrations
@@ -265,6 +266,7 @@ class Gateway:
                     return True
                 failing = False
             except (OSError, TimeoutError, RedisError) as exc:
+                raise_if_cancelled()
                 if not failing:
                     logger.warning("gateway: Redis unavailable in standby (%s)", type(exc).__name__)
                 failing = True
@@ -279,6 +281,7 @@ class Gateway:
                 await redis.delete(self.keys.heartbeat)
             await self._events.emit("standby", reason="stopped")
         except (OSError, RedisError) as exc:
+            raise_if_cancelled()
             logger.warning("gateway: could not release the lease (%s)", type(exc).__name__)
 
     # -- active -----------------------------------------------------------------------------
@@ -310,41 +313,59 @@ class Gateway:
         try:
             await self._events.emit("active")
             await broker.open()
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._renew(lease), name="kis-gw-lease")
-                group.create_task(publisher.run(), name="kis-gw-publish")
-                group.create_task(self._sync(redis, manager, publisher), name="kis-gw-sync")
-                group.create_task(self._watch(manager), name="kis-gw-watch")
-                if relay is not None:
-                    group.create_task(
-                        relay.run(broker, lambda: self._maybe_ready(redis)), name="kis-gw-x"
-                    )
-                group.create_task(self._until_stopped(), name="kis-gw-stop")
-        except* StepDown as steps:
-            reason = str(steps.exceptions[0])
-        except* Exception as failures:
-            reason = f"internal error ({type(failures.exceptions[0]).__name__})"
-            logger.error(
-                "gateway %s failed while active", self.gateway_id, exc_info=failures.exceptions[0]
-            )
-            await self._pause(1.0)
+            jobs = {
+                "kis-gw-lease": self._renew(lease),
+                "kis-gw-publish": publisher.run(),
+                "kis-gw-sync": self._sync(redis, manager, publisher),
+                "kis-gw-watch": self._watch(manager),
+                "kis-gw-stop": self._until_stopped(),
+            }
+            if relay is not None:
+                jobs["kis-gw-x"] = relay.run(broker, lambda: self._maybe_ready(redis))
+            reason = await self._supervise(jobs)
         finally:
             self._active = False
             self._ready.clear()
-            with contextlib.suppress(Exception):
-                await publisher.flush()
-            self._counts["market_published"] += publisher.published
-            self._publisher = None
+            self._manager = None
+            self._market = {}
             if relay is not None:
                 self._counts["executions_published"] += relay.published
                 self._relay = None
-            await broker.aclose()
-            self._manager = None
-            self._market = {}
+            try:
+                await broker.aclose()  # first: the KIS session is free for the next gateway
+            finally:
+                self._publisher = None
+                with contextlib.suppress(Exception):
+                    await publisher.flush()  # what was received before the close
+                self._counts["market_published"] += publisher.published
         if reason != "stopped":
             self._counts["step_downs"] += 1
             self._last_step_down = reason
             logger.warning("gateway %s stepped down: %s", self.gateway_id, reason)
+
+    async def _supervise(self, jobs: dict[str, Coroutine[Any, Any, None]]) -> str:
+        """Run the active gateway's tasks until the first one ends; end the others; return
+        why. (Not a TaskGroup: on Python 3.11 a failing child leaves the parent task marked
+        cancelling, which would make every later Redis call look cancelled.)"""
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(coro, name=name) for name, coro in jobs.items()]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            _, stuck = await asyncio.wait(tasks, timeout=10)
+            for task in stuck:
+                logger.error("gateway task %s did not end when cancelled", task.get_name())
+        first = next(iter(done))
+        error = None if first.cancelled() else first.exception()
+        if isinstance(error, StepDown):
+            return str(error)
+        if error is None:
+            return f"internal error ({first.get_name()} ended)"
+        logger.error("gateway %s failed while active", self.gateway_id, exc_info=error)
+        await self._pause(1.0)
+        return f"internal error ({type(error).__name__})"
 
     def _broker(self, redis: Any) -> KISBroker:
         config = self._config
@@ -380,6 +401,7 @@ class Gateway:
             try:
                 renewed = await asyncio.wait_for(lease.renew(), interval)
             except (OSError, TimeoutError, RedisError) as exc:
+                raise_if_cancelled()
                 if loop.time() + interval >= confirmed + self._ttl:
                     raise StepDown(
                         f"lease renewal failed ({type(exc).__name__}); it may have expired"
@@ -395,7 +417,7 @@ class Gateway:
         refused: dict[RegKey, float] = {}
         pubsub = redis.pubsub()
         try:
-            await pubsub.subscribe(self.keys.changed)
+            await checked(pubsub.subscribe(self.keys.changed))
             try:
                 await manager.connect()  # hold the session even before anyone registers
             except BrokerError as exc:
@@ -404,6 +426,7 @@ class Gateway:
                 try:
                     wanted = await registrations.wanted()
                 except (OSError, RedisError) as exc:
+                    raise_if_cancelled()
                     logger.warning("gateway: cannot read registrations (%s)", type(exc).__name__)
                 else:
                     await self._apply(manager, publisher, wanted, refused)
@@ -419,12 +442,11 @@ class Gateway:
         """Wait for a ``changed`` message (at most :data:`SYNC_INTERVAL`); take every queued
         one, so a burst of registrations costs one re-read."""
         try:
-            message = await pubsub.get_message(
-                ignore_subscribe_messages=True, timeout=SYNC_INTERVAL
-            )
+            message = await checked(pubsub.get_message(True, timeout=SYNC_INTERVAL))
             while message is not None:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
+                message = await checked(pubsub.get_message(True, timeout=0))
         except (OSError, RedisError):
+            raise_if_cancelled()
             await asyncio.sleep(SYNC_INTERVAL)
 
     async def _apply(
