@@ -65,7 +65,7 @@ SYNC_INTERVAL: Final = 1.0
 HEARTBEAT_INTERVAL: Final = 1.0
 #: Seconds between checks of the session's state (events are emitted on changes).
 WATCH_INTERVAL: Final = 0.1
-#: Seconds before a registration KIS refused is asked for again.
+#: The longest wait before a registration KIS refused is asked for again.
 REFUSED_RETRY: Final = 30.0
 
 
@@ -414,7 +414,7 @@ class Gateway:
     async def _sync(self, redis: Any, manager: StreamManager, publisher: MarketPublisher) -> None:
         """Serve the workers' registrations: on every ``changed`` hint and every second."""
         registrations = Registrations(redis, self.keys)
-        refused: dict[RegKey, float] = {}
+        refused: dict[RegKey, tuple[float, float]] = {}  # key -> (retry at, last delay)
         pubsub = redis.pubsub()
         try:
             await checked(pubsub.subscribe(self.keys.changed))
@@ -454,7 +454,7 @@ class Gateway:
         manager: StreamManager,
         publisher: MarketPublisher,
         wanted: set[RegKey],
-        refused: dict[RegKey, float],
+        refused: dict[RegKey, tuple[float, float]],
     ) -> None:
         """Subscribe what is wanted and not held; unsubscribe what nobody wants any more."""
         market = self._market
@@ -463,7 +463,7 @@ class Gateway:
             sink.ended = True
             await manager.detach(sink, (key,))
         now = time.monotonic()
-        new = [k for k in sorted(wanted) if k not in market and refused.get(k, 0.0) <= now]
+        new = [k for k in sorted(wanted) if k not in market and refused.get(k, (0.0,))[0] <= now]
         if not new:
             return
 
@@ -484,14 +484,17 @@ class Gateway:
                 sink.ended = True
                 if market.get(sink.key) is sink:
                     del market[sink.key]
-                refused[sink.key] = now + REFUSED_RETRY
+                # KIS refused it (or the session is down): ask again later, backing off from
+                # 1 s (OPSP8996 while a dead predecessor's session lingers) to REFUSED_RETRY.
+                delay = min(refused.get(sink.key, (0.0, 0.5))[1] * 2, REFUSED_RETRY)
+                refused[sink.key] = (now + delay, delay)
                 logger.warning(
                     "gateway: registration %s %s failed (%s: %s); retrying in %.0f s",
                     sink.key[0],
                     sink.key[1],
                     type(result).__name__,
                     result,
-                    REFUSED_RETRY,
+                    delay,
                 )
             else:
                 refused.pop(sink.key, None)

@@ -215,8 +215,10 @@ def gw(gateways: Any, gw_sim: Any, gw_redis: Any, gw_prefix: str, gw_wait: Any) 
 
     keys = GatewayKeys.for_config(gw_sim.config(), prefix=gw_prefix)
 
-    def worker(worker_id: str, lease_ms: int = 10_000) -> FakeWorker:
-        return FakeWorker(gw_redis, keys, worker_id, lease_ms)
+    def worker(worker_id: str, lease_ms: int = 10_000, *, config: Any = None) -> FakeWorker:
+        """A fake worker of this namespace (or of ``config``'s, with this test's prefix)."""
+        space = keys if config is None else GatewayKeys.for_config(config, prefix=gw_prefix)
+        return FakeWorker(gw_redis, space, worker_id, lease_ms)
 
     def trader() -> Any:
         """A plain KISBroker (REST only) sharing the gateway's token through Redis."""

@@ -4,11 +4,14 @@ unsubscribes what no live worker holds any more; the cap is shared by every work
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+from kis_async import Mode
 from kis_async.gateway.keys import MARKET_REGISTRATION_CAP, decode_market, published_ns
 from kis_async.models import OrderBook, Quote
+from kis_async.sim import KISSimulator
 
 SYMBOLS = ("005930", "000660", "035420")
 QUOTES, BOOKS = "H0STCNT0", "H0STASP0"
@@ -151,3 +154,29 @@ async def test_a_dropped_session_is_reopened_and_registrations_restored_with_eve
     for text in written:
         for secret in secrets:
             assert secret not in text
+
+
+async def test_a_registration_kis_refuses_is_asked_again_until_it_fits(gw: Any) -> None:
+    """On a KIS that takes only 3 registrations (one is the notices), the third market key
+    is refused (OPSP0008) without disturbing the others; once a worker frees a slot the
+    gateway asks again, with backoff, and gets it."""
+    small = KISSimulator(
+        seed=78, mode=Mode.PAPER, quote_interval=0.05, rate_limit=False, max_registrations=3
+    )
+    async with small.serve(port=0) as sim:
+        config = sim.config(requests_per_second=None)
+        gateway, task = gw.start("gw-small", config=config)
+        await gateway.wait_active(20)
+        worker = gw.worker("w-small", config=config)
+        fields = [(QUOTES, s) for s in SYMBOLS]
+        assert (await worker.register(*fields))[0] == 1
+        await gw.wait(lambda: len(market_subscriptions(sim)) == 2)
+        assert gateway.status()["market_registrations"] == 2
+        held = market_subscriptions(sim)
+        (refused,) = set(fields) - held
+        drop = sorted(held)[0]
+        await worker.unregister(drop)
+        await gw.wait(lambda: market_subscriptions(sim) == set(fields) - {drop})
+        assert refused in market_subscriptions(sim)
+        gateway.stop()
+        await asyncio.wait_for(task, 15)
