@@ -96,7 +96,9 @@ class Gateway:
         market_maxlen: approximate length each market stream is trimmed to.
         execution_retention: seconds of execution entries kept (trimmed by age only).
         stream_options: the KIS session's tuning (reconnects, timeouts, queue sizes).
-        namespace_prefix: the prefix of every Redis key (workers must use the same one).
+        namespace_prefix: the prefix of the gateway's keys and of the shared token's (workers
+            must use the same one); the shared rate window keeps the name
+            :meth:`RedisRateLimiter.for_config` gives it.
 
     Events (stream ``{ns}:events``, fields ``event``, ``id``, ``time``): ``standby`` (waiting
     for the lease, or stepped down), ``active`` (lease taken), ``connected`` (the KIS session

@@ -88,3 +88,23 @@ def test_cli_usage_errors(
     )
     assert "env file not found" in capsys.readouterr().err
     assert main(["gateway", "--redis", UNREACHABLE, "--lease-ttl", "０.５"]) == EXIT_USAGE
+
+
+def test_importing_the_gateway_package_loads_neither_redis_nor_the_broker() -> None:
+    """``import kis_async.gateway`` (and its key names) defers redis-py and the broker until
+    a name that needs them is used."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kis_async.gateway, kis_async.gateway.keys\n"
+        "before = [m for m in ('redis', 'kis_async.broker', 'kis_async.gateway.server')"
+        " if m in sys.modules]\n"
+        "from kis_async.gateway import Gateway\n"
+        "print(','.join(before) or '-', 'redis' in sys.modules)\n"
+    )
+    proc = subprocess.run(  # noqa: S603 (our own interpreter)
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["-", "True"]
