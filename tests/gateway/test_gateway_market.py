@@ -5,6 +5,7 @@ unsubscribes what no live worker holds any more; the cap is shared by every work
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -39,9 +40,16 @@ async def test_registrations_are_served_published_and_released_with_the_worker_l
     the worker's lease expires unrenewed, the gateway unsubscribes all six."""
     gateway, _ = gw.start("gw-a")
     await gateway.wait_active(20)
-    worker = gw.worker("w1", lease_ms=2500)
+    worker = gw.worker("w1", lease_ms=1500)
     wanted = {(tr, s) for tr in (QUOTES, BOOKS) for s in SYMBOLS}
     assert await worker.register(*sorted(wanted)) == (1, 6)
+
+    async def alive() -> None:  # the worker renews its lease while the checks run
+        while True:
+            await asyncio.sleep(0.3)
+            assert await worker.register() == (1, 6)
+
+    renewing = asyncio.get_running_loop().create_task(alive())
 
     await gw.wait(lambda: market_subscriptions(gw.sim) == wanted)
     assert len([s for s in gw.sim.hub.sessions if s.subscriptions]) == 1  # one KIS session
@@ -70,6 +78,9 @@ async def test_registrations_are_served_published_and_released_with_the_worker_l
     assert gateway.status()["market_registrations"] == 6
 
     # The worker dies (no renewal): its registrations go with its lease.
+    renewing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await renewing
     await gw.wait(lambda: not market_subscriptions(gw.sim), limit=15)
     assert gateway.status()["market_registrations"] == 0
     assert await gw.redis.zcard(gw.keys.workers) == 0
@@ -119,11 +130,16 @@ async def test_a_dropped_session_is_reopened_and_registrations_restored_with_eve
     fields = [(QUOTES, "005930"), (BOOKS, "000660")]
     assert (await worker.register(*fields))[0] == 1
     await gw.wait(lambda: market_subscriptions(gw.sim) == set(fields))
+    stream = gw.keys.market(QUOTES, "005930")
+
+    async def entries() -> int:
+        return int(await gw.redis.xlen(stream))
+
+    await gw.wait(entries)
 
     assert gw.sim.faults.drop_sessions() == 1
     await gw.wait(lambda: gateway.status()["reconnects"] >= 1)
     await gw.wait(lambda: market_subscriptions(gw.sim) == set(fields))
-    stream = gw.keys.market(QUOTES, "005930")
     last = (await gw.redis.xrevrange(stream, count=1))[0][0]
 
     async def newer() -> bool:
