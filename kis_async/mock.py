@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from pydantic import SecretStr
 
@@ -46,7 +46,8 @@ from kis_async.config import mask_account
 from kis_async.errors import BrokerConnectionError, BrokerError, InvalidOrderError
 from kis_async.history.memory import MemoryBars
 from kis_async.history.service import BarStream
-from kis_async.mock_ledger import MOCK_MSG_CODES, Levels, MockLedger
+from kis_async.mock_ledger import MOCK_MSG_CODES, MockLedger
+from kis_async.mock_market import Levels
 from kis_async.models import (
     KST,
     AuthenticationToken,
@@ -83,8 +84,6 @@ from kis_async.validation import check_date_range, check_symbol, check_symbols, 
 __all__ = ["MOCK_MSG_CODES", "MockBroker", "MockStream", "MockSubscription"]
 
 logger = logging.getLogger("kis_async.mock")
-
-T = TypeVar("T")
 
 
 class _State(enum.Enum):

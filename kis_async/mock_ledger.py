@@ -5,9 +5,9 @@
 about prices, orders, holdings and cash lives in one :class:`MockLedger`, which applies the fill
 model described in :mod:`kis_async.mock`:
 
-* market state per symbol: the base (previous close) price, the last trade, the day's
-  statistics, the quote's ask/bid and the last pushed book, from which the reference prices of
-  marketable orders come;
+* market state per symbol (a :class:`~kis_async.mock_market.SymbolMarket`: base price, last
+  trade, the day's statistics, the quote's ask/bid, the last pushed book), from which the
+  reference prices of marketable orders come;
 * orders: booking (with a match on arrival), resting fills when a print crosses them,
   cancellation and modification;
 * the account: cash, holdings at their average price, and what resting orders reserve.
@@ -20,13 +20,14 @@ to the ``notify`` callback as an :class:`~kis_async.models.Execution`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
 from kis_async.errors import BrokerAPIError, InvalidOrderError, OrderRejectedError
+from kis_async.mock_market import Levels, SymbolMarket, market_price, pushed_book
 from kis_async.models import (
     KST,
     BuyingPower,
@@ -39,19 +40,11 @@ from kis_async.models import (
     OrderStatus,
     OrderType,
     Position,
-    PriceLevel,
     PriceSnapshot,
     Quote,
     Side,
-    tick_size,
 )
-from kis_async.validation import (
-    check_order_id,
-    check_qty,
-    check_symbol,
-    check_whole_price,
-    positive_price,
-)
+from kis_async.validation import check_order_id, check_qty, check_symbol, check_whole_price
 
 __all__ = ["MOCK_MSG_CODES", "MockLedger"]
 
@@ -67,10 +60,6 @@ MOCK_MSG_CODES: Final[Mapping[str, str]] = {
 }
 
 _MOCK_BRANCH: Final = "00950"
-_PRICE_LIMIT_RATE: Final = Decimal("0.30")
-
-#: ``(price, qty)`` levels of a pushed book.
-Levels = Sequence[tuple[Decimal | int | str, int]]
 
 
 @dataclass
@@ -118,28 +107,9 @@ class _MockOrder:
 
 
 @dataclass
-class _Market:
-    base: Decimal
-    price: Decimal
-    open: Decimal | None = None
-    high: Decimal | None = None
-    low: Decimal | None = None
-    cum_volume: int = 0
-    cum_turnover: Decimal = Decimal(0)
-    ask: Decimal | None = None
-    bid: Decimal | None = None
-    book: OrderBook | None = None
-
-
-@dataclass
 class _Holding:
     qty: int
     avg_price: Decimal
-
-
-def _to_price(value: Decimal | int | str, what: str) -> Decimal:
-    # Market data pushed by tests: any positive price within KRX's range, fractions allowed.
-    return positive_price(value, what=what)
 
 
 def _rejected(reason: str, message: str) -> OrderRejectedError:
@@ -173,10 +143,10 @@ class MockLedger:
         self._cash = cash
         self._clock = clock
         self._notify = notify
-        self._markets: dict[str, _Market] = {}
+        self._markets: dict[str, SymbolMarket] = {}
         for symbol, price in prices.items():
-            value = _to_price(price, "price")
-            self._markets[check_symbol(symbol)] = _Market(base=value, price=value)
+            value = market_price(price, "price")
+            self._markets[check_symbol(symbol)] = SymbolMarket(base=value, price=value)
         self._holdings: dict[str, _Holding] = {}
         for symbol, spec in positions.items():
             qty, avg = (spec, None) if isinstance(spec, int) else spec
@@ -186,14 +156,14 @@ class MockLedger:
             if avg is None:
                 avg_price = market.price if market is not None else Decimal(0)
             else:
-                avg_price = _to_price(avg, "avg_price")
+                avg_price = market_price(avg, "avg_price")
             self._holdings[symbol] = _Holding(qty=qty, avg_price=avg_price)
         self._orders: dict[str, _MockOrder] = {}
         self._next_order_no = 1
 
     # -- market data ------------------------------------------------------------------------
 
-    def _market(self, symbol: str) -> _Market:
+    def _market(self, symbol: str) -> SymbolMarket:
         market = self._markets.get(symbol)
         if market is None:
             raise BrokerAPIError(
@@ -220,50 +190,15 @@ class MockLedger:
 
         Resting orders are not filled here: call :meth:`fill_resting` once the quote is out.
         """
-        state = self._markets.setdefault(symbol, _Market(base=px, price=px))
-        state.price = px
-        state.open = state.open if state.open is not None else px
-        state.high = px if state.high is None else max(state.high, px)
-        state.low = px if state.low is None else min(state.low, px)
-        state.ask = _to_price(ask, "ask") if ask is not None else None
-        state.bid = _to_price(bid, "bid") if bid is not None else None
-        traded = volume or 0
-        state.cum_volume += traded
-        state.cum_turnover += px * traded
-        change = px - state.base
-        rate = (change / state.base * 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
-        vwap = (
-            (state.cum_turnover / state.cum_volume).quantize(Decimal("0.01"), ROUND_HALF_UP)
-            if state.cum_volume
-            else None
-        )
-        when = time or self._clock()
-        raw = {
-            "MKSC_SHRN_ISCD": symbol,
-            "STCK_CNTG_HOUR": when.strftime("%H%M%S"),
-            "STCK_PRPR": str(px),
-            "PRDY_VRSS": str(change),
-            "PRDY_CTRT": str(rate),
-            "CNTG_VOL": str(traded),
-            "ACML_VOL": str(state.cum_volume),
-        }
-        return Quote(
-            symbol=symbol,
-            time=when,
-            price=px,
-            change=change,
-            change_rate=rate,
+        state = self._markets.setdefault(symbol, SymbolMarket(base=px, price=px))
+        return state.trade(
+            symbol,
+            px,
             volume=volume,
-            cum_volume=state.cum_volume,
-            cum_turnover=state.cum_turnover,
-            open=state.open,
-            high=state.high,
-            low=state.low,
-            ask=state.ask,
-            bid=state.bid,
-            vwap=vwap,
-            side=None,
-            raw=raw,
+            ask=ask,
+            bid=bid,
+            time=time,
+            clock=self._clock,
             market=market,
         )
 
@@ -272,20 +207,12 @@ class MockLedger:
     ) -> OrderBook:
         """Replace the book of ``symbol`` (checked); its best ask/bid become the reference
         prices. A new symbol's first price is its best ask (else best bid)."""
-        ask_levels = tuple(PriceLevel(_to_price(p, "ask price"), int(q)) for p, q in asks)
-        bid_levels = tuple(PriceLevel(_to_price(p, "bid price"), int(q)) for p, q in bids)
-        book = OrderBook(
-            symbol=symbol,
-            time=time or self._clock(),
-            asks=ask_levels,
-            bids=bid_levels,
-            total_ask_qty=sum(level.qty for level in ask_levels),
-            total_bid_qty=sum(level.qty for level in bid_levels),
-            market=market,
+        book = pushed_book(
+            symbol, asks=asks, bids=bids, time=time, clock=self._clock, market=market
         )
         if symbol not in self._markets:
-            first = ask_levels[0].price if ask_levels else bid_levels[0].price
-            self._markets[symbol] = _Market(base=first, price=first)
+            first = book.asks[0].price if book.asks else book.bids[0].price
+            self._markets[symbol] = SymbolMarket(base=first, price=first)
         self._markets[symbol].book = book
         return book
 
@@ -296,55 +223,11 @@ class MockLedger:
             InvalidOrderError: ``symbol`` is not a KRX code.
             BrokerAPIError: the symbol has no price.
         """
-        data = self._market(check_symbol(symbol))
-        change = data.price - data.base
-        tick = tick_size(data.base, symbol=symbol)
-        upper = data.base * (1 + _PRICE_LIMIT_RATE)
-        lower = data.base * (1 - _PRICE_LIMIT_RATE)
-        sign = "2" if change > 0 else "5" if change < 0 else "3"
-        return PriceSnapshot.model_validate(
-            {
-                "symbol": symbol,
-                "price": data.price,
-                "change": change,
-                "change_sign": sign,
-                "change_rate": (change / data.base * 100).quantize(Decimal("0.01"), ROUND_HALF_UP),
-                "open": data.open,
-                "high": data.high,
-                "low": data.low,
-                "upper_limit": Decimal(int(upper) // tick * tick),
-                "lower_limit": Decimal(-(-int(lower) // tick) * tick),
-                "base_price": data.base,
-                "volume": data.cum_volume,
-                "turnover": data.cum_turnover,
-                "tick_size": tick_size(data.price, symbol=symbol),
-            }
-        )
+        return self._market(check_symbol(symbol)).snapshot(symbol)
 
     def orderbook(self, symbol: str) -> OrderBook:
         """The last pushed book, or ten levels one tick apart around the last price."""
-        data = self._market(check_symbol(symbol))
-        if data.book is not None:
-            return data.book
-        ask = data.ask or data.price + tick_size(data.price, symbol=symbol)
-        bid = data.bid or data.price
-        asks: list[PriceLevel] = []
-        bids: list[PriceLevel] = []
-        for _ in range(10):
-            asks.append(PriceLevel(ask, 100))
-            ask += tick_size(ask, symbol=symbol)
-            bids.append(PriceLevel(bid, 100))
-            bid -= tick_size(bid - 1, symbol=symbol)
-            if bid <= 0:
-                break
-        return OrderBook(
-            symbol=symbol,
-            time=self._clock(),
-            asks=tuple(asks),
-            bids=tuple(bids),
-            total_ask_qty=100 * len(asks),
-            total_bid_qty=100 * len(bids),
-        )
+        return self._market(check_symbol(symbol)).orderbook(symbol, self._clock)
 
     # -- account reads ----------------------------------------------------------------------
 
@@ -386,7 +269,7 @@ class MockLedger:
         """Deposit not reserved by resting buys, and how many shares it buys at ``price``
         (default: the reference buy price)."""
         market = self._market(check_symbol(symbol))
-        calc = check_whole_price(price) if price is not None else self._reference(market, Side.BUY)
+        calc = check_whole_price(price) if price is not None else market.reference(Side.BUY)
         orderable = self._cash - self._reserved_cash()
         qty = int(orderable // calc) if calc > 0 else 0
         return BuyingPower.model_validate(
@@ -433,16 +316,6 @@ class MockLedger:
         return out
 
     # -- orders -----------------------------------------------------------------------------
-
-    def _reference(self, market: _Market, side: Side) -> Decimal:
-        book = market.book
-        if side is Side.BUY:
-            if book is not None and book.asks:
-                return book.asks[0].price
-            return market.ask or market.price
-        if book is not None and book.bids:
-            return book.bids[0].price
-        return market.bid or market.price
 
     def _new_order_id(self) -> str:
         order_id = f"{self._next_order_no:010d}"
@@ -500,9 +373,9 @@ class MockLedger:
         order.status = OrderStatus.CANCELLED
         self._event(ExecutionKind.CANCELLED, order, left, order.price)
 
-    def _check_affordable(self, market: _Market, request: OrderRequest) -> None:
+    def _check_affordable(self, market: SymbolMarket, request: OrderRequest) -> None:
         if request.side is Side.BUY:
-            unit = request.price or self._reference(market, Side.BUY)
+            unit = request.price or market.reference(Side.BUY)
             need = unit * request.qty
             available = self._cash - self._reserved_cash()
             if need > available:
@@ -521,7 +394,7 @@ class MockLedger:
                 )
 
     def _book(
-        self, request: OrderRequest, market: _Market, original_order_id: str | None = None
+        self, request: OrderRequest, market: SymbolMarket, original_order_id: str | None = None
     ) -> _MockOrder:
         order = _MockOrder(
             order_id=self._new_order_id(),
@@ -539,8 +412,8 @@ class MockLedger:
         self._match_on_arrival(order, market)
         return order
 
-    def _match_on_arrival(self, order: _MockOrder, market: _Market) -> None:
-        reference = self._reference(market, order.side)
+    def _match_on_arrival(self, order: _MockOrder, market: SymbolMarket) -> None:
+        reference = market.reference(order.side)
         if order.price is None:
             marketable = True
         elif order.side is Side.BUY:
