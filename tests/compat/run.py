@@ -3,8 +3,8 @@
 Run by ``.ci/compat.sh`` in a separate venv holding the wheel of this checkout (with the
 ``sim`` extra) and the pinned peers of ``requirements.txt``. For each client and mode, side by
 side, it starts a fresh simulator on 127.0.0.1 (``kis-async sim --port 0``), runs the peer
-script in a child process and prints one step table per client and mode. Exit status 1 when a flow fails that
-is not listed in :data:`KNOWN` with the reason it cannot pass.
+script in a child process and prints one step table per client and mode. Exit status 1 when a
+flow fails that is not listed in :data:`KNOWN` with the reason it cannot pass.
 
 Environment: COMPAT_SESSION_SECONDS (default 30; 180 for the 3-minute session flow),
 COMPAT_ONLY (comma-separated client names), COMPAT_JOBS (runs side by side; default all).
