@@ -34,4 +34,4 @@ class GatewayBroker(KISBroker):
         super().__init__(config, gateway=redis, **kwargs)
 
     def __repr__(self) -> str:
-        return "Gateway" + super().__repr__()
+        return super().__repr__().replace("KISBroker(", "GatewayBroker(", 1)

@@ -6,17 +6,17 @@ the real stream handles, buffers and execution consumers, so a value, a conflati
 cursor or a close behaves as with a direct socket; only the source differs, as for
 MockBroker's :class:`~kis_async.stream.hub.MemoryHub`.
 
-* **Registrations**: a worker (id: uuid4 hex) adds ``TR|SYMBOL`` fields to its hash with the
-  REGISTER script, which enforces KIS's cap over the union of every live worker's
-  registrations *before* anything is added (:class:`~kis_async.errors.SubscriptionError`
-  otherwise) and announces the change. The worker's lease (``{ns}:workers``) is renewed
-  every third of ``lease_ttl``; a worker that dies without closing loses its registrations
-  when the lease runs out. The last stream of a key leaves: HDEL and a PUBLISH.
-* **Market data**: before registering a key the worker notes the id of its stream's newest
-  entry and reads from there, so whatever the gateway publishes after the registration is
-  delivered. One XREAD BLOCK loop reads every key (a private wake-up stream interrupts it
-  when keys are added) and routes the decoded records to their buffers, which conflate
-  for a slow reader as with a socket.
+* **Registrations and market data** (:mod:`kis_async.gateway.worker_market`): a worker
+  (id: uuid4 hex) adds ``TR|SYMBOL`` fields to its hash with the REGISTER script, which
+  enforces KIS's cap over the union of every live worker's registrations *before* anything
+  is added (:class:`~kis_async.errors.SubscriptionError` otherwise) and announces the change.
+  The worker's lease (``{ns}:workers``) is renewed every third of ``lease_ttl``; a worker
+  that dies without closing loses its registrations when the lease runs out; the last stream
+  of a key leaves with HDEL and a PUBLISH. Before registering a key the worker notes the id
+  of its stream's newest entry and reads from there, so whatever the gateway publishes after
+  the registration is delivered. One XREAD BLOCK loop reads every key (a private wake-up
+  stream interrupts it when keys are added) and routes the decoded records to their
+  buffers, which conflate for a slow reader as with a socket.
 * **Executions**: :mod:`kis_async.gateway.worker_executions`.
 * **Status**: the gateway's heartbeat key and events stream, polled once a second.
 """

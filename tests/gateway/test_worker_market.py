@@ -345,3 +345,33 @@ async def test_a_worker_killed_without_closing_frees_its_keys_after_its_lease(
         assert loop.time() - started < 5.0
     finally:
         await streams.aclose()
+
+
+async def test_a_worker_whose_lease_lapsed_registers_again(client: Any) -> None:
+    """A worker paused past its lease is dropped by the next registration of another worker
+    (its hash deleted); its renewal notices, registers its keys again and announces it, and
+    records published afterwards still reach its stream."""
+    config = make_config()
+    keys = GatewayKeys.for_config(config)
+    records = Records()
+    streams = GatewayStreams(config, client, lease_ttl=0.9)
+    other = GatewayStreams(config, client)
+    try:
+        async with streams.quotes(["005930", "000660"]) as stream:
+            mine = keys.worker(streams.worker_id)
+            # What the REGISTER script does to a worker whose lease ran out:
+            await client.zrem(keys.workers, streams.worker_id)
+            await client.delete(mine)
+            async with asyncio.timeout(STEP):
+                while await client.hlen(mine) != 2:
+                    await asyncio.sleep(0.05)
+            assert await client.zscore(keys.workers, streams.worker_id) is not None
+            async with other.quotes(["035420"]):
+                assert await client.hlen(mine) == 2  # alive again: not dropped
+            sent = records.quotes("000660", 3)
+            await publish(client, keys, "H0STCNT0", sent)
+            got = [await asyncio.wait_for(anext(stream), STEP) for _ in sent]
+            assert [record_text(q) for q in got] == [record_text(q) for q in sent]
+    finally:
+        await streams.aclose()
+        await other.aclose()

@@ -172,6 +172,7 @@ async def test_no_secret_in_logs_reprs_or_redis_keys(
                     json.dumps(broker.metrics(), default=str),
                 ]
                 redis_keys = [k.decode() for k in await client.keys("*")]
+    assert shown[0].startswith("GatewayBroker(mode='paper', account='******")
     secrets = [
         config.app_secret.get_secret_value(),
         token,
