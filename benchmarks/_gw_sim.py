@@ -44,17 +44,31 @@ def symbols(count: int) -> tuple[tuple[str, str, int], ...]:
     return tuple(listed)
 
 
-def _install_second_key(app_key: str, app_secret: str) -> None:
+def _install_second_key(sim: Any, app_key: str, app_secret: str) -> None:
     from kis_async.sim.rest_auth import AuthMixin
 
-    original = AuthMixin._check_oauth_credentials
+    # Approval keys: the desk knows every app key it issues them for (as for linked
+    # simulators); tokens: the OAuth credential check.
+    sim.rest.desk.secrets[app_key] = app_secret
+    original_check = AuthMixin._check_oauth_credentials
+    original_owner = AuthMixin.approval_app_key
 
     def check(self: Any, key: Any, secret: Any) -> None:
         if key == app_key and secret == app_secret:
             return
-        original(self, key, secret)
+        original_check(self, key, secret)
+
+    def owner(self: Any, approval_key: str) -> str | None:
+        # A socket opened with the second key's approval key is that app key's own session.
+        entry = self.desk.keys.get(approval_key)
+        if entry is not None and entry[0] == app_key:
+            _, clock, expiry = entry
+            return app_key if clock.monotonic() < expiry else None
+        result: str | None = original_owner(self, approval_key)
+        return result
 
     AuthMixin._check_oauth_credentials = check  # type: ignore[method-assign]
+    AuthMixin.approval_app_key = owner  # type: ignore[method-assign]
 
 
 def _install_seq() -> None:
@@ -92,7 +106,7 @@ async def _serve(options: dict[str, Any], args: argparse.Namespace) -> None:
     sim = KISSimulator(**options, symbols=symbols(count))
     second = {"app_key": "PS" + "B" * 34, "app_secret": "b" * 180} if args.second_key else None
     if second is not None:
-        _install_second_key(second["app_key"], second["app_secret"])
+        _install_second_key(sim, second["app_key"], second["app_secret"])
     if args.seq:
         _install_seq()
     async with sim.serve(port=0) as running:
