@@ -2,7 +2,8 @@
 # Compatibility suite (tests/compat): other KIS clients, unmodified but for their URLs, against
 # `kis-async sim`. A separate venv gets the wheel of this checkout with the `sim` extra (so the
 # console script is the packaged one) and the pinned peers of tests/compat/requirements.txt;
-# kis_async never imports them. Prints a step table per client and mode.
+# kis_async never imports them. The runs go side by side (one simulator each; COMPAT_JOBS=1 runs
+# them one at a time). Prints a step table per client and mode.
 # COMPAT_SESSION_SECONDS=180 runs the 3-minute session flow (default 30 s, several PINGPONGs).
 set -euo pipefail
 cd "$(dirname "$0")/.."

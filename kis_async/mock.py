@@ -34,44 +34,35 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Final, TypeVar
+from decimal import Decimal
+from typing import Any, Final
 
 from pydantic import SecretStr
 
 from kis_async.config import mask_account
-from kis_async.errors import (
-    BrokerAPIError,
-    BrokerConnectionError,
-    BrokerError,
-    InvalidOrderError,
-    OrderRejectedError,
-)
+from kis_async.errors import BrokerConnectionError, BrokerError, InvalidOrderError
 from kis_async.history.memory import MemoryBars
 from kis_async.history.service import BarStream
+from kis_async.mock_ledger import MOCK_MSG_CODES, MockLedger
+from kis_async.mock_market import Levels
 from kis_async.models import (
     KST,
     AuthenticationToken,
     Bar,
     BuyingPower,
     Execution,
-    ExecutionKind,
     Interval,
     Market,
     Order,
     OrderBook,
     OrderRequest,
-    OrderStatus,
     OrderType,
     Position,
-    PriceLevel,
     PriceSnapshot,
     Quote,
-    Side,
-    tick_size,
 )
 from kis_async.models.stream import ExecutionCursor
 from kis_async.owner import OwnerLoop
@@ -88,35 +79,11 @@ from kis_async.stream.streams import (
     QuoteStream,
     StreamHandle,
 )
-from kis_async.validation import (
-    check_date_range,
-    check_order_id,
-    check_qty,
-    check_symbol,
-    check_symbols,
-    check_whole_price,
-    positive_price,
-)
+from kis_async.validation import check_date_range, check_symbol, check_symbols, positive_price
 
 __all__ = ["MOCK_MSG_CODES", "MockBroker", "MockStream", "MockSubscription"]
 
 logger = logging.getLogger("kis_async.mock")
-
-T = TypeVar("T")
-
-#: The msg_cd values MockBroker puts on the errors it raises. They are MockBroker's own codes
-#: (``MOCK…``) so a test can never mistake them for a code KIS documented.
-MOCK_MSG_CODES: Final[Mapping[str, str]] = {
-    "unknown_symbol": "MOCK0001",
-    "insufficient_cash": "MOCK0002",
-    "insufficient_holdings": "MOCK0003",
-    "nothing_to_modify": "MOCK0004",
-    "qty_over_remaining": "MOCK0005",
-    "no_price": "MOCK0006",
-}
-
-_MOCK_BRANCH: Final = "00950"
-_PRICE_LIMIT_RATE: Final = Decimal("0.30")
 
 
 class _State(enum.Enum):
@@ -143,84 +110,8 @@ def _feed(kind: str, market: Market | str) -> str:
     return kind if checked is Market.KRX else f"{kind}:{checked.name}"
 
 
-# -- orders and market state ----------------------------------------------------------------
-
-
-@dataclass
-class _MockOrder:
-    order_id: str
-    symbol: str
-    side: Side
-    order_type: OrderType
-    qty: int
-    price: Decimal | None
-    ordered_at: datetime
-    original_order_id: str | None = None
-    filled_qty: int = 0
-    fill_amount: Decimal = Decimal(0)
-    cancelled_qty: int = 0
-    status: OrderStatus = OrderStatus.OPEN
-
-    @property
-    def remaining(self) -> int:
-        return self.qty - self.filled_qty - self.cancelled_qty
-
-    def to_model(self) -> Order:
-        avg = None
-        if self.filled_qty:
-            avg = (self.fill_amount / self.filled_qty).quantize(Decimal(1), ROUND_HALF_UP)
-        return Order.model_validate(
-            {
-                "broker_order_id": self.order_id,
-                "branch_no": _MOCK_BRANCH,
-                "original_order_id": self.original_order_id,
-                "symbol": self.symbol,
-                "side": self.side,
-                "order_type": self.order_type,
-                "qty": self.qty,
-                "price": self.price if self.price is not None else Decimal(0),
-                "filled_qty": self.filled_qty,
-                "avg_fill_price": avg,
-                "remaining_qty": self.remaining,
-                "cancelled_qty": self.cancelled_qty,
-                "rejected_qty": 0,
-                "status": self.status,
-                "ordered_at": self.ordered_at,
-            }
-        )
-
-
-@dataclass
-class _Market:
-    base: Decimal
-    price: Decimal
-    open: Decimal | None = None
-    high: Decimal | None = None
-    low: Decimal | None = None
-    cum_volume: int = 0
-    cum_turnover: Decimal = Decimal(0)
-    ask: Decimal | None = None
-    bid: Decimal | None = None
-    book: OrderBook | None = None
-
-
-@dataclass
-class _Holding:
-    qty: int
-    avg_price: Decimal
-
-
-def _to_price(value: Decimal | int | str, what: str) -> Decimal:
-    # Market data pushed by tests: any positive price within KRX's range, fractions allowed.
-    return positive_price(value, what=what)
-
-
 def _symbols_arg(symbols: Iterable[str]) -> frozenset[str]:
     return frozenset(check_symbols(symbols))
-
-
-def _rejected(reason: str, message: str) -> OrderRejectedError:
-    return OrderRejectedError(rt_cd="1", msg_cd=MOCK_MSG_CODES[reason], msg=message)
 
 
 class MockBroker(BrokerPort):
@@ -254,28 +145,18 @@ class MockBroker(BrokerPort):
         cash_dec = Decimal(str(cash))
         if not cash_dec.is_finite() or cash_dec < 0:
             raise ValueError("cash must be a number >= 0")
-        self._cash = cash_dec
         self._clock = clock or (lambda: datetime.now(KST))
         self._account = mask_account(account_id)
         self._owner = OwnerLoop("MockBroker")
         self._state = _State.UNOPENED
-        self._markets: dict[str, _Market] = {}
-        for symbol, price in (prices or {}).items():
-            value = _to_price(price, "price")
-            self._markets[check_symbol(symbol)] = _Market(base=value, price=value)
-        self._holdings: dict[str, _Holding] = {}
-        for symbol, spec in (positions or {}).items():
-            qty, avg = (spec, None) if isinstance(spec, int) else spec
-            if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
-                raise ValueError("position quantities must be ints > 0")
-            market = self._markets.get(check_symbol(symbol))
-            if avg is None:
-                avg_price = market.price if market is not None else Decimal(0)
-            else:
-                avg_price = _to_price(avg, "avg_price")
-            self._holdings[symbol] = _Holding(qty=qty, avg_price=avg_price)
-        self._orders: dict[str, _MockOrder] = {}
-        self._next_order_no = 1
+        # The market, orders, holdings and cash; order events go to the execution streams.
+        self._ledger = MockLedger(
+            cash=cash_dec,
+            prices=prices or {},
+            positions=positions or {},
+            clock=self._clock,
+            notify=self._notice,
+        )
         self._keys: dict[str, tuple[str, str]] = {}
         self._requests: list[OrderRequest] = []
         self._fail_next: list[BrokerError] = []
@@ -360,65 +241,22 @@ class MockBroker(BrokerPort):
         self._check_open()
         symbol = check_symbol(symbol)
         feed = _feed(_QUOTES, market)
-        px = _to_price(price, "price")
+        px = positive_price(price, what="price")
         if volume is not None and (isinstance(volume, bool) or volume < 0):
             raise ValueError("volume must be an int >= 0")
-        state = self._markets.setdefault(symbol, _Market(base=px, price=px))
-        state.price = px
-        state.open = state.open if state.open is not None else px
-        state.high = px if state.high is None else max(state.high, px)
-        state.low = px if state.low is None else min(state.low, px)
-        state.ask = _to_price(ask, "ask") if ask is not None else None
-        state.bid = _to_price(bid, "bid") if bid is not None else None
-        traded = volume or 0
-        state.cum_volume += traded
-        state.cum_turnover += px * traded
-        change = px - state.base
-        rate = (change / state.base * 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
-        vwap = (
-            (state.cum_turnover / state.cum_volume).quantize(Decimal("0.01"), ROUND_HALF_UP)
-            if state.cum_volume
-            else None
-        )
-        when = time or self._clock()
-        raw = {
-            "MKSC_SHRN_ISCD": symbol,
-            "STCK_CNTG_HOUR": when.strftime("%H%M%S"),
-            "STCK_PRPR": str(px),
-            "PRDY_VRSS": str(change),
-            "PRDY_CTRT": str(rate),
-            "CNTG_VOL": str(traded),
-            "ACML_VOL": str(state.cum_volume),
-        }
-        quote = Quote(
-            symbol=symbol,
-            time=when,
-            price=px,
-            change=change,
-            change_rate=rate,
-            volume=volume,
-            cum_volume=state.cum_volume,
-            cum_turnover=state.cum_turnover,
-            open=state.open,
-            high=state.high,
-            low=state.low,
-            ask=state.ask,
-            bid=state.bid,
-            vwap=vwap,
-            side=None,
-            raw=raw,
-            market=_check_market(market),
+        quote = self._ledger.trade(
+            symbol, px, volume=volume, ask=ask, bid=bid, time=time, market=_check_market(market)
         )
         self._hub.publish((feed, symbol), quote)
-        self._fill_resting(symbol, px, volume)
+        self._ledger.fill_resting(symbol, px, volume)
         return quote
 
     def push_orderbook(
         self,
         symbol: str,
         *,
-        asks: Sequence[tuple[Decimal | int | str, int]],
-        bids: Sequence[tuple[Decimal | int | str, int]],
+        asks: Levels,
+        bids: Levels,
         time: datetime | None = None,
         market: Market | str = Market.KRX,
     ) -> OrderBook:
@@ -436,21 +274,9 @@ class MockBroker(BrokerPort):
         self._check_open()
         symbol = check_symbol(symbol)
         feed = _feed(_BOOKS, market)
-        ask_levels = tuple(PriceLevel(_to_price(p, "ask price"), int(q)) for p, q in asks)
-        bid_levels = tuple(PriceLevel(_to_price(p, "bid price"), int(q)) for p, q in bids)
-        book = OrderBook(
-            symbol=symbol,
-            time=time or self._clock(),
-            asks=ask_levels,
-            bids=bid_levels,
-            total_ask_qty=sum(level.qty for level in ask_levels),
-            total_bid_qty=sum(level.qty for level in bid_levels),
-            market=_check_market(market),
+        book = self._ledger.set_book(
+            symbol, asks=asks, bids=bids, time=time, market=_check_market(market)
         )
-        if symbol not in self._markets:
-            first = ask_levels[0].price if ask_levels else bid_levels[0].price
-            self._markets[symbol] = _Market(base=first, price=first)
-        self._markets[symbol].book = book
         self._hub.publish((feed, symbol), book)
         return book
 
@@ -609,11 +435,10 @@ class MockBroker(BrokerPort):
 
     def _today_orders(self) -> list[Order]:
         today = self._clock().astimezone(KST).date()
-        return [
-            o.to_model()
-            for o in self._orders.values()
-            if o.ordered_at.astimezone(KST).date() == today
-        ]
+        return self._ledger.orders(today, today)
+
+    def _notice(self, event: Execution) -> None:
+        self._hub.notice(event)
 
     # -- REST-like reads --------------------------------------------------------------------
 
@@ -628,17 +453,6 @@ class MockBroker(BrokerPort):
             }
         )
 
-    def _market(self, symbol: str) -> _Market:
-        market = self._markets.get(symbol)
-        if market is None:
-            raise BrokerAPIError(
-                status_code=200,
-                rt_cd="1",
-                msg_cd=MOCK_MSG_CODES["unknown_symbol"],
-                msg=f"unknown symbol {symbol} (no price pushed)",
-            )
-        return market
-
     async def get_price(self, symbol: str, *, market: Market | str = Market.KRX) -> PriceSnapshot:
         """The last pushed price of ``symbol`` with today's statistics.
 
@@ -650,58 +464,14 @@ class MockBroker(BrokerPort):
         """
         self._check_open()
         _check_market(market)
-        data = self._market(check_symbol(symbol))
-        change = data.price - data.base
-        tick = tick_size(data.base, symbol=symbol)
-        upper = data.base * (1 + _PRICE_LIMIT_RATE)
-        lower = data.base * (1 - _PRICE_LIMIT_RATE)
-        sign = "2" if change > 0 else "5" if change < 0 else "3"
-        return PriceSnapshot.model_validate(
-            {
-                "symbol": symbol,
-                "price": data.price,
-                "change": change,
-                "change_sign": sign,
-                "change_rate": (change / data.base * 100).quantize(Decimal("0.01"), ROUND_HALF_UP),
-                "open": data.open,
-                "high": data.high,
-                "low": data.low,
-                "upper_limit": Decimal(int(upper) // tick * tick),
-                "lower_limit": Decimal(-(-int(lower) // tick) * tick),
-                "base_price": data.base,
-                "volume": data.cum_volume,
-                "turnover": data.cum_turnover,
-                "tick_size": tick_size(data.price, symbol=symbol),
-            }
-        )
+        return self._ledger.price_snapshot(symbol)
 
     async def get_orderbook(self, symbol: str, *, market: Market | str = Market.KRX) -> OrderBook:
         """The last pushed book, or ten levels one tick apart around the last price (the
         same for every ``market``)."""
         self._check_open()
         _check_market(market)
-        data = self._market(check_symbol(symbol))
-        if data.book is not None:
-            return data.book
-        ask = data.ask or data.price + tick_size(data.price, symbol=symbol)
-        bid = data.bid or data.price
-        asks: list[PriceLevel] = []
-        bids: list[PriceLevel] = []
-        for _ in range(10):
-            asks.append(PriceLevel(ask, 100))
-            ask += tick_size(ask, symbol=symbol)
-            bids.append(PriceLevel(bid, 100))
-            bid -= tick_size(bid - 1, symbol=symbol)
-            if bid <= 0:
-                break
-        return OrderBook(
-            symbol=symbol,
-            time=self._clock(),
-            asks=tuple(asks),
-            bids=tuple(bids),
-            total_ask_qty=100 * len(asks),
-            total_bid_qty=100 * len(bids),
-        )
+        return self._ledger.orderbook(symbol)
 
     async def get_orders(
         self, *, start: date | None = None, end: date | None = None
@@ -710,38 +480,17 @@ class MockBroker(BrokerPort):
         self._check_open()
         today = self._clock().astimezone(KST).date()
         first, last = check_date_range(start, end, today=today)
-        return [
-            o.to_model()
-            for o in self._orders.values()
-            if first <= o.ordered_at.astimezone(KST).date() <= last
-        ]
+        return self._ledger.orders(first, last)
 
     async def get_open_orders(self) -> list[Order]:
         """Orders with quantity still open, oldest first."""
         self._check_open()
-        return [o.to_model() for o in self._orders.values() if o.remaining > 0]
+        return self._ledger.open_orders()
 
     async def get_cash(self) -> Decimal:
         """The deposit: starting cash minus buys plus sells."""
         self._check_open()
-        return self._cash
-
-    def _reserved_cash(self) -> Decimal:
-        return sum(
-            (
-                o.remaining * (o.price or Decimal(0))
-                for o in self._orders.values()
-                if o.side is Side.BUY and o.remaining > 0
-            ),
-            Decimal(0),
-        )
-
-    def _reserved_qty(self, symbol: str) -> int:
-        return sum(
-            o.remaining
-            for o in self._orders.values()
-            if o.side is Side.SELL and o.symbol == symbol and o.remaining > 0
-        )
+        return self._ledger.cash
 
     async def get_buying_power(
         self, symbol: str, price: Decimal | int | str | None = None
@@ -749,188 +498,14 @@ class MockBroker(BrokerPort):
         """Deposit not reserved by resting buys, and how many shares it buys at ``price``
         (default: the reference buy price)."""
         self._check_open()
-        market = self._market(check_symbol(symbol))
-        calc = check_whole_price(price) if price is not None else self._reference(market, Side.BUY)
-        orderable = self._cash - self._reserved_cash()
-        qty = int(orderable // calc) if calc > 0 else 0
-        return BuyingPower.model_validate(
-            {
-                "symbol": symbol,
-                "orderable_cash": orderable,
-                "max_buy_amount": calc * qty,
-                "max_buy_qty": qty,
-                "no_margin_buy_amount": calc * qty,
-                "no_margin_buy_qty": qty,
-                "calc_price": calc,
-            }
-        )
+        return self._ledger.buying_power(symbol, price)
 
     async def get_stock_balance(self) -> list[Position]:
         """Holdings valued at the last price."""
         self._check_open()
-        out: list[Position] = []
-        for symbol, holding in self._holdings.items():
-            market = self._markets.get(symbol)
-            current = market.price if market is not None else holding.avg_price
-            purchase = holding.avg_price * holding.qty
-            value = current * holding.qty
-            pnl = value - purchase
-            rate = (
-                (pnl / purchase * 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
-                if purchase
-                else Decimal(0)
-            )
-            out.append(
-                Position.model_validate(
-                    {
-                        "symbol": symbol,
-                        "qty": holding.qty,
-                        "orderable_qty": holding.qty - self._reserved_qty(symbol),
-                        "avg_price": holding.avg_price.quantize(Decimal("0.0001")),
-                        "current_price": current,
-                        "purchase_amount": purchase.quantize(Decimal(1), ROUND_HALF_UP),
-                        "eval_amount": value,
-                        "pnl": pnl.quantize(Decimal(1), ROUND_HALF_UP),
-                        "pnl_rate": rate,
-                    }
-                )
-            )
-        return out
+        return self._ledger.positions()
 
     # -- orders -----------------------------------------------------------------------------
-
-    def _reference(self, market: _Market, side: Side) -> Decimal:
-        book = market.book
-        if side is Side.BUY:
-            if book is not None and book.asks:
-                return book.asks[0].price
-            return market.ask or market.price
-        if book is not None and book.bids:
-            return book.bids[0].price
-        return market.bid or market.price
-
-    def _new_order_id(self) -> str:
-        order_id = f"{self._next_order_no:010d}"
-        self._next_order_no += 1
-        return order_id
-
-    def _event(
-        self, kind: ExecutionKind, order: _MockOrder, qty: int, price: Decimal | None
-    ) -> None:
-        self._hub.notice(
-            Execution(
-                kind=kind,
-                broker_order_id=order.order_id,
-                original_order_id=order.original_order_id,
-                branch_no=_MOCK_BRANCH,
-                symbol=order.symbol,
-                side=order.side,
-                order_type=order.order_type,
-                qty=qty,
-                price=price,
-                order_qty=order.qty,
-                time=self._clock(),
-            ),
-        )
-
-    def _fill(self, order: _MockOrder, qty: int, price: Decimal) -> None:
-        order.filled_qty += qty
-        order.fill_amount += price * qty
-        amount = price * qty
-        holding = self._holdings.get(order.symbol)
-        if order.side is Side.BUY:
-            self._cash -= amount
-            if holding is None:
-                self._holdings[order.symbol] = _Holding(qty=qty, avg_price=price)
-            else:
-                total = holding.avg_price * holding.qty + amount
-                holding.qty += qty
-                holding.avg_price = total / holding.qty
-        else:
-            assert holding is not None
-            self._cash += amount
-            holding.qty -= qty
-            if holding.qty == 0:
-                del self._holdings[order.symbol]
-        if order.remaining == 0:
-            order.status = OrderStatus.FILLED
-        else:
-            order.status = OrderStatus.PARTIALLY_FILLED
-        self._event(ExecutionKind.FILLED, order, qty, price)
-
-    def _cancel_rest(self, order: _MockOrder) -> None:
-        left = order.remaining
-        order.cancelled_qty += left
-        # A part-filled order whose rest is cancelled is done: reported as cancelled.
-        order.status = OrderStatus.CANCELLED
-        self._event(ExecutionKind.CANCELLED, order, left, order.price)
-
-    def _check_affordable(self, market: _Market, request: OrderRequest) -> None:
-        if request.side is Side.BUY:
-            unit = request.price or self._reference(market, Side.BUY)
-            need = unit * request.qty
-            available = self._cash - self._reserved_cash()
-            if need > available:
-                raise _rejected(
-                    "insufficient_cash",
-                    f"insufficient buying power: need {need}, available {available}",
-                )
-        else:
-            holding = self._holdings.get(request.symbol)
-            held = holding.qty if holding is not None else 0
-            available_qty = held - self._reserved_qty(request.symbol)
-            if request.qty > available_qty:
-                raise _rejected(
-                    "insufficient_holdings",
-                    f"insufficient holdings: {request.qty} requested, {available_qty} available",
-                )
-
-    def _book(
-        self, request: OrderRequest, market: _Market, original_order_id: str | None = None
-    ) -> _MockOrder:
-        order = _MockOrder(
-            order_id=self._new_order_id(),
-            symbol=request.symbol,
-            side=request.side,
-            order_type=request.order_type,
-            qty=request.qty,
-            price=request.price,
-            ordered_at=self._clock(),
-            original_order_id=original_order_id,
-        )
-        self._orders[order.order_id] = order
-        kind = ExecutionKind.ACCEPTED if original_order_id is None else ExecutionKind.MODIFIED
-        self._event(kind, order, order.qty, order.price)
-        self._match_on_arrival(order, market)
-        return order
-
-    def _match_on_arrival(self, order: _MockOrder, market: _Market) -> None:
-        reference = self._reference(market, order.side)
-        if order.price is None:
-            marketable = True
-        elif order.side is Side.BUY:
-            marketable = order.price >= reference
-        else:
-            marketable = order.price <= reference
-        if marketable:
-            self._fill(order, order.remaining, reference)
-        elif order.order_type.is_ioc or order.order_type.is_fok:
-            self._cancel_rest(order)
-
-    def _fill_resting(self, symbol: str, price: Decimal, volume: int | None) -> None:
-        budget = volume
-        for order in list(self._orders.values()):
-            if order.symbol != symbol or order.remaining == 0 or order.price is None:
-                continue
-            crossed = price <= order.price if order.side is Side.BUY else price >= order.price
-            if not crossed:
-                continue
-            qty = order.remaining if budget is None else min(order.remaining, budget)
-            if qty <= 0:
-                break
-            self._fill(order, qty, order.price)
-            if budget is not None:
-                budget -= qty
 
     async def place_order(self, request: OrderRequest) -> str:
         """Book an order; return its order number (10 digits).
@@ -954,21 +529,11 @@ class MockBroker(BrokerPort):
             return order_id
         if self._fail_next:
             raise self._fail_next.pop(0)
-        market = self._markets.get(request.symbol)
-        if market is None:
-            raise _rejected("unknown_symbol", f"unknown symbol {request.symbol}")
-        self._check_affordable(market, request)
-        order = self._book(request, market)
+        order_id = self._ledger.place(request)
         self._requests.append(request)
         if key is not None:
-            self._keys[key] = (request.fingerprint, order.order_id)
-        return order.order_id
-
-    def _known_order(self, broker_order_id: str) -> _MockOrder:
-        order = self._orders.get(check_order_id(broker_order_id).zfill(10))
-        if order is None:
-            raise InvalidOrderError("broker_order_id is not among today's orders")
-        return order
+            self._keys[key] = (request.fingerprint, order_id)
+        return order_id
 
     async def cancel_order(self, broker_order_id: str) -> bool:
         """Cancel all remaining quantity.
@@ -980,11 +545,7 @@ class MockBroker(BrokerPort):
             InvalidOrderError: malformed or unknown order number.
         """
         self._check_open()
-        order = self._known_order(broker_order_id)
-        if order.remaining == 0:
-            return False
-        self._cancel_rest(order)
-        return True
+        return self._ledger.cancel(broker_order_id)
 
     async def modify_order(
         self,
@@ -1005,45 +566,7 @@ class MockBroker(BrokerPort):
             OrderRejectedError: nothing remains, or ``qty`` exceeds what remains.
         """
         self._check_open()
-        order = self._known_order(broker_order_id)
-        if qty is None and price is None and order_type is None:
-            raise InvalidOrderError("modify_order needs qty, price or order_type")
-        if qty is not None:
-            check_qty(qty)
-        new_type = order.order_type if order_type is None else OrderType.parse(order_type)
-        if price is not None:
-            new_price: Decimal | int | str | None = price
-        elif new_type.requires_price:
-            new_price = order.price
-        else:
-            new_price = None
-        request = OrderRequest(
-            order.symbol,
-            order.side,
-            qty if qty is not None else max(order.remaining, 1),
-            order_type=new_type,
-            price=new_price,
-        )
-        if order.remaining == 0:
-            raise _rejected("nothing_to_modify", "nothing remains to modify on this order")
-        move = request.qty
-        if move > order.remaining:
-            raise _rejected(
-                "qty_over_remaining",
-                f"qty {move} exceeds the remaining quantity {order.remaining}",
-            )
-        market = self._market(order.symbol)
-        # The moved quantity stops being reserved by the original before the check.
-        order.cancelled_qty += move
-        try:
-            self._check_affordable(market, request)
-        except OrderRejectedError:
-            order.cancelled_qty -= move
-            raise
-        if order.remaining == 0:
-            order.status = OrderStatus.CANCELLED
-        new = self._book(request, market, original_order_id=order.order_id)
-        return new.order_id
+        return self._ledger.modify(broker_order_id, qty=qty, price=price, order_type=order_type)
 
     # -- price history (in memory; see kis_async.history.memory) ----------------------------
 

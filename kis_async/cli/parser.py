@@ -147,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="real-time record widths: current (47-field trades, 63-field H0STASP0, 26-field "
         "notices) or legacy (46/59/23, as KIS sent before 2026)",
     )
+    sim.add_argument(
+        "--with-live",
+        action="store_true",
+        default=False,
+        help="with --mode paper, also serve a linked live simulator (KIS_LIVE_* lines), for "
+        "clients that take both a paper and a live app key (python-kis)",
+    )
     sim.add_argument("--pingpong-interval", type=_positive_float, default=10.0, help="seconds (10)")
     sim.add_argument(
         "--pingpong-grace",

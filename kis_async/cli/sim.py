@@ -26,6 +26,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         options.update(replay=args.replay, replay_speed=args.speed or 1.0)
     elif args.speed is not None:
         raise UsageError("--speed needs --replay")
+    if args.with_live and args.mode != "paper":
+        raise UsageError("--with-live serves a live simulator next to a paper one: --mode paper")
     try:
         asyncio.run(
             runner.run(
@@ -37,6 +39,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
                 layout=args.layout,
                 pingpong_interval=args.pingpong_interval,
                 pingpong_timeout=args.pingpong_grace,
+                with_live=args.with_live,
                 **options,
             )
         )

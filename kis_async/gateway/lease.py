@@ -9,9 +9,13 @@ lease inside their own script (:data:`~kis_async.gateway.keys.EXECUTION_PUBLISH`
 
 from __future__ import annotations
 
-from typing import Any, Final
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, Final, TypeVar
 
-__all__ = ["Lease", "StepDown"]
+__all__ = ["Lease", "StepDown", "checked", "raise_if_cancelled"]
+
+T = TypeVar("T")
 
 # KEYS: lease. ARGV: holder id, ttl ms. 1 when renewed, 0 when the lease is not ours.
 _RENEW: Final = """
@@ -31,6 +35,32 @@ return 0
 
 class StepDown(Exception):  # noqa: N818 - a signal between the active gateway's tasks
     """The active gateway must stop serving: the lease is lost (or a stop was asked)."""
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation a client library turned into another error.
+
+    redis-py may end a command interrupted by ``Task.cancel()`` with a connection error; a
+    handler that logs Redis errors and goes on would then keep a cancelled task running (and
+    its task group waiting forever). Every such handler in the gateway calls this first.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def checked(call: Awaitable[T]) -> T:
+    """Await a Redis call, then raise a cancellation it absorbed.
+
+    A ``Task.cancel()`` that lands while redis-py is inside a command can end with the
+    command returning normally (the library finishes its own bookkeeping under the
+    cancellation). The gateway's tasks await every Redis call through this, so a cancelled
+    task always stops at its next Redis call.
+    """
+    try:
+        return await call
+    finally:
+        raise_if_cancelled()
 
 
 class Lease:
@@ -55,11 +85,11 @@ class Lease:
 
     async def acquire(self) -> bool:
         """Take the lease if nobody holds it; True when taken."""
-        return bool(await self._redis.set(self.key, self.holder, nx=True, px=self.ttl_ms))
+        return bool(await checked(self._redis.set(self.key, self.holder, nx=True, px=self.ttl_ms)))
 
     async def renew(self) -> bool:
         """Extend the lease by the ttl; False when it is not ours (any more)."""
-        return bool(await self._renew(keys=[self.key], args=[self.holder, self.ttl_ms]))
+        return bool(await checked(self._renew(keys=[self.key], args=[self.holder, self.ttl_ms])))
 
     async def release(self) -> bool:
         """Give the lease up (only if ours), so a standby takes over at once."""
@@ -67,7 +97,7 @@ class Lease:
 
     async def holder_now(self) -> str | None:
         """Who holds the lease now (None: nobody)."""
-        raw = await self._redis.get(self.key)
+        raw = await checked(self._redis.get(self.key))
         if raw is None:
             return None
         return raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from kis_async.gateway.keys import encode_market
+from kis_async.gateway.lease import checked, raise_if_cancelled
 from kis_async.models import OrderBook, Quote
 from kis_async.stream.streams import RegKey
 
@@ -75,8 +76,9 @@ class MarketPublisher:
         for stream, entry in batch:
             pipe.xadd(stream, entry, maxlen=self._maxlen, approximate=True)
         try:
-            await pipe.execute()
+            await checked(pipe.execute())
         except Exception as exc:
+            raise_if_cancelled()
             self.failures += 1
             self.dropped += len(batch)
             logger.warning(

@@ -13,6 +13,7 @@ import logging
 from typing import Any, Final
 
 from kis_async.gateway.keys import MARKET_REGISTRATION_CAP, GatewayKeys, field_of
+from kis_async.gateway.lease import checked
 from kis_async.stream.protocol import ORDERBOOK_TR_IDS, QUOTE_TR_IDS
 from kis_async.stream.streams import RegKey
 from kis_async.validation import is_valid_symbol
@@ -63,7 +64,7 @@ class Registrations:
 
     async def wanted(self) -> set[RegKey]:
         """The ``(tr_id, symbol)`` keys live workers hold (well-formed ones, within the cap)."""
-        raw = await self._union(keys=[self._keys.workers], args=[self._keys.worker_prefix])
+        raw = await checked(self._union(keys=[self._keys.workers], args=[self._keys.worker_prefix]))
         wanted: list[RegKey] = []
         for item in raw:
             tr_id, symbol = field_of(item)

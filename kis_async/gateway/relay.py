@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from kis_async.broker import KISBroker
 from kis_async.errors import BrokerError, StreamOverflowError
 from kis_async.gateway.keys import EXECUTION_PUBLISH, GatewayKeys, encode_execution
-from kis_async.gateway.lease import StepDown
+from kis_async.gateway.lease import StepDown, checked, raise_if_cancelled
 from kis_async.models import KST, Execution, ExecutionCursor, ExecutionKind
 from kis_async.validation import normalize_order_id
 
@@ -60,7 +60,7 @@ class ExecutionRelay:
 
     async def stored_cursor(self) -> ExecutionCursor | None:
         """The cursor after the newest published entry, if it is of today (KST)."""
-        raw = await self._redis.get(self._keys.cursor)
+        raw = await checked(self._redis.get(self._keys.cursor))
         if raw is None:
             return None
         try:
@@ -114,9 +114,10 @@ class ExecutionRelay:
         deadline = time.monotonic() + self._patience
         while True:
             try:
-                entry = await self._publish(keys=keys, args=args)
+                entry = await checked(self._publish(keys=keys, args=args))
                 break
             except (OSError, RedisError) as exc:
+                raise_if_cancelled()
                 if time.monotonic() >= deadline:
                     raise StepDown(f"cannot publish executions ({type(exc).__name__})") from None
                 await asyncio.sleep(0.1)

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
 import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Final
 from uuid import uuid4
 
@@ -40,8 +40,9 @@ from redis.exceptions import RedisError
 from kis_async.broker import KISBroker
 from kis_async.config import KISConfig
 from kis_async.errors import BrokerError
+from kis_async.gateway.events import GatewayEvents
 from kis_async.gateway.keys import GatewayKeys
-from kis_async.gateway.lease import Lease, StepDown
+from kis_async.gateway.lease import Lease, StepDown, checked, raise_if_cancelled
 from kis_async.gateway.publisher import MarketPublisher, MarketSink
 from kis_async.gateway.ratelimit import RedisRateLimiter
 from kis_async.gateway.registrations import Registrations
@@ -60,22 +61,12 @@ logger = logging.getLogger("kis_async.gateway")
 
 #: Seconds between re-reads of the registrations when no ``changed`` hint comes.
 SYNC_INTERVAL: Final = 1.0
-#: Seconds between heartbeats, and the heartbeat key's lifetime.
+#: Seconds between heartbeats.
 HEARTBEAT_INTERVAL: Final = 1.0
-HEARTBEAT_TTL_MS: Final = 3000
 #: Seconds between checks of the session's state (events are emitted on changes).
 WATCH_INTERVAL: Final = 0.1
-#: Seconds before a registration KIS refused is asked for again.
+#: The longest wait before a registration KIS refused is asked for again.
 REFUSED_RETRY: Final = 30.0
-#: Length the events stream is trimmed to (approximately).
-EVENTS_MAXLEN: Final = 1000
-
-# KEYS: lease, heartbeat. ARGV: gateway id, heartbeat JSON, ttl ms. 0 when not the holder.
-_HEARTBEAT: Final = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-return 1
-"""
 
 
 def _default_id() -> str:
@@ -105,7 +96,9 @@ class Gateway:
         market_maxlen: approximate length each market stream is trimmed to.
         execution_retention: seconds of execution entries kept (trimmed by age only).
         stream_options: the KIS session's tuning (reconnects, timeouts, queue sizes).
-        namespace_prefix: the prefix of every Redis key (workers must use the same one).
+        namespace_prefix: the prefix of the gateway's keys and of the shared token's (workers
+            must use the same one); the shared rate window keeps the name
+            :meth:`RedisRateLimiter.for_config` gives it.
 
     Events (stream ``{ns}:events``, fields ``event``, ``id``, ``time``): ``standby`` (waiting
     for the lease, or stepped down), ``active`` (lease taken), ``connected`` (the KIS session
@@ -113,6 +106,8 @@ class Gateway:
     after a takeover and after each reconnect), ``gave_up`` (the session gave up; it is
     opened again).
     """
+
+    _events: GatewayEvents  # made by run(), with its Redis client
 
     def __init__(
         self,
@@ -168,7 +163,7 @@ class Gateway:
         self._relay: ExecutionRelay | None = None
         self._synced = False
         self._counts = dict.fromkeys(
-            ("takeovers", "step_downs", "executions_published", "market_published"), 0
+            ("activations", "step_downs", "executions_published", "market_published"), 0
         )
         self._last_step_down: str | None = None
 
@@ -216,7 +211,7 @@ class Gateway:
             "market_published": self._counts["market_published"]
             + (publisher.published if publisher else 0),
             "market_dropped": publisher.dropped if publisher else 0,
-            "takeovers": self._counts["takeovers"],
+            "activations": self._counts["activations"],
             "step_downs": self._counts["step_downs"],
             "last_step_down": self._last_step_down,
             "lease_ttl": self._ttl,
@@ -236,7 +231,6 @@ class Gateway:
         if self._running:
             raise RuntimeError("this Gateway is already running")
         self._running = True
-        self._stop.clear()
         redis: Any
         owns = isinstance(self._redis_arg, str)
         if isinstance(self._redis_arg, str):
@@ -246,6 +240,7 @@ class Gateway:
         else:
             redis = self._redis_arg
         lease = Lease(redis, self.keys.lease, self.gateway_id, self._ttl)
+        self._events = GatewayEvents(redis, self.keys, self.gateway_id)
         try:
             while not self._stop.is_set():
                 if not await self._standby(redis, lease):
@@ -255,6 +250,7 @@ class Gateway:
         finally:
             self._state = "stopped"
             self._running = False
+            self._stop.clear()  # a stop() before run() counts; after it, run() may start again
             if owns:
                 await redis.aclose()
 
@@ -263,7 +259,7 @@ class Gateway:
     async def _standby(self, redis: Any, lease: Lease) -> bool:
         """Wait for the lease; False when stopped first."""
         self._state = "standby"
-        await self._event(redis, "standby")
+        await self._events.emit("standby")
         interval = min(self._ttl / 5, 1.0)
         failing = False
         while not self._stop.is_set():
@@ -272,6 +268,7 @@ class Gateway:
                     return True
                 failing = False
             except (OSError, TimeoutError, RedisError) as exc:
+                raise_if_cancelled()
                 if not failing:
                     logger.warning("gateway: Redis unavailable in standby (%s)", type(exc).__name__)
                 failing = True
@@ -284,8 +281,9 @@ class Gateway:
         try:
             if await lease.release():
                 await redis.delete(self.keys.heartbeat)
-            await self._event(redis, "standby", reason="stopped")
+            await self._events.emit("standby", reason="stopped")
         except (OSError, RedisError) as exc:
+            raise_if_cancelled()
             logger.warning("gateway: could not release the lease (%s)", type(exc).__name__)
 
     # -- active -----------------------------------------------------------------------------
@@ -299,7 +297,7 @@ class Gateway:
         self._active = True
         self._active_since = time.time()
         self._state = "active"
-        self._counts["takeovers"] += 1
+        self._counts["activations"] += 1
         logger.info("gateway %s is active on %s", self.gateway_id, self.keys.ns)
         self._manager = manager
         publisher = self._publisher = MarketPublisher(redis, maxlen=self._maxlen)
@@ -312,45 +310,64 @@ class Gateway:
             else None
         )
         self._synced = False
+        self._events.reset()
         reason = "stopped"
         try:
-            await self._event(redis, "active")
+            await self._events.emit("active")
             await broker.open()
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._renew(lease), name="kis-gw-lease")
-                group.create_task(publisher.run(), name="kis-gw-publish")
-                group.create_task(self._sync(redis, manager, publisher), name="kis-gw-sync")
-                group.create_task(self._watch(redis, manager), name="kis-gw-watch")
-                if relay is not None:
-                    group.create_task(
-                        relay.run(broker, lambda: self._maybe_ready(redis)), name="kis-gw-x"
-                    )
-                group.create_task(self._until_stopped(), name="kis-gw-stop")
-        except* StepDown as steps:
-            reason = str(steps.exceptions[0])
-        except* Exception as failures:
-            reason = f"internal error ({type(failures.exceptions[0]).__name__})"
-            logger.error(
-                "gateway %s failed while active", self.gateway_id, exc_info=failures.exceptions[0]
-            )
-            await self._pause(1.0)
+            jobs = {
+                "kis-gw-lease": self._renew(lease),
+                "kis-gw-publish": publisher.run(),
+                "kis-gw-sync": self._sync(redis, manager, publisher),
+                "kis-gw-watch": self._watch(manager),
+                "kis-gw-stop": self._until_stopped(),
+            }
+            if relay is not None:
+                jobs["kis-gw-x"] = relay.run(broker, lambda: self._maybe_ready(redis))
+            reason = await self._supervise(jobs)
         finally:
             self._active = False
             self._ready.clear()
-            with contextlib.suppress(Exception):
-                await publisher.flush()
-            self._counts["market_published"] += publisher.published
-            self._publisher = None
+            self._manager = None
+            self._market = {}
             if relay is not None:
                 self._counts["executions_published"] += relay.published
                 self._relay = None
-            await broker.aclose()
-            self._manager = None
-            self._market = {}
+            try:
+                await broker.aclose()  # first: the KIS session is free for the next gateway
+            finally:
+                self._publisher = None
+                with contextlib.suppress(Exception):
+                    await publisher.flush()  # what was received before the close
+                self._counts["market_published"] += publisher.published
         if reason != "stopped":
             self._counts["step_downs"] += 1
             self._last_step_down = reason
             logger.warning("gateway %s stepped down: %s", self.gateway_id, reason)
+
+    async def _supervise(self, jobs: dict[str, Coroutine[Any, Any, None]]) -> str:
+        """Run the active gateway's tasks until the first one ends; end the others; return
+        why. (Not a TaskGroup: on Python 3.11 a failing child leaves the parent task marked
+        cancelling, which would make every later Redis call look cancelled.)"""
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(coro, name=name) for name, coro in jobs.items()]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            _, stuck = await asyncio.wait(tasks, timeout=10)
+            for task in stuck:
+                logger.error("gateway task %s did not end when cancelled", task.get_name())
+        first = next(iter(done))
+        error = None if first.cancelled() else first.exception()
+        if isinstance(error, StepDown):
+            return str(error)
+        if error is None:
+            return f"internal error ({first.get_name()} ended)"
+        logger.error("gateway %s failed while active", self.gateway_id, exc_info=error)
+        await self._pause(1.0)
+        return f"internal error ({type(error).__name__})"
 
     def _broker(self, redis: Any) -> KISBroker:
         config = self._config
@@ -386,6 +403,7 @@ class Gateway:
             try:
                 renewed = await asyncio.wait_for(lease.renew(), interval)
             except (OSError, TimeoutError, RedisError) as exc:
+                raise_if_cancelled()
                 if loop.time() + interval >= confirmed + self._ttl:
                     raise StepDown(
                         f"lease renewal failed ({type(exc).__name__}); it may have expired"
@@ -398,10 +416,10 @@ class Gateway:
     async def _sync(self, redis: Any, manager: StreamManager, publisher: MarketPublisher) -> None:
         """Serve the workers' registrations: on every ``changed`` hint and every second."""
         registrations = Registrations(redis, self.keys)
-        refused: dict[RegKey, float] = {}
+        refused: dict[RegKey, tuple[float, float]] = {}  # key -> (retry at, last delay)
         pubsub = redis.pubsub()
         try:
-            await pubsub.subscribe(self.keys.changed)
+            await checked(pubsub.subscribe(self.keys.changed))
             try:
                 await manager.connect()  # hold the session even before anyone registers
             except BrokerError as exc:
@@ -410,6 +428,7 @@ class Gateway:
                 try:
                     wanted = await registrations.wanted()
                 except (OSError, RedisError) as exc:
+                    raise_if_cancelled()
                     logger.warning("gateway: cannot read registrations (%s)", type(exc).__name__)
                 else:
                     await self._apply(manager, publisher, wanted, refused)
@@ -425,12 +444,11 @@ class Gateway:
         """Wait for a ``changed`` message (at most :data:`SYNC_INTERVAL`); take every queued
         one, so a burst of registrations costs one re-read."""
         try:
-            message = await pubsub.get_message(
-                ignore_subscribe_messages=True, timeout=SYNC_INTERVAL
-            )
+            message = await checked(pubsub.get_message(True, timeout=SYNC_INTERVAL))
             while message is not None:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
+                message = await checked(pubsub.get_message(True, timeout=0))
         except (OSError, RedisError):
+            raise_if_cancelled()
             await asyncio.sleep(SYNC_INTERVAL)
 
     async def _apply(
@@ -438,7 +456,7 @@ class Gateway:
         manager: StreamManager,
         publisher: MarketPublisher,
         wanted: set[RegKey],
-        refused: dict[RegKey, float],
+        refused: dict[RegKey, tuple[float, float]],
     ) -> None:
         """Subscribe what is wanted and not held; unsubscribe what nobody wants any more."""
         market = self._market
@@ -447,7 +465,7 @@ class Gateway:
             sink.ended = True
             await manager.detach(sink, (key,))
         now = time.monotonic()
-        new = [k for k in sorted(wanted) if k not in market and refused.get(k, 0.0) <= now]
+        new = [k for k in sorted(wanted) if k not in market and refused.get(k, (0.0,))[0] <= now]
         if not new:
             return
 
@@ -468,14 +486,17 @@ class Gateway:
                 sink.ended = True
                 if market.get(sink.key) is sink:
                     del market[sink.key]
-                refused[sink.key] = now + REFUSED_RETRY
+                # KIS refused it (or the session is down): ask again later, backing off from
+                # 1 s (OPSP8996 while a dead predecessor's session lingers) to REFUSED_RETRY.
+                delay = min(refused.get(sink.key, (0.0, 0.5))[1] * 2, REFUSED_RETRY)
+                refused[sink.key] = (now + delay, delay)
                 logger.warning(
                     "gateway: registration %s %s failed (%s: %s); retrying in %.0f s",
                     sink.key[0],
                     sink.key[1],
                     type(result).__name__,
                     result,
-                    REFUSED_RETRY,
+                    delay,
                 )
             else:
                 refused.pop(sink.key, None)
@@ -483,52 +504,25 @@ class Gateway:
     async def _maybe_ready(self, redis: Any) -> None:
         relay = self._relay
         if self._synced and (relay is None or relay.ready) and not self._ready.is_set():
+            manager = self._manager
+            if manager is not None:
+                await self._events.follow(manager.status, ready=False)  # "connected" first
             self._ready.set()
-            await self._event(redis, "restored")
+            await self._events.emit("restored")
             logger.info(
                 "gateway %s restored %d market registration(s)", self.gateway_id, len(self._market)
             )
 
-    async def _watch(self, redis: Any, manager: StreamManager) -> None:
-        """Emit session events on state changes; write the heartbeat every second."""
-        script = redis.register_script(_HEARTBEAT)
-        connected = failed = False
-        reconnects = 0
+    async def _watch(self, manager: StreamManager) -> None:
+        """Emit session events as the session moves; write the heartbeat every second."""
+        events = self._events
         next_beat = 0.0
         loop = asyncio.get_running_loop()
         while True:
             status = manager.status
-            if status.connected and not connected:
-                await self._event(redis, "connected")
-                if status.reconnects > reconnects and self._ready.is_set():
-                    await self._event(redis, "restored")
-            if status.failed and not failed:
-                await self._event(redis, "gave_up")
-            connected, failed, reconnects = status.connected, status.failed, status.reconnects
+            await events.follow(status, ready=self._ready.is_set())
             if loop.time() >= next_beat:
                 next_beat = loop.time() + HEARTBEAT_INTERVAL
-                beat = {
-                    "id": self.gateway_id,
-                    "connected": status.connected,
-                    "registrations": status.registrations,
-                    "reconnects": status.reconnects,
-                    "active_since": self._active_since,
-                    "time": time.time(),
-                }
-                args = [self.gateway_id, json.dumps(beat), HEARTBEAT_TTL_MS]
-                try:
-                    held = await script(keys=[self.keys.lease, self.keys.heartbeat], args=args)
-                except (OSError, RedisError) as exc:
-                    logger.debug("gateway: heartbeat not written (%s)", type(exc).__name__)
-                else:
-                    if not held:
-                        raise StepDown("the lease is held by another gateway")
+                if not await events.heartbeat(status, self._active_since):
+                    raise StepDown("the lease is held by another gateway")
             await asyncio.sleep(WATCH_INTERVAL)
-
-    async def _event(self, redis: Any, event: str, **extra: str) -> None:
-        """Append a session event (best effort: a Redis failure is logged)."""
-        fields = {"event": event, "id": self.gateway_id, "time": f"{time.time():.6f}", **extra}
-        try:
-            await redis.xadd(self.keys.events, fields, maxlen=EVENTS_MAXLEN, approximate=True)
-        except (OSError, RedisError) as exc:
-            logger.debug("gateway: event %s not written (%s)", event, type(exc).__name__)

@@ -48,6 +48,7 @@ class SimStats:
         pings_sent: PINGPONG frames sent.
         pongs_received: control-frame pongs received (a PINGPONG answer, as the official
             sample gives it).
+        echoes_received: PINGPONG text echoes received (the other answer, python-kis's).
         holiday_requests: answered chk-holiday calls.
     """
 
@@ -73,6 +74,7 @@ class SimStats:
     notices_sent: int = 0
     pings_sent: int = 0
     pongs_received: int = 0
+    echoes_received: int = 0
     holiday_requests: int = 0
     # Live gauges, filled in by the simulator.
     _active_sessions: Callable[[], int] = dataclasses.field(default=lambda: 0, repr=False)

@@ -29,7 +29,7 @@ from kis_async.sim.faults import SimFaults, SimStats
 from kis_async.sim.history import SimHistory
 from kis_async.sim.options import SimOptions
 from kis_async.sim.rest_account import AccountMixin
-from kis_async.sim.rest_auth import AuthMixin, TokenRecord
+from kis_async.sim.rest_auth import ApprovalDesk, AuthMixin, TokenRecord
 from kis_async.sim.rest_common import REJECTIONS, ApiError
 from kis_async.sim.rest_orders import OrdersMixin
 from kis_async.sim.rest_quotes import QuotesMixin
@@ -50,7 +50,7 @@ class RestApi(AuthMixin, OrdersMixin, AccountMixin, QuotesMixin):
         self.stats = stats
         self.clock = exchange.clock
         self.tokens: dict[str, TokenRecord] = {}
-        self.approval_keys: dict[str, tuple[str, float]] = {}
+        self.desk = ApprovalDesk(options.app_key, options.app_secret)
         self._last_issue: dict[str, float] = {}
         self._windows: dict[str, deque[float]] = {}
         self._rng = random.Random(options.seed ^ 0xA0A0)

@@ -14,9 +14,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from kis_async.sim.clock import SimClock
 from kis_async.sim.rest_common import ApiError, RestBase
 
-__all__ = ["AuthMixin", "TokenRecord"]
+__all__ = ["ApprovalDesk", "AuthMixin", "TokenRecord"]
 
 
 @dataclass
@@ -31,11 +32,30 @@ class TokenRecord:
     revoked: bool = False
 
 
+class ApprovalDesk:
+    """The WebSocket approval keys of one simulator, or of a paper and a live simulator
+    linked as KIS links its two environments (:meth:`KISSimulator.link`): the app keys
+    either host's ``/oauth2/Approval`` accepts, with their secrets, and the keys issued."""
+
+    def __init__(self, app_key: str, app_secret: str) -> None:
+        #: app key -> app secret, for every app key of the linked simulators.
+        self.secrets: dict[str, str] = {app_key: app_secret}
+        #: approval key -> (app key, the issuing simulator's clock, expiry on that clock).
+        self.keys: dict[str, tuple[str, SimClock, float]] = {}
+        self.linked = False
+
+    def absorb(self, other: ApprovalDesk) -> None:
+        """Take over ``other``'s app keys and issued keys (``other`` is then dropped)."""
+        self.secrets.update(other.secrets)
+        self.keys.update(other.keys)
+        self.linked = True
+
+
 class AuthMixin(RestBase):
     """Token, revoke, approval and hashkey endpoints of :class:`kis_async.sim.rest.RestApi`."""
 
     tokens: dict[str, TokenRecord]
-    approval_keys: dict[str, tuple[str, float]]
+    desk: ApprovalDesk
     _last_issue: dict[str, float]
     _rng: random.Random
     _signing_key: bytes
@@ -131,25 +151,56 @@ class AuthMixin(RestBase):
         self.stats.tokens_revoked += 1
         return JSONResponse({"code": 200, "message": "접근토큰 폐기에 성공하였습니다"})
 
+    @property
+    def approval_keys(self) -> dict[str, tuple[str, SimClock, float]]:
+        """Approval keys issued (shared with a linked simulator)."""
+        return self.desk.keys
+
     async def _approval(self, request: Request) -> Response:
         body = await self._json_body(request, oauth=True)
         if body.get("grant_type") != "client_credentials":
             raise ApiError(403, "EGW00205", "grant_type이 유효하지 않습니다.", oauth=True)
         # Approval takes the secret as ``secretkey`` (protocol doc §2.3).
-        self._check_oauth_credentials(body.get("appkey"), body.get("secretkey"))
+        app_key, secret = body.get("appkey"), body.get("secretkey")
+        # Which app keys a host issues approval keys for [UNCERTAIN]: KIS documents only the
+        # host matching the socket (protocol doc §2.3). The evidence says the key belongs to
+        # the app key, not to the host: python-kis (2.0 to 2.1.6; its pykis/api/auth/
+        # websocket.py, unchanged since its July 2024 paper-mode rework) asks the paper host
+        # for the live socket's key with the live app key, and its tracker, which does report
+        # KIS's host checks on business calls (Soju06/python-kis#90: EGW02004, a paper app
+        # key on the live host), has no report of that failing; a community measurement
+        # (2026-07) saw tokenP succeed across the same mismatch, the check being on business
+        # calls only. Implemented: each host of linked simulators issues keys for every app
+        # key of the link given its own secret; an unknown app key or a wrong secret is still
+        # refused (EGW00103 / EGW00105); each socket takes only keys of its own app key
+        # (:meth:`approval_app_key`). Unlinked, a simulator knows only its own app key.
+        expected = self.desk.secrets.get(app_key) if isinstance(app_key, str) else None
+        if expected is None or not isinstance(app_key, str):
+            self.stats.auth_rejections += 1
+            raise ApiError(403, "EGW00103", "유효하지 않은 AppKey입니다.", oauth=True)
+        if secret != expected:
+            self.stats.auth_rejections += 1
+            raise ApiError(403, "EGW00105", "유효하지 않은 AppSecret입니다.", oauth=True)
         key = str(_uuid(self._rng))
-        self.approval_keys[key] = (
-            str(body["appkey"]), self.clock.monotonic() + self.options.approval_key_lifetime
-        )  # fmt: skip
+        while key in self.desk.keys:  # two linked simulators' generators never collide
+            key = str(_uuid(self._rng))
+        expiry = self.clock.monotonic() + self.options.approval_key_lifetime
+        self.desk.keys[key] = (app_key, self.clock, expiry)
         self.stats.approval_keys_issued += 1
         return JSONResponse({"approval_key": key})
 
     def approval_app_key(self, approval_key: str) -> str | None:
-        """The app key an unexpired approval key belongs to, or None."""
-        entry = self.approval_keys.get(approval_key)
-        if entry is None or self.clock.monotonic() >= entry[1]:
+        """The app key an unexpired approval key belongs to, or None; also None for the key
+        of a linked simulator's app key (each environment's socket serves its own app key,
+        the simulator's choice: KIS's answer to a key of the other environment is not
+        documented)."""
+        entry = self.desk.keys.get(approval_key)
+        if entry is None:
             return None
-        return entry[0]
+        app_key, clock, expiry = entry
+        if app_key != self.options.app_key or clock.monotonic() >= expiry:
+            return None
+        return app_key
 
     async def _hashkey(self, request: Request) -> Response:
         raw = await request.body()

@@ -349,6 +349,29 @@ class KISSimulator:
             return f"ws://{IN_PROCESS_HOST}/tryitout"
         return f"ws://{self.host}:{self.port}/tryitout"
 
+    def link(self, other: KISSimulator) -> None:
+        """Link this simulator with ``other`` of the other mode, as KIS links its paper and
+        live environments: either one's ``/oauth2/Approval`` issues approval keys for both
+        app keys, and each WebSocket server takes the keys of its own app key.
+
+        A client that needs both environments (python-kis in paper mode asks the paper host
+        for its live socket's key with the live app key) then works unmodified; see
+        ``kis-async sim --with-live``. Only the approval keys are shared: tokens, accounts
+        and markets stay apart.
+
+        Raises:
+            ValueError: ``other`` has the same mode or the same app key.
+            RuntimeError: either simulator is already linked.
+        """
+        if other.mode is self.mode:
+            raise ValueError("link a paper simulator with a live one")
+        if other.app_key == self.app_key:
+            raise ValueError("linked simulators need different app keys (seeds or app_key=)")
+        if self.rest.desk.linked or other.rest.desk.linked:
+            raise RuntimeError("a simulator links with one other simulator only")
+        self.rest.desk.absorb(other.rest.desk)
+        other.rest.desk = self.rest.desk
+
     def config(self, **overrides: Any) -> KISConfig:
         """A :class:`KISConfig` with credentials this simulator accepts and its URLs.
 

@@ -184,6 +184,7 @@ class WsSession:
         if header.get("tr_id") == "PINGPONG":
             # A text echo (exact or re-serialized) answers PINGPONG (PK, mojito); a control
             # pong does too (the official sample, kis-trader): see :meth:`on_pong`.
+            self.hub.stats.echoes_received += 1
             self.echoed.set()
             return
         self.hub.stats.subscribe_requests += 1

@@ -27,6 +27,7 @@ from kis_async.models import Execution, ExecutionCursor, Market, Order, Quote
 from kis_async.models.market import check_market
 from kis_async.port import Callback
 from kis_async.stream import factory
+from kis_async.stream.counters import StreamCounters
 from kis_async.stream.executions import ExecutionConsumer, ExecutionFeed
 from kis_async.stream.options import StreamOptions, StreamStatus
 from kis_async.stream.protocol import (
@@ -104,9 +105,7 @@ class StreamManager:
         self._callbacks: weakref.WeakSet[CallbackSubscription[Any]] = weakref.WeakSet()
         self._closed = False
         self._epoch = -1
-        self._counts = dict.fromkeys(("reconnects", "refusals", "quotes", "books"), 0)
-        self._pings_before = 0
-        self._mutes_before = 0
+        self._counters = StreamCounters()
 
     # -- public API ------------------------------------------------------------------------
 
@@ -126,7 +125,7 @@ class StreamManager:
         PaperModeError: NXT/UNIFIED in paper mode. Each raised before anything is sent."""
         self._check_open()
         keys = self._market_keys(QUOTE_TR_IDS, symbols, market)
-        return factory.quote_stream(self, keys, self._options, self._count("quotes"))
+        return factory.quote_stream(self, keys, self._options, self._counters.adder("quotes"))
 
     def orderbooks(
         self, symbols: Iterable[str], *, market: Market | str = Market.KRX
@@ -135,7 +134,7 @@ class StreamManager:
         H0UNASP0); errors as in :meth:`quotes`."""
         self._check_open()
         keys = self._market_keys(ORDERBOOK_TR_IDS, symbols, market)
-        return factory.orderbook_stream(self, keys, self._options, self._count("books"))
+        return factory.orderbook_stream(self, keys, self._options, self._counters.adder("books"))
 
     def executions(
         self, *, replay: bool = True, since: ExecutionCursor | str | None = None
@@ -160,8 +159,9 @@ class StreamManager:
         session is given up."""
         self._check_open()
         keys = self._market_keys(QUOTE_TR_IDS, symbols, market)
+        drops = self._counters.adder("quotes")
         sub = factory.quote_subscription(
-            self, keys, self._options, self._count("quotes"), callback=callback, on_error=on_error
+            self, keys, self._options, drops, callback=callback, on_error=on_error
         )
         await sub.start()
         self._callbacks.add(sub)
@@ -199,7 +199,7 @@ class StreamManager:
             self.feed.flush()
             self._end_all(None)
         if session is not None:
-            self._absorb_counters(session)
+            self._counters.absorb(session)
             await session.aclose()
 
     async def aclose(self) -> None:
@@ -227,26 +227,11 @@ class StreamManager:
     @property
     def status(self) -> StreamStatus:
         """A snapshot of the session's state and counters."""
-        session = self._session
-        counts = self._counts
-        feed = self.feed
-        router = self._router
-        return StreamStatus(
-            connected=session is not None and session.connected,
-            reconnects=counts["reconnects"],
+        return self._counters.status(
+            session=self._session,
             registrations=len(self._registry),
-            quotes_dropped=counts["quotes"],
-            malformed_frames=router.malformed,
-            orderbooks_dropped=counts["books"],
-            frames_received=router.frames,
-            pings_answered=self._pings_before + (session.pings if session else 0),
-            liveness_timeouts=self._mutes_before + (session.mute_detections if session else 0),
-            executions_reconciled=feed.reconciled,
-            duplicate_fills_suppressed=feed.suppressed,
-            fill_verifications=feed.verifications,
-            failed=session is not None and session.error is not None,
-            records_unrouted=router.unrouted,
-            refusals_unsolicited=counts["refusals"],
+            router=self._router,
+            feed=self.feed,
         )
 
     @property
@@ -383,7 +368,7 @@ class StreamManager:
             session = self._session
             if session is None or session.failed:
                 if session is not None:
-                    self._absorb_counters(session)
+                    self._counters.absorb(session)
                 session = Session(
                     self._config.ws_url,
                     self._options,
@@ -398,12 +383,6 @@ class StreamManager:
         await session.start()
         return session
 
-    def _absorb_counters(self, session: Session) -> None:
-        self._pings_before += session.pings
-        self._mutes_before += session.mute_detections
-        session.pings = 0
-        session.mute_detections = 0
-
     async def _on_open(self, number: int) -> None:
         session = self._session
         if session is None:
@@ -412,7 +391,7 @@ class StreamManager:
         self._epoch = number
         self._crypto.clear()
         if number:
-            self._counts["reconnects"] += 1
+            self._counters.counts["reconnects"] += 1
             await self._refresh_approval_key()
         regs = list(self._regs.values())
         for reg in regs:
@@ -494,7 +473,7 @@ class StreamManager:
         session = self._session
         reg = outcome.resend
         if reg is not None:
-            self._counts["refusals"] += 1
+            self._counters.counts["refusals"] += 1
             if session is not None:
                 reg.epoch = self._epoch
                 message = self._message(reg.key, subscribe=True)
@@ -511,13 +490,3 @@ class StreamManager:
     async def _send_quietly(self, session: Session, text: str) -> None:
         with contextlib.suppress(BrokerConnectionError):
             await session.send(text)  # if the socket just dropped, the reconnect re-sends
-
-    # -- counters -----------------------------------------------------------------------------
-
-    def _count(self, name: str) -> Callable[[int], None]:
-        counts = self._counts
-
-        def add(n: int) -> None:
-            counts[name] += n
-
-        return add

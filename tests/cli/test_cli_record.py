@@ -50,7 +50,8 @@ async def test_record_writes_a_masked_replayable_file(
 
 
 async def test_record_and_replay_usage_errors(cli: RunCLI, tmp_path: Path) -> None:
-    """A bad symbol, --speed without --replay and a file that is not a recording exit 2
+    """A bad symbol, --speed without --replay, --with-live in live mode and a file that is not
+    a recording exit 2
     before anything is sent or served."""
     path = tmp_path / "bad.jsonl.gz"
     bad = await cli("record", "--symbols", "00593", "--minutes", "1", "--out", str(path))
@@ -59,6 +60,9 @@ async def test_record_and_replay_usage_errors(cli: RunCLI, tmp_path: Path) -> No
     speed = await cli("sim", "--port", "0", "--speed", "10")
     assert speed.code == EXIT_USAGE
     assert "--replay" in speed.err
+    live = await cli("sim", "--port", "0", "--mode", "live", "--with-live")
+    assert live.code == EXIT_USAGE
+    assert "--mode paper" in live.err
     path.write_bytes(gzip.compress(b"{}\n"))
     wrong = await cli("sim", "--port", "0", "--replay", str(path))
     assert wrong.code == EXIT_USAGE

@@ -19,10 +19,11 @@ from pykis import KisAuth, PyKis
 # constants of pykis.__env__ at import, so the copies are what is patched). python-kis sends
 # quotes to the live domain even in paper mode (protocol doc §4.0), so both are the simulator;
 # it appends /tryitout to the WebSocket domain itself.
-# In paper mode python-kis needs a live app key too (its quotes go to the live domain), so
-# run.py gives it a second, live simulator for the live domain (COMPAT_LIVE_* variables).
-live_rest = os.environ.get("COMPAT_LIVE_REST_URL", env("KIS_REST_URL"))
-live_ws = os.environ.get("COMPAT_LIVE_WS_URL", env("KIS_WS_URL"))
+# In paper mode python-kis needs a live app key too (its quotes and their socket are the live
+# domain's), so run.py starts `kis-async sim --mode paper --with-live`: a linked live
+# simulator (KIS_LIVE_* variables), whose approval key python-kis asks the paper host for.
+live_rest = os.environ.get("KIS_LIVE_REST_URL", env("KIS_REST_URL"))
+live_ws = os.environ.get("KIS_LIVE_WS_URL", env("KIS_WS_URL"))
 pykis_kis.REAL_DOMAIN = live_rest
 pykis_kis.VIRTUAL_DOMAIN = env("KIS_REST_URL")
 pykis_ws.WEBSOCKET_REAL_DOMAIN = live_ws.removesuffix("/tryitout")
@@ -40,12 +41,12 @@ paper = KisAuth(
 )
 tokens = tempfile.mkdtemp(prefix="compat-pk-")
 if MODE == "paper":
-    live_account = os.environ["COMPAT_LIVE_ACCOUNT_ID"]
+    live_account = env("KIS_LIVE_ACCOUNT_ID")
     live = KisAuth(
         id=paper.id,
         account=f"{live_account[:8]}-{live_account[8:]}",
-        appkey=os.environ["COMPAT_LIVE_APP_KEY"],
-        secretkey=os.environ["COMPAT_LIVE_APP_SECRET"],
+        appkey=env("KIS_LIVE_APP_KEY"),
+        secretkey=env("KIS_LIVE_APP_SECRET"),
         virtual=False,
     )
     kis = PyKis(live, paper, keep_token=tokens)

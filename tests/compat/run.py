@@ -1,13 +1,13 @@
 """Compatibility suite: other KIS clients, unmodified but for their URLs, against ``kis-async sim``.
 
 Run by ``.ci/compat.sh`` in a separate venv holding the wheel of this checkout (with the
-``sim`` extra) and the pinned peers of ``requirements.txt``. For each client and mode it starts
-fresh simulators on 127.0.0.1 (``kis-async sim --port 0``), runs the peer script in a child
-process and prints one step table per client and mode. Exit status 1 when a flow fails that
-is not listed in :data:`KNOWN` with the reason it cannot pass.
+``sim`` extra) and the pinned peers of ``requirements.txt``. For each client and mode, side by
+side, it starts a fresh simulator on 127.0.0.1 (``kis-async sim --port 0``), runs the peer
+script in a child process and prints one step table per client and mode. Exit status 1 when a
+flow fails that is not listed in :data:`KNOWN` with the reason it cannot pass.
 
 Environment: COMPAT_SESSION_SECONDS (default 30; 180 for the 3-minute session flow),
-COMPAT_ONLY (comma-separated client names).
+COMPAT_ONLY (comma-separated client names), COMPAT_JOBS (runs side by side; default all).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -50,14 +52,6 @@ KNOWN: dict[tuple[str, str, str], str] = {
     ("python-kis", "paper", "modify"):
         "python-kis refuses order revisions in paper mode (NotImplementedError)",
 }  # fmt: skip
-#: (client, mode, flow) -> open gap of the simulator setup (counted, reported, not fatal).
-GAPS: dict[tuple[str, str, str], str] = {
-    (
-        "python-kis", "paper", flow
-    ): "python-kis asks the paper host for the live socket's approval key (its fetch() default "
-    "domain); whether KIS issues one there is undocumented (protocol doc §2.3); the sim refuses"
-    for flow in ("realtime trades", "realtime books", "execution notices", "session")
-}  # fmt: skip
 
 
 def sim_command() -> list[str]:
@@ -72,21 +66,22 @@ def sim_command() -> list[str]:
 class Sim:
     """A ``kis-async sim`` child process; ``env`` holds the KIS_* lines it printed."""
 
-    def __init__(self, mode: str, layout: str, *, seed: int = 1234) -> None:
+    def __init__(self, mode: str, layout: str, *, with_live: bool = False) -> None:
         ping = "10" if float(os.environ.get("COMPAT_SESSION_SECONDS", "30")) >= 120 else "3"
         # A grace of a few PINGPONGs: a client that answered none would be closed well within
         # the session flow, so its passing proves the answers (text echo or control pong).
         grace = str(float(ping) * 4)
         cmd = [*sim_command(), "sim", "--port", "0", "--mode", mode, "--layout", layout,
-               "--seed", str(seed), "--pingpong-interval", ping,
-               "--pingpong-grace", grace]  # fmt: skip
+               "--seed", "1234", "--pingpong-interval", ping,
+               "--pingpong-grace", grace, *(["--with-live"] if with_live else [])]  # fmt: skip
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
         self.env: dict[str, str] = {}
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 60
-        while "KIS_WS_URL" not in self.env:
+        last = "KIS_LIVE_WS_URL" if with_live else "KIS_WS_URL"
+        while last not in self.env:
             line = self.proc.stdout.readline()
             if not line or time.monotonic() > deadline:
                 raise RuntimeError(f"kis-async sim did not start: {cmd}")
@@ -94,6 +89,17 @@ class Sim:
             if line.startswith("KIS_") and "=" in line:
                 key, value = line.split("=", 1)
                 self.env[key] = value
+
+    def stats(self) -> dict[str, int]:
+        """The counters (``GET /__sim__/stats``), summed with the linked live simulator's."""
+        total: dict[str, int] = {}
+        for name in ("KIS_REST_URL", "KIS_LIVE_REST_URL"):
+            if name in self.env:
+                url = self.env[name] + "/__sim__/stats"  # the http:// URL the simulator printed
+                with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310
+                    for key, value in json.load(r).items():
+                        total[key] = total.get(key, 0) + value
+        return total
 
     def close(self) -> None:
         self.proc.terminate()
@@ -104,23 +110,23 @@ class Sim:
 
 
 def run_peer(client: str, mode: str) -> dict[str, tuple[bool, str]]:
-    sims = [Sim(mode, LAYOUT[client])]
+    # python-kis in paper mode takes a live app key too (its quotes and their socket are the
+    # live environment's): `--with-live` serves a linked live simulator (KIS_LIVE_*).
+    sim = Sim(mode, LAYOUT[client], with_live=client == "python-kis" and mode == "paper")
     fd, results_path = tempfile.mkstemp(prefix=f"compat-{client}-{mode}-", suffix=".jsonl")
     os.close(fd)
     try:
-        env = os.environ | sims[0].env | {"COMPAT_RESULTS": results_path}
-        if client == "python-kis" and mode == "paper":
-            # Another seed: a live app key differs from the paper one, as on KIS.
-            live = Sim("live", LAYOUT[client], seed=4321)
-            sims.append(live)
-            env |= {"COMPAT_LIVE_" + k.removeprefix("KIS_"): v for k, v in live.env.items()}
+        env = os.environ | sim.env | {"COMPAT_RESULTS": results_path}
         proc = subprocess.run(
             [sys.executable, str(HERE / SCRIPTS[client])], env=env, cwd=HERE,
             capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
+        try:
+            stats = sim.stats()
+        except OSError:  # the simulator died: the session row says so
+            stats = {}
     finally:
-        for sim in sims:
-            sim.close()
+        sim.close()
     results: dict[str, tuple[bool, str]] = {}
     lines = Path(results_path).read_text(encoding="utf-8").splitlines()
     Path(results_path).unlink()
@@ -130,37 +136,56 @@ def run_peer(client: str, mode: str) -> dict[str, tuple[bool, str]]:
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
         results.setdefault("(script)", (False, f"exit {proc.returncode}: {tail}"))
+    if "session" in results and not stats:
+        results["session"] = (False, "the simulator's stats were unavailable (did it exit?)")
+    elif "session" in results:
+        ok, note = results["session"]
+        pings = (
+            f"; sim: {stats['pings_sent']} PINGPONG sent, answered by {stats['echoes_received']} "
+            f"echoes + {stats['pongs_received']} control pongs, "
+            f"{stats['ws_sessions_closed_pingpong']} sessions closed unanswered"
+        )
+        # A client that reconnects by itself (python-kis) would hide a session the simulator
+        # closed for silence: any such close fails the flow.
+        results["session"] = (ok and not stats["ws_sessions_closed_pingpong"], note + pings)
     return results
+
+
+def _timed(client: str, mode: str) -> tuple[dict[str, tuple[bool, str]], float]:
+    started = time.monotonic()
+    return run_peer(client, mode), time.monotonic() - started
 
 
 def main() -> int:
     only = {c for c in os.environ.get("COMPAT_ONLY", "").split(",") if c}
+    runs = [(c, m) for c in FLOWS if not only or c in only for m in ("paper", "live")]
+    # Every run has its own simulator on its own port and mostly waits (sessions, PINGPONG),
+    # so they run side by side; the tables are printed in a fixed order.
+    jobs = int(os.environ.get("COMPAT_JOBS", str(len(runs))))
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {run: pool.submit(_timed, *run) for run in runs}
     unexpected = 0
-    for client, flows in FLOWS.items():
-        if only and client not in only:
-            continue
-        for mode in ("paper", "live"):
-            started = time.monotonic()
-            results = run_peer(client, mode)
-            took = time.monotonic() - started
-            print(f"\n### {client} ({mode}, layout {LAYOUT[client]}) -- {took:.0f} s")
-            print("| flow | result | note |\n|---|---|---|")
-            passed = 0
-            for flow in [*flows, *(f for f in results if f not in flows)]:
-                ok, note = results.get(flow, (False, "not reached"))
-                key = (client, mode, flow)
-                if ok:
-                    status, passed = "pass", passed + 1
-                elif key in KNOWN:
-                    status, note = "n/a (client)", KNOWN[key]
-                elif key in GAPS:
-                    status, note = "gap", GAPS[key]
-                else:
-                    status, unexpected = "FAIL", unexpected + 1
-                shown = note.splitlines()[0][:110] if ok or status == "FAIL" else note
-                print(f"| {flow} | {status} | {shown} |")
-            supported = len([f for f in flows if (client, mode, f) not in KNOWN])
-            print(f"{client} {mode}: {passed}/{supported} supported flows pass")
+    for client, mode in runs:
+        flows = FLOWS[client]
+        results, took = futures[(client, mode)].result()
+        print(f"\n### {client} ({mode}, layout {LAYOUT[client]}) -- {took:.0f} s")
+        print("| flow | result | note |\n|---|---|---|")
+        passed = 0
+        for flow in [*flows, *(f for f in results if f not in flows)]:
+            ok, note = results.get(flow, (False, "not reached"))
+            key = (client, mode, flow)
+            if ok:
+                status, passed = "pass", passed + 1
+            elif key in KNOWN:
+                status, note = "n/a (client)", KNOWN[key]
+            else:
+                status, unexpected = "FAIL", unexpected + 1
+            first = (note.splitlines() or [""])[0]
+            shown = first if flow == "session" else first[:110]
+            shown = shown if ok or status == "FAIL" else note
+            print(f"| {flow} | {status} | {shown} |")
+        supported = len([f for f in flows if (client, mode, f) not in KNOWN])
+        print(f"{client} {mode}: {passed}/{supported} supported flows pass")
     print(f"\ncompat: {unexpected} unexpected failure(s)")
     return 1 if unexpected else 0
 

@@ -149,7 +149,8 @@ async def gw_sim() -> AsyncIterator[Any]:
 @pytest.fixture
 async def gateways(gw_sim: Any, redis_server: Any, gw_prefix: str) -> AsyncIterator[Any]:
     """``gateways(name, **kw)`` starts a Gateway on the simulator (its task runs until the
-    test ends); returns ``(gateway, task)``. Every one still running is stopped afterwards."""
+    test ends); returns ``(gateway, task)``. Every one still running is stopped afterwards,
+    and must end by that graceful stop."""
     from kis_async.gateway import Gateway
     from kis_async.stream.options import StreamOptions
 
@@ -172,14 +173,17 @@ async def gateways(gw_sim: Any, redis_server: Any, gw_prefix: str) -> AsyncItera
     yield start
     for gateway, _ in started:
         gateway.stop()
-    for _, task in started:
+    stuck = []
+    for gateway, task in started:
         if not task.done():
             try:
-                await asyncio.wait_for(asyncio.shield(task), 10)
+                await asyncio.wait_for(asyncio.shield(task), 15)
             except TimeoutError:
+                stuck.append(gateway.gateway_id)
                 task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    assert not stuck, f"stop() did not end these gateways: {stuck}"
 
 
 @pytest.fixture
@@ -211,8 +215,10 @@ def gw(gateways: Any, gw_sim: Any, gw_redis: Any, gw_prefix: str, gw_wait: Any) 
 
     keys = GatewayKeys.for_config(gw_sim.config(), prefix=gw_prefix)
 
-    def worker(worker_id: str, lease_ms: int = 10_000) -> FakeWorker:
-        return FakeWorker(gw_redis, keys, worker_id, lease_ms)
+    def worker(worker_id: str, lease_ms: int = 10_000, *, config: Any = None) -> FakeWorker:
+        """A fake worker of this namespace (or of ``config``'s, with this test's prefix)."""
+        space = keys if config is None else GatewayKeys.for_config(config, prefix=gw_prefix)
+        return FakeWorker(gw_redis, space, worker_id, lease_ms)
 
     def trader() -> Any:
         """A plain KISBroker (REST only) sharing the gateway's token through Redis."""

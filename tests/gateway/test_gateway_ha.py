@@ -140,7 +140,7 @@ async def test_standby_takes_over_a_crashed_gateway_restores_and_gap_fills_exact
     assert ("active", active.gateway_id) in events
     assert ("active", standby.gateway_id) in events
     assert ("restored", standby.gateway_id) in events
-    assert standby.status()["takeovers"] == 1
+    assert standby.status()["activations"] == 1
 
 
 async def test_a_gateway_whose_lease_was_taken_cannot_publish_and_steps_down(
@@ -151,7 +151,7 @@ async def test_a_gateway_whose_lease_was_taken_cannot_publish_and_steps_down(
     its next renewal), the fill is not written by it, and the rightful active gateway
     publishes it exactly once later."""
     monkeypatch.setattr(server, "HEARTBEAT_INTERVAL", 60.0)  # only the publish may notice
-    zombie, _ = gw.start("gw-zombie", lease_ttl=30.0)  # renewed every 6 s
+    zombie, _ = gw.start("gw-zombie", lease_ttl=60.0)  # renewed every 12 s
     await zombie.wait_active(20)
     async with gw.trader() as trader:
         await buy(trader, 3)
@@ -162,12 +162,11 @@ async def test_a_gateway_whose_lease_was_taken_cannot_publish_and_steps_down(
         await gw.wait(lambda: published(1))
         length = await gw.redis.xlen(gw.keys.executions)
         cursor = await gw.redis.get(gw.keys.cursor)
-        await asyncio.sleep(0.2)  # past the renewal right after start-up
         await gw.redis.set(gw.keys.lease, "usurper", px=2500)
         taken_at = time.monotonic()
         late = await buy(trader, 4)
         await gw.wait(lambda: not zombie.active, limit=5)
-        assert time.monotonic() - taken_at < 5.5  # before the 6 s renewal could notice
+        assert time.monotonic() - taken_at < 10  # before its first renewal could notice
         assert "execution publish was refused" in (zombie.status()["last_step_down"] or "")
         assert await gw.redis.xlen(gw.keys.executions) == length
         assert await gw.redis.get(gw.keys.cursor) == cursor

@@ -146,6 +146,7 @@ async def test_control_pong_answers_pingpong(serve: Any, wire: Any) -> None:
             # 8th proves the 7 pongs before it were taken as answers.
             assert sim.stats.ws_sessions_closed_pingpong == 0
             assert sim.stats.pongs_received == 7
+            assert sim.stats.echoes_received == 0
         async with websockets.connect(sim.ws_url, ping_interval=None) as silent:
             await wire.until_closed(silent)
         assert sim.stats.ws_sessions_closed_pingpong == 1

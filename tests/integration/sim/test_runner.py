@@ -80,3 +80,51 @@ async def test_port_in_use_raises_oserror() -> None:
                 pass
     async with sim.serve(port=0) as running:
         assert running.port is not None
+
+
+async def test_run_with_live_serves_a_linked_live_simulator() -> None:
+    """with_live=True prints KIS_LIVE_* lines of a second, live simulator on its own port; the
+    paper host issues an approval key for the live app key; the file gets both sets."""
+    out = io.StringIO()
+    ready: asyncio.Future[KISSimulator] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(
+        run(port=0, seed=9, out=out, on_ready=ready.set_result, with_live=True, quote_interval=None)
+    )
+    sim = await asyncio.wait_for(ready, 10)
+    lines = [
+        line.removeprefix("export ")
+        for line in out.getvalue().splitlines()
+        if line.startswith("export ")
+    ]
+    env = dict(line.split("=", 1) for line in lines)
+    assert env["KIS_MODE"] == "paper"
+    assert env["KIS_LIVE_MODE"] == "live"
+    assert env["KIS_REST_URL"] == sim.rest_url
+    assert env["KIS_LIVE_REST_URL"] not in (sim.rest_url, "")
+    assert env["KIS_LIVE_APP_KEY"] != env["KIS_APP_KEY"]
+    assert KISConfig.from_env(env).mode is Mode.PAPER  # the KIS_LIVE_* lines do not disturb it
+    async with httpx.AsyncClient(base_url=sim.rest_url) as client:
+        response = await client.post(
+            "/oauth2/Approval",
+            json={
+                "grant_type": "client_credentials",
+                "appkey": env["KIS_LIVE_APP_KEY"],
+                "secretkey": env["KIS_LIVE_APP_SECRET"],
+            },
+        )
+    assert response.status_code == 200, response.text
+    async with httpx.AsyncClient(base_url=env["KIS_LIVE_REST_URL"]) as client:
+        token = await client.post(
+            "/oauth2/tokenP",
+            json={
+                "grant_type": "client_credentials",
+                "appkey": env["KIS_LIVE_APP_KEY"],
+                "appsecret": env["KIS_LIVE_APP_SECRET"],
+            },
+        )
+    assert token.status_code == 200
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    with pytest.raises(ValueError, match="next to a paper one"):
+        await run(port=0, mode="live", out=io.StringIO(), with_live=True, quote_interval=None)

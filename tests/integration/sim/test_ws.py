@@ -144,6 +144,7 @@ async def test_session_closed_without_pingpong_echo(serve: Any, wire: Any) -> No
         async with websockets.connect(sim.ws_url) as ws:
             await ws.send(wire.subscribe(key, "H0STCNT0", "005930"))
             ping = None
+            echoes = 0
             for _ in range(3):
                 raw = await asyncio.wait_for(ws.recv(), 2)
                 message = json.loads(raw)
@@ -151,12 +152,15 @@ async def test_session_closed_without_pingpong_echo(serve: Any, wire: Any) -> No
                     ping = message
                     assert len(message["header"]["datetime"]) == 14
                     await ws.send(raw)
+                    echoes += 1
             assert ping is not None
             assert ws.state is websockets.State.OPEN
             assert sim.stats.ws_sessions_closed_pingpong == 0
         async with websockets.connect(sim.ws_url) as silent:
             await wire.until_closed(silent)
         assert sim.stats.ws_sessions_closed_pingpong == 1
+        assert sim.stats.echoes_received == echoes  # counted apart from control pongs
+        assert sim.stats.pongs_received == 0
 
 
 async def test_registration_cap_and_ack_codes(serve: Any, wire: Any) -> None:
