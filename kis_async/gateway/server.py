@@ -156,7 +156,7 @@ class Gateway:
         self._running = False
         self._active = False
         self._active_since: float | None = None
-        self._state = "stopped"
+        self._state = "starting"  # until run() takes its first step
         self._manager: StreamManager | None = None
         self._market: dict[RegKey, MarketSink] = {}
         self._publisher: MarketPublisher | None = None
@@ -190,7 +190,8 @@ class Gateway:
         self._stop.set()
 
     def status(self) -> dict[str, Any]:
-        """This gateway's state and counters (no secrets)."""
+        """This gateway's state (``starting``, ``standby``, ``active``, ``stopped``) and counters
+        (no secrets)."""
         manager = self._manager
         stream = manager.status if manager is not None else None
         publisher = self._publisher

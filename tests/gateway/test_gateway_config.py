@@ -60,6 +60,7 @@ async def test_stop_before_run_ends_run_and_status_has_no_secret(redis_server: A
     """stop() asked before run() starts makes run() return after its standby step; the
     gateway's repr and status never show the app key, secret or account."""
     gateway = Gateway(config(), redis_server.url, gateway_id="early-stop", lease_ttl=1.0)
+    assert gateway.status()["state"] == "starting"  # what `kis-async gateway` prints first
     gateway.stop()
     await asyncio.wait_for(gateway.run(), 10)
     status = gateway.status()
