@@ -162,7 +162,10 @@ class KISBroker(BrokerPort):
         if self._gateway_client is not None:
             # Workers of one app key share its rate budget and its token through the gateway's
             # Redis unless told otherwise.
-            from kis_async.gateway import RedisRateLimiter, RedisTokenStore  # noqa: PLC0415
+            # From the modules, not the package: the package also names Gateway, which uses
+            # KISBroker (no import loop, even a lazy one).
+            from kis_async.gateway.ratelimit import RedisRateLimiter  # noqa: PLC0415
+            from kis_async.gateway.token_store import RedisTokenStore  # noqa: PLC0415
 
             if rate_limiter is None and config.requests_per_second is not None:
                 rate_limiter = RedisRateLimiter.for_config(self._gateway_client, config)
