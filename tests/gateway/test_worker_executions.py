@@ -23,7 +23,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from kis_async import Execution, ExecutionKind, KISBroker, KISConfig, Mode
-from kis_async.gateway import GatewayStreams
+from kis_async.gateway import GatewayStreams, RedisTokenStore
 from kis_async.gateway.keys import EXECUTION_PUBLISH, GatewayKeys, encode_execution
 from kis_async.models import KST, OrderType, Side
 from kis_async.sim import KISSimulator
@@ -207,6 +207,37 @@ async def test_cursor_consumers_match_a_direct_broker_on_the_same_events(
             with contextlib.suppress(asyncio.CancelledError):
                 await relay
             await worker.aclose()
+
+
+async def test_replay_false_skips_fills_booked_before_it_whose_notices_come_later(
+    sim: KISSimulator, client: Any
+) -> None:
+    """A replay=False stream of a worker starts where a direct broker's does, at a REST
+    snapshot: a fill booked before it opened whose notice the gateway publishes only
+    afterwards is not delivered; the fill after it is."""
+    config = sim.config(requests_per_second=None)
+    publisher = Publisher(client, GatewayKeys.for_config(config))
+    shared = RedisTokenStore(client, config)  # as the gateway's own broker and its workers
+    async with (
+        KISBroker(config, stream_options=FAST, token_store=shared) as direct,
+        KISBroker(config, gateway=client, stream_options=FAST) as worker,
+    ):
+        early = buy(sim, 5)  # booked; no notice in the gateway's stream yet
+        async with worker.executions(replay=False) as live:
+            relay = asyncio.create_task(publisher.relay(direct))  # the notice comes late
+            try:
+                await until(lambda: publisher.filled == 5)
+                late = buy(sim, 2)
+                await until(lambda: publisher.filled == 7)
+                got: list[Execution] = []
+                await take(live, got, lambda: filled(got) >= 2)
+                await quiet(live, got)
+            finally:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
+    assert per_order(got) == Counter({normalize_order_id(late): 2})
+    assert normalize_order_id(early) not in {normalize_order_id(e.broker_order_id) for e in got}
 
 
 def fill(n: int, qty: int) -> Execution:
