@@ -50,7 +50,6 @@ class Backend:
     sim: KISSimulator | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     until_served: Callable[[], Awaitable[None]] | None = None
-    until_relayed: Callable[[int], Awaitable[None]] | None = None
 
     async def served(self) -> None:
         """Return once the market streams just opened are served at the source: at once for
@@ -59,14 +58,6 @@ class Backend:
         worker's registrations for a gateway-fed worker."""
         if self.until_served is not None:
             await self.until_served()
-
-    async def relayed(self, events: int) -> None:
-        """Return once ``events`` execution events of orders placed so far are where a new
-        execution stream starts from: at once for MockBroker and a direct KISBroker (a new
-        stream takes its baseline from the broker's own books / a REST snapshot), once the
-        gateway has published them to Redis for a gateway-fed worker."""
-        if self.until_relayed is not None:
-            await self.until_relayed(events)
 
     async def settle(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
         """Wait (event loop turns, then short sleeps) until ``predicate`` holds."""
@@ -199,13 +190,6 @@ async def _gateway(options: StreamOptions) -> AsyncIterator[Backend]:
                         while running.stats.active_subscriptions < 1 + wanted:
                             await asyncio.sleep(0.005)
 
-                async def relayed(events: int) -> None:
-                    # A worker's execution baseline is the gateway's stream, not a REST
-                    # snapshot: wait until the notices are in it.
-                    async with asyncio.timeout(READY):
-                        while gateway.status()["executions_published"] < events:
-                            await asyncio.sleep(0.005)
-
                 async with broker:
                     await broker.connect_websocket()  # follow the gateway's status now
                     async with asyncio.timeout(READY):  # its heartbeat says connected
@@ -219,7 +203,6 @@ async def _gateway(options: StreamOptions) -> AsyncIterator[Backend]:
                         sim=running,
                         extra={"gateway": gateway},
                         until_served=served,
-                        until_relayed=relayed,
                     )
             finally:
                 gateway.stop()
