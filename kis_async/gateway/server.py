@@ -518,16 +518,17 @@ class Gateway:
 
     async def _watch(self, manager: StreamManager) -> None:
         """Emit session events as the session moves; write the heartbeat every second, and at
-        once when the session connects or drops."""
+        once when the session connects, drops or changes its registrations."""
         events = self._events
         next_beat = 0.0
-        beat_connected: bool | None = None
+        beaten: tuple[bool, int] | None = None  # what the last heartbeat said
         loop = asyncio.get_running_loop()
         while True:
             status = manager.status
             await events.follow(status, ready=self._ready.is_set())
-            if loop.time() >= next_beat or status.connected != beat_connected:
-                beat_connected = status.connected
+            now = (status.connected, status.registrations)
+            if loop.time() >= next_beat or now != beaten:
+                beaten = now
                 next_beat = loop.time() + HEARTBEAT_INTERVAL
                 if not await events.heartbeat(status, self._active_since):
                     raise StepDown("the lease is held by another gateway")
