@@ -1,9 +1,23 @@
-"""The contract suite runs every test against MockBroker and against KISBroker on the
-in-process simulator: anything a strategy test can observe must agree.
+"""The contract suite runs every test against MockBroker, against KISBroker on the
+in-process simulator, and against a KISBroker fed by a real Gateway (on the same simulator,
+over a throwaway Redis of its own): anything a strategy test can observe must agree.
 
 A test asks the ``backend`` fixture for a broker (with the stream options it needs) and
 drives the market through it: ``prints`` makes trades on a symbol, ``fail_streams`` ends the
-streams the way each broker's streams end when the connection is given up.
+streams the way each broker's streams end when the connection is given up, ``served`` returns
+once the market streams just opened are served at the source.
+
+Where the gateway-fed worker differs, and why that is right:
+
+* **Its connection is Redis.** Its streams end with ``BrokerConnectionError`` (after what was
+  queued) when Redis does not answer ``max_reconnect_attempts`` reads in a row, so
+  ``fail_streams`` shuts the Redis server down. A KIS session that gives up does *not* end a
+  worker's streams: the gateway announces ``gave_up`` (``stream_status.failed``) and opens
+  the session again, and the streams carry on once it is back.
+* **``async with quotes(...)`` returns once the worker's registration is in Redis**, not once
+  KIS acknowledged it: the gateway subscribes it a moment later. Trades before that are not
+  delivered, so ``served`` waits for the gateway's subscription (and checks, without waiting,
+  that a direct broker's is already in place).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Behaviour a strategy can observe, identical on MockBroker and on KISBroker (simulator):
+"""Behaviour a strategy can observe, identical on MockBroker, on KISBroker (simulator) and
+on a gateway-fed KISBroker (the differences conftest.py describes are asserted there):
 iteration, conflation, overflow, close, error propagation, replay, cursors, order placement
 and idempotency."""
 
