@@ -184,7 +184,11 @@ class KISBroker(BrokerPort):
             from kis_async.gateway.worker import GatewayStreams  # noqa: PLC0415 - extra
 
             self._streams = GatewayStreams(
-                config, self._gateway_client, options=stream_options, lag=self._metrics.lagged
+                config,
+                self._gateway_client,
+                options=stream_options,
+                lag=self._metrics.lagged,
+                fetch_orders=self._rest.get_orders,
             )
         else:
             self._streams = StreamManager(

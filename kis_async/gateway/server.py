@@ -508,6 +508,9 @@ class Gateway:
             manager = self._manager
             if manager is not None:
                 await self._events.follow(manager.status, ready=False)  # "connected" first
+                # A fresh heartbeat before "ready": a worker that starts following now sees
+                # the session connected instead of the last beat's state (up to a second old).
+                await self._events.heartbeat(manager.status, self._active_since)
             self._ready.set()
             await self._events.emit("restored")
             logger.info(
@@ -515,14 +518,18 @@ class Gateway:
             )
 
     async def _watch(self, manager: StreamManager) -> None:
-        """Emit session events as the session moves; write the heartbeat every second."""
+        """Emit session events as the session moves; write the heartbeat every second, and at
+        once when the session connects, drops or changes its registrations."""
         events = self._events
         next_beat = 0.0
+        beaten: tuple[bool, int] | None = None  # what the last heartbeat said
         loop = asyncio.get_running_loop()
         while True:
             status = manager.status
             await events.follow(status, ready=self._ready.is_set())
-            if loop.time() >= next_beat:
+            now = (status.connected, status.registrations)
+            if loop.time() >= next_beat or now != beaten:
+                beaten = now
                 next_beat = loop.time() + HEARTBEAT_INTERVAL
                 if not await events.heartbeat(status, self._active_since):
                     raise StepDown("the lease is held by another gateway")

@@ -28,7 +28,7 @@ import contextlib
 import json
 import logging
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -45,7 +45,7 @@ from kis_async.gateway.worker_executions import (
     text,
 )
 from kis_async.gateway.worker_market import MarketFeed
-from kis_async.models import Execution, ExecutionCursor, Market, Quote
+from kis_async.models import Execution, ExecutionCursor, Market, Order, Quote
 from kis_async.models.market import check_market
 from kis_async.port import Callback
 from kis_async.stream import factory
@@ -135,6 +135,8 @@ class GatewayStreams:
         lease_ttl: seconds a worker's registrations outlive its last renewal.
         claim_idle: seconds after which a consumer group claims an entry another consumer
             of the group left unacknowledged.
+        fetch_orders: today's orders over REST (``KISBroker`` passes its own); the starting
+            point of a ``replay=False`` execution stream, as with a direct socket.
     """
 
     def __init__(
@@ -147,6 +149,7 @@ class GatewayStreams:
         prefix: str = "kis_async",
         lease_ttl: float = 10.0,
         claim_idle: float = 30.0,
+        fetch_orders: Callable[[], Awaitable[list[Order]]] | None = None,
     ) -> None:
         if not lease_ttl > 0 or not claim_idle > 0:
             raise ValueError("GatewayStreams lease_ttl and claim_idle must be positive")
@@ -164,7 +167,12 @@ class GatewayStreams:
         self._callbacks: weakref.WeakSet[CallbackSubscription[Any]] = weakref.WeakSet()
         self._closed = False
         self.executions_source = ExecutionSource(
-            redis, self._keys, self._options, self.spawn, claim_idle=claim_idle
+            redis,
+            self._keys,
+            self._options,
+            self.spawn,
+            claim_idle=claim_idle,
+            fetch_orders=fetch_orders,
         )
         self._counts = dict.fromkeys(("quotes", "books"), 0)
         self._heartbeat: dict[str, Any] | None = None

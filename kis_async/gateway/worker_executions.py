@@ -25,15 +25,15 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import date, datetime, time
 from types import TracebackType
 from typing import Any, Final
 
 from kis_async.errors import BrokerConnectionError
 from kis_async.gateway.keys import GatewayKeys, decode_execution
-from kis_async.models import KST, Execution, ExecutionCursor, ExecutionKind
-from kis_async.stream.executions import ExecutionConsumer
+from kis_async.models import KST, Execution, ExecutionCursor, ExecutionKind, Order
+from kis_async.stream.executions import ExecutionConsumer, reconcile_event
 from kis_async.stream.options import StreamOptions
 from kis_async.stream.streams import ExecutionStream, LosslessBuffer
 from kis_async.validation import normalize_order_id
@@ -123,6 +123,12 @@ class ExecutionSource:
         claim_idle: seconds after which a group entry another consumer left unacknowledged
             is claimed.
         today: the current KST trading day.
+        fetch_orders: today's orders over REST, read when a cursor consumer joins (as a
+            direct socket's gap-fill): a ``replay=False`` consumer counts the fills it reports
+            as received, a replaying (or ``since=``) consumer gets the fills it reports beyond
+            the gateway's entries as ``replayed`` reconcile events. So a fill booked before the
+            stream opened whose notice the gateway had not published yet is handled as with a
+            direct socket; its notice, when it comes, adds nothing (cumulative quantities).
     """
 
     def __init__(
@@ -134,8 +140,10 @@ class ExecutionSource:
         *,
         claim_idle: float = 30.0,
         today: Callable[[], date] = _today,
+        fetch_orders: Callable[[], Awaitable[list[Order]]] | None = None,
     ) -> None:
         self._redis = redis
+        self._fetch_orders = fetch_orders
         self._stream = keys.executions
         self._options = options
         self._spawn = spawn
@@ -189,6 +197,7 @@ class ExecutionSource:
     async def join(self, consumer: ExecutionConsumer) -> None:
         """Start ``consumer`` on today's entries, then on the tail (exactly once)."""
         day = self._today()
+        snapshot = await self._snapshot()
         history = await self._range(_day_start_id(day))
         # The tail may have dispatched entries our XRANGE did not see yet: read up to it.
         while self._position is not None and (not history or history[-1][0] < self._position):
@@ -211,15 +220,44 @@ class ExecutionSource:
             decoded.append((event, oid, cum))
             delivered[oid] = max(delivered.get(oid, 0), cum)
         consumer.start(day, delivered)
+        if snapshot is not None and not consumer.wants_history:
+            consumer.set_baseline(snapshot)  # and the fills REST knew of before it opened
         consumer.baseline_pending = False  # the gateway's entries are the baseline
         if consumer.wants_history:
             for event, oid, cum in decoded:
                 consumer.offer_fill(event, oid, cum, True)
+            for order in snapshot or ():
+                # What REST reports beyond the gateway's entries: notices still on their way.
+                have = consumer.cursor.delivered(order.broker_order_id)
+                if order.filled_qty > have:
+                    self.reconciled += 1
+                    consumer.offer_fill(
+                        reconcile_event(order, order.filled_qty - have),
+                        normalize_order_id(order.broker_order_id),
+                        order.filled_qty,
+                        True,
+                    )
         self._consumers.append(consumer)
         if not self.active:
             self._position = history[-1][0] if history else entry_id(_day_start_id(day))
             self._day = day
             self._tail = self._spawn(self._run_tail(), "kis_async-gateway-executions")
+
+    async def _snapshot(self) -> list[Order] | None:
+        """Today's orders over REST, or None (no REST here, or it failed: logged)."""
+        if self._fetch_orders is None:
+            return None
+        try:
+            return await self._fetch_orders()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning(
+                "REST snapshot for a new execution stream failed (%s); it starts from the "
+                "gateway's entries alone",
+                type(exc).__name__,
+            )
+            return None
 
     def leave(self, consumer: ExecutionConsumer) -> None:
         """Detach ``consumer``; the tail stops with the last one."""

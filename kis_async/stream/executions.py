@@ -47,11 +47,36 @@ from kis_async.stream.options import StreamOptions
 from kis_async.stream.streams import Buffer
 from kis_async.validation import normalize_order_id
 
-__all__ = ["ExecutionConsumer", "ExecutionFeed"]
+__all__ = ["ExecutionConsumer", "ExecutionFeed", "reconcile_event"]
 
 logger = logging.getLogger("kis_async.stream")
 
 Spawner = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
+
+
+def reconcile_event(order: Order, qty: int) -> Execution:
+    """The replayed FILLED event of ``qty`` shares a REST row reports beyond the notices."""
+    return Execution(
+        kind=ExecutionKind.FILLED,
+        broker_order_id=order.broker_order_id,
+        original_order_id=order.original_order_id,
+        branch_no=order.branch_no,
+        symbol=order.symbol,
+        side=order.side,
+        order_type=order.order_type,
+        qty=qty,
+        price=order.avg_fill_price,
+        order_qty=order.qty,
+        # The REST row's own time (KIS's daily inquiry gives the order time, not a per-fill
+        # time), never the moment of the replay.
+        time=order.ordered_at,
+        source="reconcile",
+        name=order.name,
+        replayed=True,
+        exchange=order.exchange,
+        # The row says where the order was placed; an SOR order's venue is not in it.
+        venue=order.exchange if order.exchange is not Exchange.SOR else None,
+    )
 
 
 def _today() -> date:
@@ -512,28 +537,5 @@ class ExecutionFeed:
                 continue
             emitted += 1
             self.reconciled += 1
-            self._deliver(
-                Execution(
-                    kind=ExecutionKind.FILLED,
-                    broker_order_id=order.broker_order_id,
-                    original_order_id=order.original_order_id,
-                    branch_no=order.branch_no,
-                    symbol=order.symbol,
-                    side=order.side,
-                    order_type=order.order_type,
-                    qty=qty,
-                    price=order.avg_fill_price,
-                    order_qty=order.qty,
-                    # The REST row's own time (KIS's daily inquiry gives the order time, not
-                    # a per-fill time), never the moment of the replay.
-                    time=order.ordered_at,
-                    source="reconcile",
-                    name=order.name,
-                    replayed=True,
-                    exchange=order.exchange,
-                    # The row says where the order was placed; an SOR order's venue is not
-                    # in it.
-                    venue=order.exchange if order.exchange is not Exchange.SOR else None,
-                )
-            )
+            self._deliver(reconcile_event(order, qty))
         logger.info("gap-fill after %s: %d fill event(s) emitted", reason, emitted)

@@ -1,4 +1,5 @@
-"""Behaviour a strategy can observe, identical on MockBroker and on KISBroker (simulator):
+"""Behaviour a strategy can observe, identical on MockBroker, on KISBroker (simulator) and
+on a gateway-fed KISBroker (the differences conftest.py describes are asserted there):
 iteration, conflation, overflow, close, error propagation, replay, cursors, order placement
 and idempotency."""
 
@@ -57,6 +58,7 @@ async def rest(stream: Any, period: float = 0.3) -> list[Any]:
 async def test_iteration_in_order(backend: Factory) -> None:
     """Trades of the symbol arrive in order as Quote values."""
     async with backend() as b, b.broker.quotes([SYMBOL]) as quotes:
+        await b.served()
         await b.prints([BASE + 100, BASE + 200, BASE + 300])
         got: list[Quote] = await take(quotes, 3)
     assert [q.price for q in got] == [Decimal(BASE + p) for p in (100, 200, 300)]
@@ -66,6 +68,7 @@ async def test_iteration_in_order(backend: Factory) -> None:
 async def test_conflation_keeps_the_newest_and_counts(backend: Factory) -> None:
     """A consumer that lags past quote_queue_size sees the newest price; drops are counted."""
     async with backend(quote_queue_size=4) as b, b.broker.quotes([SYMBOL]) as quotes:
+        await b.served()
         prices = [BASE + 100 * (i % 5 + 1) for i in range(19)] + [BASE + 900]
         await b.prints(prices)
         await asyncio.sleep(0.3)  # the sim's frames are on their way; nobody reads
@@ -94,6 +97,7 @@ async def test_close_ends_iteration(backend: Factory) -> None:
     async with backend() as b:
         quotes = b.broker.quotes([SYMBOL])
         async with quotes:
+            await b.served()
             await b.prints([BASE + 100])
             await take(quotes, 1)
         assert quotes.closed  # type: ignore[attr-defined]
@@ -118,6 +122,7 @@ async def test_broker_close_ends_a_waiting_consumer(backend: Factory) -> None:
                 seen.append(quote)
 
         task = asyncio.create_task(consume())
+        await b.served()
         await b.prints([BASE + 100])
         await b.settle(lambda: len(seen) == 1)
     await asyncio.wait_for(task, 5)
@@ -131,6 +136,7 @@ async def test_error_after_queued_items_and_to_callbacks(backend: Factory) -> No
     async with backend(max_reconnect_attempts=1, reconnect_base_delay=0.01) as b:
         sub = await b.broker.subscribe_quotes([SYMBOL], lambda q: None, on_error=errors.append)
         async with b.broker.quotes([SYMBOL]) as quotes:
+            await b.served()
             await b.prints([BASE + 100])
             await b.settle(lambda: len(quotes.buffer) == 1)  # type: ignore[attr-defined]
             await b.fail_streams()
@@ -206,6 +212,7 @@ async def test_market_argument_of_streams(backend: Factory) -> None:
         with pytest.raises(InvalidOrderError, match="unknown market"):
             b.broker.orderbooks([SYMBOL], market="")
         async with b.broker.quotes([SYMBOL], market="J") as quotes:
+            await b.served()
             await b.prints([BASE + 100])
             [quote] = await take(quotes, 1)
     assert quote.market is Market.KRX

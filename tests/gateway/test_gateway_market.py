@@ -28,8 +28,9 @@ def market_subscriptions(sim: Any) -> set[tuple[str, str]]:
     }
 
 
-async def _connected(beat: Any) -> bool:
-    return bool((await beat)["connected"])
+async def _connected(beat: Any, registrations: int) -> bool:
+    body = await beat
+    return bool(body["connected"]) and body["registrations"] == registrations
 
 
 async def test_registrations_are_served_published_and_released_with_the_worker_lease(
@@ -71,7 +72,8 @@ async def test_registrations_are_served_published_and_released_with_the_worker_l
     async def heartbeat() -> Any:
         return json.loads(await gw.redis.get(gw.keys.heartbeat))
 
-    await gw.wait(lambda: _connected(heartbeat()), limit=5)
+    # Written at once when the session's registrations change (and every second).
+    await gw.wait(lambda: _connected(heartbeat(), 7), limit=5)
     beat = await heartbeat()
     assert beat["id"] == "gw-a"
     assert beat["registrations"] == 7  # six market keys and the notices

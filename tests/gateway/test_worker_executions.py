@@ -23,7 +23,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from kis_async import Execution, ExecutionKind, KISBroker, KISConfig, Mode
-from kis_async.gateway import GatewayStreams
+from kis_async.gateway import GatewayStreams, RedisTokenStore
 from kis_async.gateway.keys import EXECUTION_PUBLISH, GatewayKeys, encode_execution
 from kis_async.models import KST, OrderType, Side
 from kis_async.sim import KISSimulator
@@ -207,6 +207,60 @@ async def test_cursor_consumers_match_a_direct_broker_on_the_same_events(
             with contextlib.suppress(asyncio.CancelledError):
                 await relay
             await worker.aclose()
+
+
+async def test_streams_opened_before_the_gateway_published_earlier_fills_start_at_rest(
+    sim: KISSimulator, client: Any
+) -> None:
+    """A worker's new execution streams start where a direct broker's do, at a REST
+    snapshot: with a fill booked before they opened whose notice the gateway publishes only
+    afterwards, a replay=False stream skips it and a replaying one gets it once, replayed
+    (from REST); both get the fill after them live; the late notice adds nothing."""
+    config = sim.config(requests_per_second=None)
+    publisher = Publisher(client, GatewayKeys.for_config(config))
+    await client.set(publisher.keys.lease, "fake-gateway")
+    shared = RedisTokenStore(client, config)  # as the gateway's own broker and its workers
+    got: dict[str, list[Execution]] = {"live": [], "replay": []}
+
+    async def publish(events: list[Execution]) -> None:
+        """Publish what the gateway's session received, as the gateway does."""
+        for event in events:
+            cum = None
+            if event.kind is ExecutionKind.FILLED:
+                assert event.cursor is not None
+                cum = event.cursor.filled[normalize_order_id(event.broker_order_id)]
+            await publisher.publish(event, cum)
+
+    async with (
+        KISBroker(config, stream_options=FAST, token_store=shared) as direct,
+        KISBroker(config, gateway=client, stream_options=FAST) as worker,
+        direct.executions(replay=False) as session,
+    ):
+        await until(lambda: direct._streams.executions_active)
+        early = normalize_order_id(buy(sim, 5))
+        held: list[Execution] = []
+        await take(session, held, lambda: filled(held) == 5)
+        # The notice is at the gateway's session, not yet in its stream, as the streams open.
+        async with worker.executions(replay=False) as live, worker.executions() as replay:
+            await publish(held)
+            late = normalize_order_id(buy(sim, 2))
+            after: list[Execution] = []
+            await take(session, after, lambda: filled(after) == 2)
+            await publish(after)
+            for name, stream, total in (("live", live, 2), ("replay", replay, 7)):
+                events = got[name]
+                await take(stream, events, lambda e=events, n=total: filled(e) >= n)
+                await quiet(stream, events)
+    assert per_order(got["live"]) == Counter({late: 2})
+    assert per_order(got["replay"]) == Counter({early: 5, late: 2})
+    fills = {
+        normalize_order_id(e.broker_order_id): e
+        for e in got["replay"]
+        if e.kind is ExecutionKind.FILLED
+    }
+    assert fills[early].replayed
+    assert fills[early].source == "reconcile"
+    assert not fills[late].replayed
 
 
 def fill(n: int, qty: int) -> Execution:

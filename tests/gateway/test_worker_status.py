@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from kis_async import KISBroker, KISConfig, Mode
 from kis_async.errors import BrokerConnectionError, InvalidOrderError
-from kis_async.gateway import GatewayBroker
+from kis_async.gateway import Gateway, GatewayBroker
 from kis_async.gateway.keys import GatewayKeys
 from kis_async.sim import KISSimulator
 
@@ -189,3 +189,26 @@ async def test_no_secret_in_logs_reprs_or_redis_keys(
         assert config.account_id not in name
         assert config.account_id[:8] not in name
     assert any(name.startswith(keys.ns) for name in redis_keys)
+
+
+async def test_a_worker_following_a_ready_gateway_sees_it_connected_at_once(
+    redis_server: Any,
+) -> None:
+    """When wait_active() returns, the heartbeat already says connected: a worker that starts
+    following then reports connected on its first look, not a second later (the beat before
+    the session opened is not what it reads)."""
+    simulator = KISSimulator(
+        seed=7, mode=Mode.PAPER, app_key="PS" + uuid.uuid4().hex + "beat", rate_limit=False
+    )
+    async with simulator.serve(port=0) as sim:
+        config = sim.config(requests_per_second=None)
+        gateway = Gateway(config, redis_server.url, gateway_id="gw-beat", lease_ttl=1.5)
+        task = asyncio.create_task(gateway.run())
+        try:
+            await gateway.wait_active(STEP)
+            async with KISBroker(config, gateway=redis_server.url) as worker:
+                await worker.connect_websocket()  # one look at the heartbeat
+                assert worker.stream_status.connected
+        finally:
+            gateway.stop()
+            await asyncio.wait_for(task, STEP)
