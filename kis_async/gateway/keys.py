@@ -10,6 +10,8 @@ One module so both sides agree by construction. Everything lives under one names
     {ns}:worker:{id}        hash "TR|SYMBOL" -> "1": that worker's market registrations
     {ns}:changed            pub/sub channel: registrations changed (a hint; the gateway
                             also re-reads on a timer)
+    {ns}:served             set "TR|SYMBOL": market keys the active gateway holds at KIS
+                            (acknowledged); a worker opening a stream waits for its keys here
     {ns}:md:{TR}:{SYMBOL}   stream of market records (trimmed MAXLEN ~)
     {ns}:x                  stream of the account's execution events (trimmed by age only)
     {ns}:x:cursor           the gateway's execution cursor after the newest entry of {ns}:x
@@ -117,6 +119,11 @@ class GatewayKeys:
     def changed(self) -> str:
         """The pub/sub channel announcing registration changes."""
         return f"{self.ns}:changed"
+
+    @property
+    def served(self) -> str:
+        """The set of market keys the active gateway holds at KIS."""
+        return f"{self.ns}:served"
 
     def market(self, tr_id: str, symbol: str) -> str:
         """The market-data stream of one (TR, symbol)."""

@@ -41,7 +41,7 @@ from kis_async.broker import KISBroker
 from kis_async.config import KISConfig
 from kis_async.errors import BrokerError
 from kis_async.gateway.events import GatewayEvents
-from kis_async.gateway.keys import GatewayKeys
+from kis_async.gateway.keys import GatewayKeys, reg_field
 from kis_async.gateway.lease import Lease, StepDown, checked, raise_if_cancelled
 from kis_async.gateway.publisher import MarketPublisher, MarketSink
 from kis_async.gateway.ratelimit import RedisRateLimiter
@@ -315,6 +315,8 @@ class Gateway:
         reason = "stopped"
         try:
             await self._events.emit("active")
+            # What a predecessor held at KIS is not held by this session (yet).
+            await checked(redis.delete(self.keys.served))
             await broker.open()
             jobs = {
                 "kis-gw-lease": self._renew(lease),
@@ -432,7 +434,7 @@ class Gateway:
                     raise_if_cancelled()
                     logger.warning("gateway: cannot read registrations (%s)", type(exc).__name__)
                 else:
-                    await self._apply(manager, publisher, wanted, refused)
+                    await self._apply(redis, manager, publisher, wanted, refused)
                     if not self._synced:
                         self._synced = True
                         await self._maybe_ready(redis)
@@ -454,6 +456,7 @@ class Gateway:
 
     async def _apply(
         self,
+        redis: Any,
         manager: StreamManager,
         publisher: MarketPublisher,
         wanted: set[RegKey],
@@ -465,6 +468,7 @@ class Gateway:
             sink = market.pop(key)
             sink.ended = True
             await manager.detach(sink, (key,))
+            await checked(redis.srem(self.keys.served, reg_field(*key)))
         now = time.monotonic()
         new = [k for k in sorted(wanted) if k not in market and refused.get(k, (0.0,))[0] <= now]
         if not new:
@@ -501,6 +505,10 @@ class Gateway:
                 )
             else:
                 refused.pop(sink.key, None)
+        served = [reg_field(*s.key) for s, r in zip(sinks, results, strict=True) if r is None]
+        if served:
+            # Acknowledged at KIS: a worker opening a stream of these keys may return now.
+            await checked(redis.sadd(self.keys.served, *served))
 
     async def _maybe_ready(self, redis: Any) -> None:
         relay = self._relay

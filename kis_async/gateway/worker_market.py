@@ -17,6 +17,8 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Final
 from uuid import uuid4
 
+from redis.exceptions import RedisError
+
 from kis_async.errors import BrokerConnectionError, SubscriptionError
 from kis_async.gateway.keys import (
     MARKET_REGISTRATION_CAP,
@@ -128,6 +130,40 @@ class MarketFeed:
         if new:
             self._start_tasks()
             await self._wake()
+            await self._await_served(new)
+
+    async def _await_served(self, new: list[RegKey]) -> None:
+        """Return once the active gateway holds ``new`` at KIS (as a direct socket returns
+        after the acks), so trades right after ``async with quotes(...)`` are delivered.
+
+        Without an active gateway (no heartbeat) there is nothing to wait for: the keys are
+        served when one takes over. A gateway that does not confirm within ``ack_timeout``
+        (KIS refused, it is retrying) is logged, and the stream stays open and registered.
+        """
+        fields = [reg_field(*key) for key in new]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._options.ack_timeout
+        delay = 0.005
+        try:
+            if not await self._redis.exists(self.keys.heartbeat):
+                return
+            while True:
+                flags = await self._redis.smismember(self.keys.served, fields)
+                if all(int(flag) for flag in flags):
+                    return
+                if loop.time() >= deadline:
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        except (OSError, RedisError) as exc:
+            logger.warning("gateway worker: could not check served keys (%s)", type(exc).__name__)
+            return
+        logger.warning(
+            "gateway worker: the gateway has not confirmed %d registration(s) at KIS within "
+            "%.1f s; the stream stays open and receives data once it does",
+            len(fields),
+            self._options.ack_timeout,
+        )
 
     async def detach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None:
         """Stop routing ``keys`` to ``sink``; unregister the keys nobody here holds any more."""

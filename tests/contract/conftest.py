@@ -14,10 +14,11 @@ Where the gateway-fed worker differs, and why that is right:
   ``fail_streams`` shuts the Redis server down. A KIS session that gives up does *not* end a
   worker's streams: the gateway announces ``gave_up`` (``stream_status.failed``) and opens
   the session again, and the streams carry on once it is back.
-* **``async with quotes(...)`` returns once the worker's registration is in Redis**, not once
-  KIS acknowledged it: the gateway subscribes it a moment later. Trades before that are not
-  delivered, so ``served`` waits for the gateway's subscription (and checks, without waiting,
-  that a direct broker's is already in place).
+
+``served`` checks, without waiting, that the source holds the streams just opened: a direct
+socket returns from ``async with quotes(...)`` after KIS's acks, and a worker after the active
+gateway has confirmed the keys at KIS (``{ns}:served``), so trades right after it are delivered
+on both.
 """
 
 from __future__ import annotations
@@ -196,13 +197,11 @@ async def _gateway(options: StreamOptions) -> AsyncIterator[Backend]:
                         await client.aclose()
 
                 async def served() -> None:
-                    # The worker's registration is in Redis when ``async with`` returns; the
-                    # gateway subscribes it at KIS a moment later (plus its notice key).
+                    # No waiting, as with a direct socket: ``async with`` returns once the
+                    # gateway holds the worker's keys at KIS (plus its own notice key).
                     wanted = broker.stream_status.registrations
                     assert wanted >= 1
-                    async with asyncio.timeout(READY):
-                        while running.stats.active_subscriptions < 1 + wanted:
-                            await asyncio.sleep(0.005)
+                    assert running.stats.active_subscriptions == 1 + wanted
 
                 async with broker:
                     await broker.connect_websocket()  # follow the gateway's status now
