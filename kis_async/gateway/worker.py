@@ -1,7 +1,8 @@
 """GatewayStreams: a worker's streams, fed from the gateway's Redis instead of a socket.
 
-The same surface as :class:`~kis_async.stream.manager.StreamManager` (``KISBroker`` picks
-this one when given ``gateway=``) and the same owner interface (attach, detach, spawn) for
+The same surface as :class:`~kis_async.stream.manager.StreamManager` (both are a
+:class:`~kis_async.stream.facade.StreamFacade`; ``KISBroker`` picks this one when given
+``gateway=``) and the same owner interface (attach, detach, spawn) for
 the real stream handles, buffers and execution consumers, so a value, a conflation, a
 cursor or a close behaves as with a direct socket; only the source differs, as for
 MockBroker's :class:`~kis_async.stream.hub.MemoryHub`.
@@ -27,8 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -45,23 +45,14 @@ from kis_async.gateway.worker_executions import (
     text,
 )
 from kis_async.gateway.worker_market import MarketFeed
-from kis_async.models import Execution, ExecutionCursor, Market, Order, Quote
-from kis_async.models.market import check_market
+from kis_async.models import Execution, ExecutionCursor, Order
 from kis_async.port import Callback
-from kis_async.stream import factory
 from kis_async.stream.executions import ExecutionConsumer
+from kis_async.stream.facade import DropCounter, StreamFacade
 from kis_async.stream.options import StreamOptions, StreamStatus
-from kis_async.stream.protocol import (
-    ORDERBOOK_TR_IDS,
-    QUOTE_TR_IDS,
-    TR_NOTICE_LIVE,
-    TR_NOTICE_PAPER,
-)
 from kis_async.stream.streams import (
     CallbackSubscription,
     ExecutionStream,
-    OrderBookStream,
-    QuoteStream,
     RegKey,
     Sink,
 )
@@ -122,7 +113,7 @@ def _redis_module() -> Any:
     return aioredis
 
 
-class GatewayStreams:
+class GatewayStreams(StreamFacade):
     """A worker's streams over the gateway's Redis (see the module docstring).
 
     Args:
@@ -139,6 +130,10 @@ class GatewayStreams:
             point of a ``replay=False`` execution stream, as with a direct socket.
     """
 
+    _closed_message = "the gateway streams are closed"
+    _task_logger = logger
+    _task_kind = "gateway worker task"
+
     def __init__(
         self,
         config: KISConfig,
@@ -153,19 +148,14 @@ class GatewayStreams:
     ) -> None:
         if not lease_ttl > 0 or not claim_idle > 0:
             raise ValueError("GatewayStreams lease_ttl and claim_idle must be positive")
-        self._config = config
+        super().__init__(config, options=options, lag=lag)
         self._redis = redis
-        self._options = options if options is not None else StreamOptions()
-        self._lag = lag
         self._keys = GatewayKeys.for_config(config, prefix=prefix)
-        self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self.market = MarketFeed(
             redis, self._keys, options=self._options, spawn=self.spawn, lease_ttl=lease_ttl, lag=lag
         )
         self.worker_id = self.market.worker_id
-        self._callbacks: weakref.WeakSet[CallbackSubscription[Any]] = weakref.WeakSet()
-        self._closed = False
         self.executions_source = ExecutionSource(
             redis,
             self._keys,
@@ -181,36 +171,12 @@ class GatewayStreams:
         self._gave_up = False
         self._seen_connected = False
 
-    # -- public API (as StreamManager) ------------------------------------------------------
-
-    @property
-    def options(self) -> StreamOptions:
-        """The tuning in effect."""
-        return self._options
+    # -- public API (the rest in StreamFacade) ----------------------------------------------
 
     @property
     def keys(self) -> GatewayKeys:
         """The gateway's Redis key names."""
         return self._keys
-
-    @property
-    def notice_tr_id(self) -> str:
-        """H0STCNI9 in paper mode, H0STCNI0 live."""
-        return TR_NOTICE_PAPER if self._config.is_paper else TR_NOTICE_LIVE
-
-    def quotes(self, symbols: Iterable[str], *, market: Market | str = Market.KRX) -> QuoteStream:
-        """Real-time trades of ``symbols`` on ``market``, from the gateway."""
-        self._check_open()
-        keys = self._market_keys(QUOTE_TR_IDS, symbols, market)
-        return factory.quote_stream(self, keys, self._options, self._count("quotes"))
-
-    def orderbooks(
-        self, symbols: Iterable[str], *, market: Market | str = Market.KRX
-    ) -> OrderBookStream:
-        """Real-time order books of ``symbols`` on ``market``, from the gateway."""
-        self._check_open()
-        keys = self._market_keys(ORDERBOOK_TR_IDS, symbols, market)
-        return factory.orderbook_stream(self, keys, self._options, self._count("books"))
 
     def executions(
         self,
@@ -227,30 +193,12 @@ class GatewayStreams:
             ValueError: no ``hts_id``; a bad ``since``, group or consumer name; ``since``
                 with a group, or a consumer without a group.
         """
+        if group is None and consumer is None:
+            return super().executions(replay=replay, since=since)
         self._check_open()
         keys = self._execution_keys()
-        if group is None and consumer is None:
-            return factory.execution_stream(self, keys, self._options, replay=replay, since=since)
         sink = self._group_consumer(group, consumer, replay=replay, since=since)
         return GroupExecutionStream(self, keys, sink.buffer, sink=sink, group_buffer=sink.buffer)
-
-    async def subscribe_quotes(
-        self,
-        symbols: Iterable[str],
-        callback: Callback[Quote],
-        *,
-        on_error: Callable[[BaseException], Any] | None = None,
-        market: Market | str = Market.KRX,
-    ) -> CallbackSubscription[Quote]:
-        """Call ``callback`` for each quote of ``symbols`` on ``market``, from its own task."""
-        self._check_open()
-        keys = self._market_keys(QUOTE_TR_IDS, symbols, market)
-        sub = factory.quote_subscription(
-            self, keys, self._options, self._count("quotes"), callback=callback, on_error=on_error
-        )
-        await sub.start()
-        self._callbacks.add(sub)
-        return sub
 
     async def subscribe_executions(
         self,
@@ -264,19 +212,15 @@ class GatewayStreams:
     ) -> CallbackSubscription[Execution]:
         """Call ``callback`` for each execution event from its own task; a cursor consumer
         or a group consumer as in :meth:`executions`."""
+        if group is None and consumer is None:
+            return await super().subscribe_executions(
+                callback, on_error=on_error, replay=replay, since=since
+            )
         self._check_open()
         keys = self._execution_keys()
-        sub: CallbackSubscription[Execution]
-        if group is None and consumer is None:
-            sub = factory.execution_subscription(
-                self, keys, self._options, callback, on_error, replay=replay, since=since
-            )
-        else:
-            sink = self._group_consumer(group, consumer, replay=replay, since=since)
-            sub = CallbackSubscription(self, keys, sink.buffer, callback, on_error, sink=sink)
-        await sub.start()
-        self._callbacks.add(sub)
-        return sub
+        sink = self._group_consumer(group, consumer, replay=replay, since=since)
+        sub = CallbackSubscription(self, keys, sink.buffer, callback, on_error, sink=sink)
+        return await self._started(sub)
 
     async def connect(self) -> None:
         """Check the gateway's Redis answers and start following the gateway's status.
@@ -301,20 +245,6 @@ class GatewayStreams:
             self._poller.cancel()
             self._poller = None
         await self.market.stop()
-
-    async def aclose(self) -> None:
-        """Close every stream, subscription and task; remove this worker. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        for sub in list(self._callbacks):
-            await sub.aclose()
-        await self.disconnect()
-        tasks = [t for t in self._tasks if not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     def frames_by_tr(self) -> dict[str, int]:
         """Market entries read so far, by TR id."""
@@ -372,13 +302,6 @@ class GatewayStreams:
 
     # -- the handles' side (package-internal) -----------------------------------------------
 
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        """Start a tracked background task; it is cancelled on :meth:`aclose`."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
     async def attach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None:
         """Route ``keys`` to ``sink``: register new market keys (capped across every worker,
         before anything is added), or start an execution consumer on the gateway's stream."""
@@ -403,22 +326,6 @@ class GatewayStreams:
         await self.market.detach(sink, keys)
 
     # -- registrations ----------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("the gateway streams are closed")
-
-    def _market_keys(
-        self, tr_ids: Mapping[Market, str], symbols: Iterable[str], market: Market | str
-    ) -> tuple[RegKey, ...]:
-        checked = check_market(market, paper=self._config.is_paper)
-        return factory.symbol_keys(tr_ids[checked], symbols)
-
-    def _execution_keys(self) -> tuple[RegKey, ...]:
-        hts_id = self._config.hts_id
-        if not hts_id:
-            raise ValueError("execution notices need KISConfig.hts_id (the HTS login id)")
-        return ((self.notice_tr_id, hts_id),)
 
     def _group_consumer(
         self,
@@ -496,14 +403,7 @@ class GatewayStreams:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error(
-                "gateway worker task %s failed", task.get_name(), exc_info=task.exception()
-            )
-
-    def _count(self, name: str) -> Callable[[int], None]:
+    def _drops(self, name: DropCounter) -> Callable[[int], None]:
         counts = self._counts
 
         def add(n: int) -> None:

@@ -33,7 +33,7 @@ from typing import Any, Final
 from kis_async.errors import BrokerConnectionError
 from kis_async.gateway.keys import GatewayKeys, decode_execution
 from kis_async.models import KST, Execution, ExecutionCursor, ExecutionKind, Order
-from kis_async.stream.executions import ExecutionConsumer, reconcile_event
+from kis_async.stream.executions import ExecutionConsumer, ExecutionTap, reconcile_event
 from kis_async.stream.options import StreamOptions
 from kis_async.stream.streams import ExecutionStream, LosslessBuffer
 from kis_async.validation import normalize_order_id
@@ -43,6 +43,7 @@ __all__ = [
     "GroupBuffer",
     "GroupConsumer",
     "GroupExecutionStream",
+    "ReadRetries",
     "check_group_name",
     "entry_id",
     "text",
@@ -61,6 +62,58 @@ _BLOCK_MS: Final = 1000
 def text(value: bytes | str) -> str:
     """A Redis reply item as text (clients may or may not decode responses)."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+class ReadRetries:
+    """The consecutive failed Redis reads of one reader loop: the backoff between them and
+    when to give up (after ``options.max_reconnect_attempts`` in a row).
+
+    Args:
+        options: the reconnect backoff and the attempt limit.
+        what: what the loop reads, for the log (``"market data"``).
+        give_up: given the error to end the loop's streams with, after the last attempt.
+    """
+
+    def __init__(
+        self,
+        options: StreamOptions,
+        what: str,
+        give_up: Callable[[BrokerConnectionError], None],
+    ) -> None:
+        self._options = options
+        self._what = what
+        self._give_up = give_up
+        self.failures = 0
+
+    def succeeded(self) -> None:
+        """A read answered: the next failure is the first again."""
+        self.failures = 0
+
+    async def failed(self, exc: BaseException) -> bool:
+        """Count a failed read: log, wait the backoff and return True (read again); after the
+        last attempt, hand the error to ``give_up`` and return False (stop reading)."""
+        self.failures += 1
+        options = self._options
+        if self.failures >= options.max_reconnect_attempts:
+            self._give_up(
+                BrokerConnectionError(
+                    f"the gateway's Redis did not answer after {options.max_reconnect_attempts} "
+                    f"attempts ({type(exc).__name__})"
+                )
+            )
+            return False
+        delay = min(
+            options.reconnect_base_delay * 2 ** (self.failures - 1),
+            options.reconnect_max_delay,
+        )
+        logger.warning(
+            "gateway Redis read of %s failed (%s); retrying in %.2f s",
+            self._what,
+            type(exc).__name__,
+            delay,
+        )
+        await asyncio.sleep(delay)
+        return True
 
 
 def entry_id(value: bytes | str) -> tuple[int, int]:
@@ -151,8 +204,7 @@ class ExecutionSource:
         self._today = today
         self._consumers: list[ExecutionConsumer] = []
         self._groups: list[GroupConsumer] = []
-        self._listeners: list[Callable[[Execution], None]] = []
-        self._recent: deque[Execution] = deque(maxlen=options.recent_executions)
+        self._tap = ExecutionTap(options.recent_executions, logger)
         self._tail: asyncio.Task[None] | None = None
         self._position: tuple[int, int] | None = None  # the tail's last dispatched entry
         self._day = today()
@@ -171,17 +223,11 @@ class ExecutionSource:
 
     def recent(self) -> list[Execution]:
         """Events the tail read recently (bounded), oldest first."""
-        return list(self._recent)
+        return self._tap.recent()
 
     def add_listener(self, fn: Callable[[Execution], None]) -> Callable[[], None]:
         """Call ``fn`` for every event the tail reads; returns a remover."""
-        self._listeners.append(fn)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(fn)
-
-        return remove
+        return self._tap.add_listener(fn)
 
     async def _range(self, start: str) -> list[tuple[tuple[int, int], Any]]:
         """Every entry from ``start`` (inclusive, or exclusive with a ``(`` prefix) on."""
@@ -276,7 +322,7 @@ class ExecutionSource:
             return None, None
 
     async def _run_tail(self) -> None:
-        failures = 0
+        retries = ReadRetries(self._options, "the execution stream", self._fail)
         while self._consumers:
             position = self._position
             if position is None:
@@ -285,40 +331,18 @@ class ExecutionSource:
                 reply = await self._redis.xread(
                     {self._stream: f"{position[0]}-{position[1]}"}, count=_PAGE, block=_BLOCK_MS
                 )
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
-                failures += 1
-                if failures >= self._options.max_reconnect_attempts:
-                    self._fail(exc)
-                    return
-                await self._backoff("execution stream", exc, failures)
-                continue
-            failures = 0
+                if await retries.failed(exc):
+                    continue
+                return
+            retries.succeeded()
             for eid, fields in _stream_entries(reply):
                 self._position = entry_id(eid)
                 event, cum = self._decode(fields)
                 if event is not None:
                     self._dispatch(self._position, event, cum)
 
-    async def _backoff(self, what: str, exc: BaseException, failures: int) -> None:
-        delay = min(
-            self._options.reconnect_base_delay * 2 ** (failures - 1),
-            self._options.reconnect_max_delay,
-        )
-        logger.warning(
-            "gateway Redis read of the %s failed (%s); retrying in %.2f s",
-            what,
-            type(exc).__name__,
-            delay,
-        )
-        await asyncio.sleep(delay)
-
-    def _fail(self, exc: BaseException) -> None:
-        error = BrokerConnectionError(
-            f"the gateway's Redis did not answer after {self._options.max_reconnect_attempts} "
-            f"attempts ({type(exc).__name__})"
-        )
+    def _fail(self, error: BrokerConnectionError) -> None:
         for consumer in list(self._consumers):
             consumer.fail(error)
         self._consumers.clear()
@@ -334,12 +358,7 @@ class ExecutionSource:
                 consumer.start(day, {})
                 consumer.baseline_pending = False
         self.entries += 1
-        self._recent.append(event)
-        for listener in tuple(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("an execution listener raised")
+        self._tap.publish(event)
         if event.kind is ExecutionKind.FILLED and cum is not None:
             if event.source == "reconcile":
                 self.reconciled += 1
@@ -415,7 +434,7 @@ class ExecutionSource:
     async def _run_group(self, consumer: GroupConsumer) -> None:
         loop = asyncio.get_running_loop()
         next_claim = loop.time() + self._claim_idle
-        failures = 0
+        retries = ReadRetries(self._options, "the execution group", consumer.fail)
         buffer = consumer.buffer
         while True:
             await buffer.demand.wait()
@@ -433,21 +452,11 @@ class ExecutionSource:
                 )
                 for eid, fields in _stream_entries(reply):
                     await self._group_put(consumer, eid, fields, replayed=False)
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
-                failures += 1
-                if failures >= self._options.max_reconnect_attempts:
-                    consumer.fail(
-                        BrokerConnectionError(
-                            "the gateway's Redis did not answer after "
-                            f"{failures} attempts ({type(exc).__name__})"
-                        )
-                    )
-                    return
-                await self._backoff("execution group", exc, failures)
-                continue
-            failures = 0
+                if await retries.failed(exc):
+                    continue
+                return
+            retries.succeeded()
             if len(buffer):
                 buffer.demand.clear()
 

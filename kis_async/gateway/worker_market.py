@@ -27,7 +27,7 @@ from kis_async.gateway.keys import (
     decode_market,
     reg_field,
 )
-from kis_async.gateway.worker_executions import text
+from kis_async.gateway.worker_executions import ReadRetries, text
 from kis_async.stream.options import StreamOptions
 from kis_async.stream.streams import Buffer, RegKey, Sink
 
@@ -321,23 +321,18 @@ class MarketFeed:
             logger.debug("wake-up of the market reader failed (%s)", type(exc).__name__)
 
     async def _read(self) -> None:
-        failures = 0
+        retries = ReadRetries(self._options, "market data", self._fail)
         redis = self._redis
         while self._positions:
             streams: dict[Any, Any] = dict(self._positions)
             streams[self._wake_key] = self._wake_id
             try:
                 reply = await redis.xread(streams, count=_COUNT, block=_BLOCK_MS)
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
-                failures += 1
-                if failures >= self._options.max_reconnect_attempts:
-                    self._fail(exc)
-                    return
-                await self._backoff(exc, failures)
-                continue
-            failures = 0
+                if await retries.failed(exc):
+                    continue
+                return
+            retries.succeeded()
             if reply:
                 self._route(reply.items() if isinstance(reply, dict) else reply)
 
@@ -368,22 +363,6 @@ class MarketFeed:
                 for sink in sinks:
                     sink.put(decoded)
 
-    async def _backoff(self, exc: BaseException, failures: int) -> None:
-        delay = min(
-            self._options.reconnect_base_delay * 2 ** (failures - 1),
-            self._options.reconnect_max_delay,
-        )
-        logger.warning(
-            "gateway Redis read of market data failed (%s); retrying in %.2f s",
-            type(exc).__name__,
-            delay,
-        )
-        await asyncio.sleep(delay)
-
-    def _fail(self, exc: BaseException) -> None:
-        error = BrokerConnectionError(
-            f"the gateway's Redis did not answer after {self._options.max_reconnect_attempts} "
-            f"attempts ({type(exc).__name__})"
-        )
+    def _fail(self, error: BrokerConnectionError) -> None:
         for sink in self._take_sinks():
             sink.fail(error)

@@ -47,7 +47,7 @@ from kis_async.stream.options import StreamOptions
 from kis_async.stream.streams import Buffer
 from kis_async.validation import normalize_order_id
 
-__all__ = ["ExecutionConsumer", "ExecutionFeed", "reconcile_event"]
+__all__ = ["ExecutionConsumer", "ExecutionFeed", "ExecutionTap", "reconcile_event"]
 
 logger = logging.getLogger("kis_async.stream")
 
@@ -170,6 +170,49 @@ class ExecutionConsumer:
         self._buffer.close(drain=drain)
 
 
+class ExecutionTap:
+    """The recently delivered execution events (bounded) and the synchronous listeners that
+    see each one: shared by :class:`ExecutionFeed` and the gateway's execution source.
+
+    Args:
+        size: how many recent events are kept.
+        log: where a raising listener is logged (the listener is kept).
+    """
+
+    def __init__(self, size: int, log: logging.Logger) -> None:
+        self._recent: deque[Execution] = deque(maxlen=size)
+        self._listeners: list[Callable[[Execution], None]] = []
+        self._log = log
+
+    @property
+    def has_listeners(self) -> bool:
+        """True while some listener is added."""
+        return bool(self._listeners)
+
+    def add_listener(self, fn: Callable[[Execution], None]) -> Callable[[], None]:
+        """Call ``fn`` for every event published; returns a remover (idempotent)."""
+        self._listeners.append(fn)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(fn)
+
+        return remove
+
+    def publish(self, event: Execution) -> None:
+        """Keep ``event`` among the recent ones and call every listener with it."""
+        self._recent.append(event)
+        for listener in tuple(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                self._log.exception("an execution listener raised")
+
+    def recent(self) -> list[Execution]:
+        """The recent events, oldest first."""
+        return list(self._recent)
+
+
 class _PendingNotice:
     """A notice waiting in the backlog (verification pending ahead of it)."""
 
@@ -219,8 +262,7 @@ class ExecutionFeed:
         # after it: what replaying consumers are given.
         self._history: list[tuple[Execution, str, int]] = []
         self._consumers: list[ExecutionConsumer] = []
-        self._listeners: list[Callable[[Execution], None]] = []
-        self._recent: deque[Execution] = deque(maxlen=options.recent_executions)
+        self._tap = ExecutionTap(options.recent_executions, logger)
         # Notices and gap-fill snapshots wait here, in arrival order, while a notice ahead of
         # them is being verified; empty (and bypassed) otherwise.
         self._backlog: deque[_PendingNotice | _Snapshot] = deque()
@@ -254,17 +296,11 @@ class ExecutionFeed:
 
     def add_listener(self, fn: Callable[[Execution], None]) -> Callable[[], None]:
         """Call ``fn`` synchronously for every event the feed delivers; returns a remover."""
-        self._listeners.append(fn)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(fn)
-
-        return remove
+        return self._tap.add_listener(fn)
 
     def recent(self) -> list[Execution]:
         """Events delivered recently (bounded), oldest first."""
-        return list(self._recent)
+        return self._tap.recent()
 
     def _roll_day(self) -> None:
         """At the first event of a new KST day, forget yesterday's fills (REST forgets too)."""
@@ -332,12 +368,7 @@ class ExecutionFeed:
         self._deliver(event)
 
     def _deliver(self, event: Execution) -> None:
-        self._recent.append(event)
-        for listener in tuple(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("an execution listener raised")
+        self._tap.publish(event)
         if event.kind is ExecutionKind.FILLED:
             oid = normalize_order_id(event.broker_order_id)
             cumulative = self._ledger.delivered(oid)
@@ -513,7 +544,7 @@ class ExecutionFeed:
 
     def apply_snapshot(self, orders: list[Order], reason: str) -> None:
         """Emit what the snapshot reports beyond the delivered fills; open verify windows."""
-        if not self._consumers and not self._listeners:
+        if not self._consumers and not self._tap.has_listeners:
             return
         self._roll_day()
         for consumer in self._consumers:

@@ -17,24 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from kis_async.config import KISConfig
 from kis_async.errors import BrokerConnectionError, SubscriptionError
-from kis_async.models import Execution, ExecutionCursor, Market, Order, Quote
-from kis_async.models.market import check_market
-from kis_async.port import Callback
-from kis_async.stream import factory
+from kis_async.models import Execution, Order
 from kis_async.stream.counters import StreamCounters
 from kis_async.stream.executions import ExecutionConsumer, ExecutionFeed
+from kis_async.stream.facade import DropCounter, StreamFacade
 from kis_async.stream.options import StreamOptions, StreamStatus
 from kis_async.stream.protocol import (
-    ORDERBOOK_TR_IDS,
-    QUOTE_TR_IDS,
-    TR_NOTICE_LIVE,
-    TR_NOTICE_PAPER,
     Ack,
     AckStatus,
     subscribe_message,
@@ -45,10 +37,6 @@ from kis_async.stream.router import FrameRouter
 from kis_async.stream.session import Session
 from kis_async.stream.streams import (
     Buffer,
-    CallbackSubscription,
-    ExecutionStream,
-    OrderBookStream,
-    QuoteStream,
     RegKey,
     Sink,
 )
@@ -58,7 +46,7 @@ __all__ = ["StreamManager", "StreamOptions", "StreamStatus"]
 logger = logging.getLogger("kis_async.stream")
 
 
-class StreamManager:
+class StreamManager(StreamFacade):
     """Owns the WebSocket session and every stream over it (see the module docstring).
 
     Args:
@@ -69,6 +57,10 @@ class StreamManager:
         lag: given the frame-to-consumer lag (seconds) of sampled records of every stream.
     """
 
+    _closed_message = "the stream manager is closed"
+    _task_logger = logger
+    _task_kind = "stream task"
+
     def __init__(
         self,
         config: KISConfig,
@@ -78,10 +70,8 @@ class StreamManager:
         options: StreamOptions | None = None,
         lag: Callable[[float], None] | None = None,
     ) -> None:
-        self._config = config
-        self._lag = lag
+        super().__init__(config, options=options, lag=lag)
         self._approval_fn = approval_key
-        self._options = options if options is not None else StreamOptions()
         self._approval_key: str | None = None
         self._session: Session | None = None
         self._lock = asyncio.Lock()
@@ -99,92 +89,10 @@ class StreamManager:
         self._crypto = self._router.crypto
         # An attribute, not a method: the session reads frames straight into the router.
         self._on_text = self._router.on_text
-        self._tasks: set[asyncio.Task[None]] = set()
-        # Weak: a closed subscription the user dropped is forgotten; a running one is kept
-        # alive by its own task.
-        self._callbacks: weakref.WeakSet[CallbackSubscription[Any]] = weakref.WeakSet()
-        self._closed = False
         self._epoch = -1
         self._counters = StreamCounters()
 
-    # -- public API ------------------------------------------------------------------------
-
-    @property
-    def options(self) -> StreamOptions:
-        """The tuning in effect."""
-        return self._options
-
-    @property
-    def notice_tr_id(self) -> str:
-        """H0STCNI9 in paper mode, H0STCNI0 live."""
-        return TR_NOTICE_PAPER if self._config.is_paper else TR_NOTICE_LIVE
-
-    def quotes(self, symbols: Iterable[str], *, market: Market | str = Market.KRX) -> QuoteStream:
-        """Real-time trades of ``symbols`` on ``market`` (H0STCNT0 KRX, H0NXCNT0 NXT,
-        H0UNCNT0 통합). ValueError: no symbols, a bad one, an unknown market;
-        PaperModeError: NXT/UNIFIED in paper mode. Each raised before anything is sent."""
-        self._check_open()
-        keys = self._market_keys(QUOTE_TR_IDS, symbols, market)
-        return factory.quote_stream(self, keys, self._options, self._counters.adder("quotes"))
-
-    def orderbooks(
-        self, symbols: Iterable[str], *, market: Market | str = Market.KRX
-    ) -> OrderBookStream:
-        """Real-time order books of ``symbols`` on ``market`` (H0STASP0 / H0NXASP0 /
-        H0UNASP0); errors as in :meth:`quotes`."""
-        self._check_open()
-        keys = self._market_keys(ORDERBOOK_TR_IDS, symbols, market)
-        return factory.orderbook_stream(self, keys, self._options, self._counters.adder("books"))
-
-    def executions(
-        self, *, replay: bool = True, since: ExecutionCursor | str | None = None
-    ) -> ExecutionStream:
-        """This account's execution events, lossless, exactly once per filled quantity: from
-        today's first fill (``replay``), from now (``replay=False``) or after ``since`` (an
-        :class:`ExecutionCursor` or its ``str``). ValueError: no ``hts_id``, bad ``since``."""
-        self._check_open()
-        keys = self._execution_keys()
-        return factory.execution_stream(self, keys, self._options, replay=replay, since=since)
-
-    async def subscribe_quotes(
-        self,
-        symbols: Iterable[str],
-        callback: Callback[Quote],
-        *,
-        on_error: Callable[[BaseException], Any] | None = None,
-        market: Market | str = Market.KRX,
-    ) -> CallbackSubscription[Quote]:
-        """Call ``callback`` (sync or async) for each quote of ``symbols`` on ``market``, from
-        its own task; a raising callback is logged; ``on_error`` gets the error if the
-        session is given up."""
-        self._check_open()
-        keys = self._market_keys(QUOTE_TR_IDS, symbols, market)
-        drops = self._counters.adder("quotes")
-        sub = factory.quote_subscription(
-            self, keys, self._options, drops, callback=callback, on_error=on_error
-        )
-        await sub.start()
-        self._callbacks.add(sub)
-        return sub
-
-    async def subscribe_executions(
-        self,
-        callback: Callback[Execution],
-        *,
-        on_error: Callable[[BaseException], Any] | None = None,
-        replay: bool = True,
-        since: ExecutionCursor | str | None = None,
-    ) -> CallbackSubscription[Execution]:
-        """Call ``callback`` for each execution event from its own task: its own consumer,
-        ``replay``/``since`` as in :meth:`executions`."""
-        self._check_open()
-        keys = self._execution_keys()
-        sub = factory.execution_subscription(
-            self, keys, self._options, callback, on_error, replay=replay, since=since
-        )
-        await sub.start()
-        self._callbacks.add(sub)
-        return sub
+    # -- public API (the rest in StreamFacade) ----------------------------------------------
 
     async def connect(self) -> None:
         """Open the session now (normally it opens on the first subscription)."""
@@ -201,20 +109,6 @@ class StreamManager:
         if session is not None:
             self._counters.absorb(session)
             await session.aclose()
-
-    async def aclose(self) -> None:
-        """Close every stream, subscription, task and the session. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        for sub in list(self._callbacks):
-            await sub.aclose()
-        await self.disconnect()
-        tasks = [t for t in self._tasks if not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     def frames_by_tr(self) -> dict[str, int]:
         """Data frames received so far, by TR id."""
@@ -261,13 +155,6 @@ class StreamManager:
 
     # -- the handles' side (package-internal) -----------------------------------------------
 
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        """Start a tracked background task; it is cancelled on :meth:`aclose`."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
     async def attach(self, sink: Sink, keys: tuple[RegKey, ...]) -> None:
         """Route ``keys`` to ``sink`` at once, subscribe what is new, wait for the acks."""
         self._check_open()
@@ -311,28 +198,8 @@ class StreamManager:
 
     # -- registrations ----------------------------------------------------------------------
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("the stream manager is closed")
-
-    def _market_keys(
-        self, tr_ids: Mapping[Market, str], symbols: Iterable[str], market: Market | str
-    ) -> tuple[RegKey, ...]:
-        """Registration keys of ``symbols`` on the TR of ``market``: one registration each
-        toward the cap (KRX and NXT feeds of one symbol are two)."""
-        checked = check_market(market, paper=self._config.is_paper)
-        return factory.symbol_keys(tr_ids[checked], symbols)
-
-    def _execution_keys(self) -> tuple[RegKey, ...]:
-        hts_id = self._config.hts_id
-        if not hts_id:
-            raise ValueError("execution notices need KISConfig.hts_id (the HTS login id)")
-        return ((self.notice_tr_id, hts_id),)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("stream task %s failed", task.get_name(), exc_info=task.exception())
+    def _drops(self, name: DropCounter) -> Callable[[int], None]:
+        return self._counters.adder(name)
 
     async def _activate(self, session: Session, reg: Registration) -> None:
         if not reg.ready.done() and reg.epoch != self._epoch and self._epoch >= 0:
