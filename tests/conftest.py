@@ -68,34 +68,31 @@ def _servers() -> Any:
     return module
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[Any]:
-    """A throwaway redis-server on 127.0.0.1 for the session; fails (never skips) if missing."""
+def _throwaway(kind: str, what: str) -> Iterator[Any]:
+    """Run ``tests/_servers.py``'s ``kind`` server for the session; fail (never skip),
+    naming ``what``, when it cannot be started."""
     servers = _servers()
     try:
-        context = servers.redis_server()
+        context = getattr(servers, kind)()
         running = context.__enter__()
     except servers.ServerUnavailable as exc:
-        pytest.fail(f"Redis is needed for this test: {exc}", pytrace=False)
+        pytest.fail(f"{what} is needed for this test: {exc}", pytrace=False)
     try:
         yield running
     finally:
         context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """A throwaway redis-server on 127.0.0.1 for the session; fails (never skips) if missing."""
+    yield from _throwaway("redis_server", "Redis")
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Any]:
     """A throwaway PostgreSQL cluster on 127.0.0.1 for the session; fails if missing."""
-    servers = _servers()
-    try:
-        context = servers.postgres_server()
-        running = context.__enter__()
-    except servers.ServerUnavailable as exc:
-        pytest.fail(f"PostgreSQL is needed for this test: {exc}", pytrace=False)
-    try:
-        yield running
-    finally:
-        context.__exit__(None, None, None)
+    yield from _throwaway("postgres_server", "PostgreSQL")
 
 
 @pytest.fixture
